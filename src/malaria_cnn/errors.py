@@ -1,0 +1,22 @@
+"""The one kind of error a user can fix, and the wrapper that prints it as one line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+class UserError(Exception):
+    """Something the user can fix (a bad param, a broken input): shown as one line, no traceback."""
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a stage's `main`, turning a UserError into `error: ...` on stderr and exit code 2."""
+    try:
+        main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

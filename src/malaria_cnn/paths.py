@@ -1,0 +1,12 @@
+"""Where each stage reads and writes, relative to the project's root (dvc.yaml lists the same)."""
+
+RAW_ZIP = "data/raw/cell_images.zip"
+MANIFEST = "data/raw/manifest.csv"
+CELLS_NPZ = "data/processed/cells.npz"
+SPLITS_CSV = "data/split/splits.csv"
+SPLIT_SIZES = "data/split/sizes.json"
+MODEL = "models/model.keras"
+HISTORY = "plots/history.csv"
+METRICS = "metrics/metrics.json"
+CONFUSION = "plots/confusion.csv"
+ROC = "plots/roc.csv"

@@ -1,0 +1,19 @@
+"""Stage ingest: the data source's cells -> data/raw/cell_images.zip + manifest.csv."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
+
+from malaria_cnn import params, paths
+from malaria_cnn.errors import run_main
+from malaria_cnn.ingest import ingest
+
+
+def main() -> None:
+    p = params.load()
+    print(ingest(p.data, paths.RAW_ZIP, paths.MANIFEST))
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,20 @@
+"""Stage preprocess: decode and resize every crop -> data/processed/cells.npz."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
+
+from malaria_cnn import params, paths
+from malaria_cnn.errors import run_main
+from malaria_cnn.preprocess import preprocess
+
+
+def main() -> None:
+    p = params.load()
+    cfg = p.preprocess
+    print(preprocess(paths.RAW_ZIP, paths.MANIFEST, paths.CELLS_NPZ, cfg.image_size, cfg.workers))
+
+
+if __name__ == "__main__":
+    run_main(main)

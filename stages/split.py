@@ -1,0 +1,29 @@
+"""Stage split: train/val/test, stratified and grouped by slide -> data/split/splits.csv + sizes.json."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
+
+from malaria_cnn import atomic, params, paths, split
+from malaria_cnn.errors import run_main
+from malaria_cnn.preprocess import load_npz
+
+
+def main() -> None:
+    cfg = params.load().split
+    cells = load_npz(paths.CELLS_NPZ, keys=("y", "slide", "filename"))
+    groups = cells["slide"] if cfg.group_by == "slide" else cells["filename"]
+    if cfg.group_by == "none":
+        print("split: group_by is none: cells of one slide may land in several splits (not patient-level)")
+    assigned = split.assign(cells["y"], groups, cfg.test_size, cfg.val_size, cfg.seed)
+    split.check_no_leakage(groups, assigned)
+    split.write(paths.SPLITS_CSV, cells["filename"], cells["y"], cells["slide"], assigned)
+    sizes = split.sizes(cells["y"], cells["slide"], assigned)
+    atomic.write_json(paths.SPLIT_SIZES, sizes)
+    print("split: " + "; ".join(f"{name} {sum(v for k, v in s.items() if k != 'slides')} cells from "
+                                f"{s['slides']} slides" for name, s in sizes.items()))
+
+
+if __name__ == "__main__":
+    run_main(main)
