@@ -18,7 +18,12 @@ def decode_rgb(data: bytes) -> np.ndarray:
     OpenCV decodes to BGR: the channels are swapped here, once. Grayscale becomes three equal
     channels, an alpha channel is composited on black (the NIH background), 16 bits become 8.
     """
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if not data:
+        raise ImageError("empty file")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        img = None
     if img is None or img.size == 0:
         raise ImageError("not a readable image")
     if img.dtype == np.uint16:

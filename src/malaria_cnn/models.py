@@ -70,8 +70,9 @@ def compile_model(model: keras.Model, cfg: TrainParams) -> None:
 def save(model: keras.Model, dest: str | Path) -> None:
     """Save as a .keras archive whose bytes change only when the weights or the config do.
 
-    Keras stamps the save time into the archive (metadata.json and the entry dates): both are
-    fixed here, so retraining to the same weights gives the same file and the same DVC hash.
+    Keras stamps the save time into the archive (metadata.json and the entry dates) and memory
+    addresses into config.json: all are fixed here, so retraining to the same weights gives the
+    same file and the same DVC hash.
     """
     with tempfile.TemporaryDirectory() as scratch, atomic_path(dest) as tmp:
         raw = Path(scratch) / "model.keras"
@@ -83,8 +84,26 @@ def save(model: keras.Model, dest: str | Path) -> None:
                     meta = json.loads(data)
                     meta.pop("date_saved", None)
                     data = json.dumps(meta, sort_keys=True).encode()
+                elif item.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
                 entry = zipfile.ZipInfo(item.filename, date_time=(1980, 1, 1, 0, 0, 0))
                 out.writestr(entry, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def _renumber_shared_objects(config):
+    """Replace the memory addresses Keras writes as `shared_object_id` by 1, 2, 3... in order of appearance."""
+    ids: dict[int, int] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {
+                k: ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else walk(v) for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(config)
 
 
 def load(path: str | Path) -> keras.Model:

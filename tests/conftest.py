@@ -1,0 +1,27 @@
+"""Shared fixtures: the project's root and small synthetic data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
+
+
+@pytest.fixture(scope="session")
+def small_cells():
+    """A few dozen synthetic cells (all of them, decoded), shared by the tests that only read them."""
+    from malaria_cnn.params import SyntheticParams
+    from malaria_cnn.sources import synthetic
+
+    _, cells = synthetic.cells(SyntheticParams(per_class=30, slides=6, seed=7))
+    return list(cells)
+
+
+@pytest.fixture
+def nih_dev_zip() -> Path:
+    if not SHARED_DEV_ZIP.is_file():
+        pytest.skip(f"the NIH dev crops are not here ({SHARED_DEV_ZIP}); CI provides them")
+    return SHARED_DEV_ZIP

@@ -1,0 +1,68 @@
+import pytest
+
+from malaria_cnn import params
+from malaria_cnn.params import ParamsError, from_dict
+from conftest import ROOT
+
+
+def test_project_params_file_loads_and_matches_the_defaults():
+    assert params.load(ROOT / "params.yaml") == params.Params()
+
+
+def test_defaults_are_the_tutorials():
+    p = params.Params()
+    assert p.epochs == 25 and p.train.batch_size == 64 and p.preprocess.image_size == 64
+    assert p.data.synthetic.per_class == 500 and p.model.preset == "seed"
+
+
+def test_partial_params_fill_in_defaults():
+    p = from_dict({"epochs": 3, "train": {"optimizer": "sgd"}})
+    assert p.epochs == 3 and p.train.optimizer == "sgd" and p.train.batch_size == 64
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"epochs": -1}, "epochs must be an integer >= 1, got -1"),
+        ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
+        ({"epochs": True}, "epochs must be an integer >= 1, got True"),
+        ({"train": {"optimizer": "adamx"}}, "train.optimizer must be one of adam, adamw, sgd, rmsprop, got 'adamx'"),
+        ({"model": {"preset": "resnet"}}, "model.preset must be one of seed, got 'resnet'"),
+        ({"preprocess": {"image_size": 0}}, "preprocess.image_size must be an integer >= 8, got 0"),
+        ({"data": {"source": "kaggle"}}, "data.source must be one of synthetic, got 'kaggle'"),
+        ({"split": {"test_size": 1.0}}, "split.test_size must be a number with 0 < x < 1, got 1.0"),
+        ({"split": {"group_by": "patient"}}, "split.group_by must be one of slide, none, got 'patient'"),
+        ({"train": {"learning_rate": 0}}, "train.learning_rate must be a number > 0, got 0"),
+        ({"model": {"dense_units": [512, -1]}}, "model.dense_units must be a list of integers >= 1, got [512, -1]"),
+        ({"train": "fast"}, "train must be a mapping of keys, got 'fast'"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(raw, message):
+    with pytest.raises(ParamsError) as err:
+        from_dict(raw)
+    assert str(err.value) == f"params.yaml: {message}"
+
+
+def test_misspelt_key_suggests_the_right_one():
+    with pytest.raises(ParamsError, match=r"unknown key 'train.optimiser' \(did you mean 'train.optimizer'\?\)"):
+        from_dict({"train": {"optimiser": "adam"}})
+    with pytest.raises(ParamsError, match=r"unknown key 'epoch' \(did you mean 'epochs'\?\)"):
+        from_dict({"epoch": 10})
+
+
+def test_numbers_in_any_yaml_spelling():
+    # YAML 1.1 reads 1e-3 as a string; it is still a learning rate
+    assert from_dict({"train": {"learning_rate": "1e-3"}}).train.learning_rate == pytest.approx(0.001)
+    with pytest.raises(ParamsError):
+        from_dict({"train": {"learning_rate": "fast"}})
+
+
+def test_file_errors_are_one_line(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        params.load(tmp_path / "params.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("epochs: [1,\n")
+    with pytest.raises(ParamsError, match="is not valid YAML at line"):
+        params.load(bad)
+    bad.write_text("")
+    assert params.load(bad) == params.Params()
