@@ -66,3 +66,11 @@ def test_file_errors_are_one_line(tmp_path):
         params.load(bad)
     bad.write_text("")
     assert params.load(bad) == params.Params()
+
+
+def test_allowed_names_match_what_the_code_provides():
+    from malaria_cnn import ingest, models
+
+    assert set(params.SOURCES) == set(ingest.SOURCES)
+    assert set(params.PRESETS) == set(models.PRESETS)
+    assert set(params.OPTIMIZERS) == set(models.OPTIMIZERS)

@@ -7,13 +7,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from malaria_cnn import archive, manifest, sources
+from malaria_cnn import archive, manifest
 from malaria_cnn.params import DataParams
+from malaria_cnn.sources import synthetic
+
+SOURCES = {"synthetic": lambda cfg: synthetic.cells(cfg.synthetic)}
 
 
 def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path) -> str:
     """Write the archive and manifest for `cfg.source`; return a one-line summary."""
-    total, cells = sources.cells(cfg)
+    total, cells = SOURCES[cfg.source](cfg)
     records: list[manifest.Record] = []
 
     def members():

@@ -53,15 +53,18 @@ def build(cfg: ModelParams, image_size: int) -> keras.Model:
     return keras.Model(inputs, outputs, name=cfg.preset)
 
 
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+}
+
+
 def compile_model(model: keras.Model, cfg: TrainParams) -> None:
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-    }
+    """Adam (or another optimizer from params) on categorical cross-entropy, reporting accuracy."""
     model.compile(
-        optimizer=optimizers[cfg.optimizer](learning_rate=cfg.learning_rate),
+        optimizer=OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )

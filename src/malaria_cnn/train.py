@@ -21,6 +21,7 @@ def train(p: Params, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray
         data.dataset(x_train, y_train, p.train.batch_size, shuffle_seed=p.train.seed),
         validation_data=data.dataset(x_val, y_val, p.train.batch_size),
         epochs=p.epochs,
+        shuffle=False,  # the dataset shuffles itself, seeded
         verbose=1 if sys.stdout.isatty() else 2,
     )
     return model, history.history

@@ -1,11 +1,11 @@
-"""Data sources: each turns one kind of data set into cells with a label and a slide."""
+"""Data sources: one module per kind of data set, each giving its cells with a label and a slide.
+
+A source module has `cells(cfg) -> (count, iterator of Cell)`; ingest.py maps `data.source` to it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-
-from malaria_cnn.params import DataParams
 
 
 @dataclass(frozen=True)
@@ -14,11 +14,3 @@ class Cell:
     filename: str  # the file's name, no folders
     slide: str  # the patient's slide: the group a patient-aware split keeps together
     data: bytes  # the encoded image file
-
-
-def cells(cfg: DataParams) -> tuple[int, Iterator[Cell]]:
-    """The number of cells `cfg.source` will give, and an iterator over them."""
-    from malaria_cnn.sources import synthetic
-
-    readers = {"synthetic": lambda: synthetic.cells(cfg.synthetic)}
-    return readers[cfg.source]()

@@ -1,0 +1,125 @@
+"""End to end: `dvc repro`, a no-op second repro, determinism, a param change, `dvc exp run`.
+
+The project is copied into a temporary git repository and run with tiny params (a few dozen
+cells, one epoch), so the whole test takes a couple of minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+COPY = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "stages", "src"]
+TINY = {
+    "epochs": 1,
+    "data": {"synthetic": {"per_class": 24, "slides": 6}},
+    "preprocess": {"image_size": 32, "workers": 2},
+    "model": {"filters": 4, "dense_units": [16, 8]},
+    "train": {"batch_size": 16},
+}
+STAGES = ["ingest", "preprocess", "split", "train", "evaluate"]
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) else v
+    return out
+
+
+def _sh(args: list[str], cwd: Path, stdout_only: bool = False) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout if stdout_only else result.stdout + result.stderr
+
+
+def _ran(output: str) -> list[str]:
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("project")
+    for name in COPY:
+        src, dst = ROOT / name, repo / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _sh(["git", "init", "-q"], repo)
+    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
+    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"], repo)
+    return repo
+
+
+def test_repro_runs_every_stage_and_writes_the_metrics(project):
+    out = _sh(["dvc", "repro"], project)
+    assert _ran(out) == STAGES
+    metrics = json.loads((project / "metrics/metrics.json").read_text())
+    counts = metrics["counts"]
+    assert counts["cells"] == counts["tp"] + counts["fp"] + counts["tn"] + counts["fn"] > 0
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["threshold"] == 0.5
+    assert metrics["accuracy"] == pytest.approx((counts["tp"] + counts["tn"]) / counts["cells"], abs=1e-6)
+    for key in ("sensitivity", "specificity", "precision", "f1", "roc_auc", "loss"):
+        assert key in metrics
+    shown = _sh(["dvc", "metrics", "show"], project)
+    assert "metrics/metrics.json" in shown and "sensitivity" in shown
+    sizes = json.loads((project / "data/split/sizes.json").read_text())
+    assert sum(s["slides"] for s in sizes.values()) == 6  # every slide in exactly one split
+
+
+def test_second_repro_does_nothing(project):
+    out = _sh(["dvc", "repro"], project)
+    assert _ran(out) == [] and "Data and pipelines are up to date" in out
+
+
+def test_rerun_from_scratch_gives_identical_outputs(project):
+    lock = (project / "dvc.lock").read_text()
+    metrics = (project / "metrics/metrics.json").read_text()
+    _sh(["dvc", "repro", "--force"], project)
+    assert (project / "metrics/metrics.json").read_text() == metrics
+    assert (project / "dvc.lock").read_text() == lock  # same hashes: data, model and all
+
+
+def test_evaluate_param_reruns_only_evaluate(project):
+    text = (project / "params.yaml").read_text().replace("threshold: 0.5", "threshold: 0.3")
+    (project / "params.yaml").write_text(text)
+    out = _sh(["dvc", "repro"], project)
+    assert _ran(out) == ["evaluate"]
+    assert json.loads((project / "metrics/metrics.json").read_text())["threshold"] == 0.3
+
+
+def test_plots_render(project):
+    _sh(["dvc", "plots", "show", "-o", "plots_html"], project)
+    html = (project / "plots_html" / "index.html").read_text()
+    for title in ("Confusion matrix", "ROC curve", "Training loss"):
+        assert title in html
+
+
+def test_exp_run_with_a_set_param_is_listed_by_exp_show(project):
+    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "after repro"], project)
+    out = _sh(["dvc", "exp", "run", "-S", "epochs=2"], project)
+    assert _ran(out) == ["train", "evaluate"]
+    table = json.loads(_sh(["dvc", "exp", "show", "--json"], project, stdout_only=True))
+    exps = [e for row in table for e in (row.get("experiments") or [])]
+    assert exps, table
+    data = exps[0]["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["epochs"] == 2
+    assert "accuracy" in data["metrics"]["metrics/metrics.json"]["data"]

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from malaria_cnn import models
+from malaria_cnn.errors import UserError
+from malaria_cnn.params import ModelParams
+
+
+def _trainable(model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def test_seed_preset_is_the_tutorials_network():
+    model = models.build(ModelParams(), image_size=64)
+    assert model.count_params() == 4_340_130
+    assert _trainable(model) == 4_338_466
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "InputLayer", "Rescaling",
+        "Conv2D", "MaxPooling2D", "BatchNormalization", "Dropout",
+        "Conv2D", "MaxPooling2D", "BatchNormalization", "Dropout",
+        "Flatten",
+        "Dense", "BatchNormalization", "Dropout",
+        "Dense", "BatchNormalization", "Dropout",
+        "Dense",
+    ]
+
+
+def test_takes_rgb_uint8_and_returns_probabilities():
+    model = models.build(ModelParams(filters=4, dense_units=(8,)), image_size=16)
+    assert model.input.dtype == "uint8"
+    x = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    out = model.predict(x, verbose=0)
+    assert out.shape == (5, 2) and np.allclose(out.sum(axis=1), 1, atol=1e-5) and (out >= 0).all()
+
+
+def test_scaling_is_inside_the_model():
+    model = models.build(ModelParams(filters=4, dense_units=(8,)), image_size=16)
+    rescale = model.layers[1]
+    assert float(rescale(np.full((1, 2, 2, 3), 255, np.uint8)).numpy().max()) == pytest.approx(1.0)
+
+
+def test_saved_bytes_depend_only_on_the_model(tmp_path):
+    model = models.build(ModelParams(filters=4, dense_units=(8,)), image_size=16)
+    models.save(model, tmp_path / "a.keras")
+    models.save(model, tmp_path / "b.keras")
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    loaded = models.load(tmp_path / "a.keras")
+    x = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert np.allclose(models.parasitized_probability(loaded, x, 2), model.predict(x, verbose=0)[:, 1], atol=1e-6)
+
+
+def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="run the train stage first"):
+        models.load(tmp_path / "missing.keras")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="is not a readable Keras model"):
+        models.load(tmp_path / "junk.keras")

@@ -1,0 +1,72 @@
+"""The stage scripts: one clear line for a bad param, and dvc.yaml deps that match what they import."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+STAGES = ["ingest", "preprocess", "split", "train", "evaluate"]
+
+
+def _run_stage(name, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py")], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("stage", ["ingest", "preprocess", "split"])
+def test_bad_param_stops_the_stage_with_one_line_before_any_work(stage, tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("epochs: 25", "epochs: -5")
+    (tmp_path / "params.yaml").write_text(text)
+    result = _run_stage(stage, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: params.yaml: epochs must be an integer >= 1, got -5"]
+    assert os.listdir(tmp_path) == ["params.yaml"]  # nothing written
+
+
+def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("  optimizer: adam", "  optimiser: adam")
+    (tmp_path / "params.yaml").write_text(text)
+    result = _run_stage("train", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: unknown key 'train.optimiser' (did you mean 'train.optimizer'?); "
+        "keys allowed in train: batch_size, learning_rate, optimizer, seed"
+    ]
+
+
+def test_missing_input_is_one_line(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path)
+    result = _run_stage("preprocess", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: data/raw/cell_images.zip not found: run the ingest stage first (dvc repro)"
+
+
+def _imported_package_files(stage: str) -> set[str]:
+    code = (
+        "import runpy, sys\n"
+        f"runpy.run_path({str(ROOT / 'stages' / (stage + '.py'))!r}, run_name='imported')\n"
+        "for m in list(sys.modules.values()):\n"
+        "    f = getattr(m, '__file__', None) or ''\n"
+        "    if m.__name__.startswith('malaria_cnn') and f: print(f)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return {os.path.relpath(line, ROOT) for line in out.split()}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_yaml_deps_are_exactly_what_the_stage_imports(stage):
+    """A module missing from deps would let a code change skip the stage; an extra one reruns it for nothing."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    code_deps = {d for d in spec["deps"] if d.startswith(("src/", "stages/"))}
+    imported = _imported_package_files(stage)
+    expected = {f for f in imported if not f.startswith("src/malaria_cnn/sources/")} | {f"stages/{stage}.py"}
+    if any(f.startswith("src/malaria_cnn/sources/") for f in imported):
+        expected.add("src/malaria_cnn/sources")
+    expected.discard("src/malaria_cnn/__init__.py")  # holds only the version
+    assert spec["cmd"] == f"python stages/{stage}.py"
+    assert code_deps == expected
