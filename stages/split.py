@@ -15,14 +15,14 @@ def main() -> None:
     cells = load_npz(paths.CELLS_NPZ, keys=("y", "slide", "filename"))
     groups = cells["slide"] if cfg.group_by == "slide" else cells["filename"]
     if cfg.group_by == "none":
-        print("split: group_by is none: cells of one slide may land in several splits (not patient-level)")
+        print("warning: split.group_by is none: cells of one slide may land in several splits, "
+              "so test results are not patient-level", file=sys.stderr)
     assigned = split.assign(cells["y"], groups, cfg.test_size, cfg.val_size, cfg.seed)
     split.check_no_leakage(groups, assigned)
     split.write(paths.SPLITS_CSV, cells["filename"], cells["y"], cells["slide"], assigned)
     sizes = split.sizes(cells["y"], cells["slide"], assigned)
     atomic.write_json(paths.SPLIT_SIZES, sizes)
-    print("split: " + "; ".join(f"{name} {sum(v for k, v in s.items() if k != 'slides')} cells from "
-                                f"{s['slides']} slides" for name, s in sizes.items()))
+    print(split.summary(sizes))
 
 
 if __name__ == "__main__":

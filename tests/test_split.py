@@ -69,3 +69,4 @@ def test_sizes_counts_classes_and_slides():
     sizes = split.sizes(np.array([0, 1, 1, 0]), np.array(["a", "a", "b", "c"]), np.array(["train", "train", "val", "test"]))
     assert sizes["train"] == {"Uninfected": 1, "Parasitized": 1, "slides": 1}
     assert sizes["val"] == {"Uninfected": 0, "Parasitized": 1, "slides": 1}
+    assert split.summary(sizes) == "split: train 2 cells from 1 slides; val 1 cells from 1 slides; test 1 cells from 1 slides"

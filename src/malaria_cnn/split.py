@@ -94,6 +94,12 @@ def sizes(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray) -> dict:
     return out
 
 
+def summary(sizes: dict) -> str:
+    """One line: cells and slides per split."""
+    parts = [f"{name} {sum(s[c] for c in CLASS_NAMES)} cells from {s['slides']} slides" for name, s in sizes.items()]
+    return "split: " + "; ".join(parts)
+
+
 def write(dest: str | Path, files: np.ndarray, labels: np.ndarray, slides: np.ndarray, splits: np.ndarray) -> None:
     """One row per cell, in the npz's order: file, label name, slide, split."""
     rows = zip(files, (CLASS_NAMES[i] for i in labels), slides, splits)
