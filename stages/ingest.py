@@ -1,4 +1,4 @@
-"""Stage ingest: the data source's cells -> data/raw/cell_images.zip + manifest.csv."""
+"""Stage ingest: the data source's cells -> data/raw/cell_images.zip + manifest.csv + rejects.csv."""
 
 import sys
 from pathlib import Path
@@ -12,7 +12,7 @@ from malaria_cnn.ingest import ingest
 
 def main() -> None:
     p = params.load()
-    print(ingest(p.data, paths.RAW_ZIP, paths.MANIFEST))
+    print(ingest(p.data, paths.RAW_ZIP, paths.MANIFEST, paths.RAW_REJECTS))
 
 
 if __name__ == "__main__":

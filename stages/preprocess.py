@@ -1,4 +1,4 @@
-"""Stage preprocess: decode and resize every crop -> data/processed/cells.npz."""
+"""Stage preprocess: decode and resize every crop -> data/processed/cells.npz + rejects.csv."""
 
 import sys
 from pathlib import Path
@@ -11,9 +11,8 @@ from malaria_cnn.preprocess import preprocess
 
 
 def main() -> None:
-    p = params.load()
-    cfg = p.preprocess
-    print(preprocess(paths.RAW_ZIP, paths.MANIFEST, paths.CELLS_NPZ, cfg.image_size, cfg.workers))
+    cfg = params.load().preprocess
+    print(preprocess(paths.RAW_ZIP, paths.MANIFEST, paths.CELLS_NPZ, paths.DECODE_REJECTS, cfg))
 
 
 if __name__ == "__main__":

@@ -5,22 +5,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
-from malaria_cnn import atomic, params, paths, split
+from malaria_cnn import atomic, cells, params, paths, split
 from malaria_cnn.errors import run_main
-from malaria_cnn.preprocess import load_npz
 
 
 def main() -> None:
     cfg = params.load().split
-    cells = load_npz(paths.CELLS_NPZ, keys=("y", "slide", "filename"))
-    groups = cells["slide"] if cfg.group_by == "slide" else cells["filename"]
+    arrays = cells.load(paths.CELLS_NPZ, keys=("y", "slide", "filename"))
+    groups = arrays["slide"] if cfg.group_by == "slide" else arrays["filename"]
     if cfg.group_by == "none":
         print("warning: split.group_by is none: cells of one slide may land in several splits, "
               "so test results are not patient-level", file=sys.stderr)
-    assigned = split.assign(cells["y"], groups, cfg.test_size, cfg.val_size, cfg.seed)
+    assigned = split.assign(arrays["y"], groups, cfg.test_size, cfg.val_size, cfg.seed)
     split.check_no_leakage(groups, assigned)
-    split.write(paths.SPLITS_CSV, cells["filename"], cells["y"], cells["slide"], assigned)
-    sizes = split.sizes(cells["y"], cells["slide"], assigned)
+    split.write(paths.SPLITS_CSV, arrays["filename"], arrays["y"], arrays["slide"], assigned)
+    sizes = split.sizes(arrays["y"], arrays["slide"], assigned)
     atomic.write_json(paths.SPLIT_SIZES, sizes)
     print(split.summary(sizes))
 

@@ -16,8 +16,7 @@ def small_cells():
     from malaria_cnn.params import SyntheticParams
     from malaria_cnn.sources import synthetic
 
-    _, cells = synthetic.cells(SyntheticParams(per_class=30, slides=6, seed=7))
-    return list(cells)
+    return synthetic.cells(SyntheticParams(per_class=30, slides=6, seed=7))
 
 
 @pytest.fixture

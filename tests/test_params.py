@@ -29,7 +29,11 @@ def test_partial_params_fill_in_defaults():
         ({"train": {"optimizer": "adamx"}}, "train.optimizer must be one of adam, adamw, sgd, rmsprop, got 'adamx'"),
         ({"model": {"preset": "resnet"}}, "model.preset must be one of seed, got 'resnet'"),
         ({"preprocess": {"image_size": 0}}, "preprocess.image_size must be an integer >= 8, got 0"),
-        ({"data": {"source": "kaggle"}}, "data.source must be one of synthetic, got 'kaggle'"),
+        ({"data": {"source": "kaggle"}}, "data.source must be one of synthetic, nih, folder, zip, got 'kaggle'"),
+        ({"data": {"source": "zip"}}, "data.path must name the zip to read when data.source is zip"),
+        ({"data": {"slide_pattern": "C(["}}, "data.slide_pattern must be a valid regular expression (or empty), got 'C(['"),
+        ({"data": {"nih": {"sha256": "abc"}}}, "data.nih.sha256 must be 64 hexadecimal digits, got 'abc'"),
+        ({"preprocess": {"max_pixels": 0}}, "preprocess.max_pixels must be an integer >= 1, got 0"),
         ({"split": {"test_size": 1.0}}, "split.test_size must be a number with 0 < x < 1, got 1.0"),
         ({"split": {"group_by": "patient"}}, "split.group_by must be one of slide, none, got 'patient'"),
         ({"train": {"learning_rate": 0}}, "train.learning_rate must be a number > 0, got 0"),
@@ -69,8 +73,7 @@ def test_file_errors_are_one_line(tmp_path):
 
 
 def test_allowed_names_match_what_the_code_provides():
-    from malaria_cnn import ingest, models
+    from malaria_cnn import models
 
-    assert set(params.SOURCES) == set(ingest.SOURCES)
     assert set(params.PRESETS) == set(models.PRESETS)
     assert set(params.OPTIMIZERS) == set(models.OPTIMIZERS)

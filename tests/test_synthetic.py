@@ -4,13 +4,13 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 
 from malaria_cnn.images import decode_rgb, encode_png
 from malaria_cnn.params import SyntheticParams
+from malaria_cnn.slides import slide_of
 from malaria_cnn.sources import synthetic
 
 
 def test_deterministic_for_a_seed_and_different_for_another():
     def first(seed):
-        _, cells = synthetic.cells(SyntheticParams(per_class=3, slides=3, seed=seed))
-        return [c.data for c in cells]
+        return [c.read() for c in synthetic.cells(SyntheticParams(per_class=3, slides=3, seed=seed))]
 
     assert first(1) == first(1)
     assert first(1) != first(2)
@@ -20,15 +20,15 @@ def test_counts_names_and_slides(small_cells):
     labels = [c.label for c in small_cells]
     assert labels.count("Parasitized") == 30 and labels.count("Uninfected") == 30
     for c in small_cells:
-        assert c.filename.startswith(c.slide + "_IMG_") and c.filename.endswith(".png")
-    slides = {c.slide for c in small_cells}
-    infected = {c.slide for c in small_cells if c.label == "Parasitized"}
+        assert c.member.startswith(f"cell_images/{c.label}/C") and c.member.endswith(".png")
+    slides = {slide_of(c.member) for c in small_cells}
+    infected = {slide_of(c.member) for c in small_cells if c.label == "Parasitized"}
     assert len(slides) == 6 and 1 <= len(infected) < len(slides)  # some slides carry no parasites
 
 
 def test_cells_look_like_nih_crops(small_cells):
     for c in small_cells[:10]:
-        img = decode_rgb(c.data)
+        img = decode_rgb(c.read())
         h, w, _ = img.shape
         assert 90 <= h <= 175 and 90 <= w <= 175
         assert img[:3, :3].max() < 40  # black background in the corners
@@ -38,20 +38,20 @@ def test_cells_look_like_nih_crops(small_cells):
 
 def test_mean_colour_does_not_separate_the_classes():
     """A classifier on mean RGB over held-out slides stays near chance, so the CNN must find parasites."""
-    _, cells = synthetic.cells(SyntheticParams(per_class=150, slides=12, seed=3))
-    cells = list(cells)
-    x = np.array([decode_rgb(c.data).reshape(-1, 3).mean(0) for c in cells])
+    cells = synthetic.cells(SyntheticParams(per_class=150, slides=12, seed=3))
+    x = np.array([decode_rgb(c.read()).reshape(-1, 3).mean(0) for c in cells])
     y = np.array([c.label == "Parasitized" for c in cells])
-    groups = [c.slide for c in cells]
+    groups = [slide_of(c.member) for c in cells]
     acc = cross_val_score(LogisticRegression(max_iter=1000), x, y, groups=groups, cv=GroupKFold(4)).mean()
     assert acc < 0.7, acc
 
 
 def test_parasitized_cells_carry_dark_chromatin():
     """The signal is there: more of a parasitized cell is dark purple than of an uninfected one."""
-    _, cells = synthetic.cells(SyntheticParams(per_class=60, slides=6, seed=5))
+    cells = synthetic.cells(SyntheticParams(per_class=60, slides=6, seed=5))
+
     def dark_share(c):
-        img = decode_rgb(c.data).astype(int)
+        img = decode_rgb(c.read()).astype(int)
         inside = img.sum(2) > 150
         dark = inside & (img[..., 1] < 90) & (img[..., 2] > img[..., 1] + 30)
         return dark.sum() / inside.sum()

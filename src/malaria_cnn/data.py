@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from malaria_cnn import preprocess, split
+from malaria_cnn import cells, split
 from malaria_cnn.errors import UserError
 from malaria_cnn.labels import CLASS_NAMES
 from malaria_cnn.runtime import tf
@@ -14,14 +14,14 @@ from malaria_cnn.runtime import tf
 
 def load_splits(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{name: (x, y)} for each split named."""
-    cells = preprocess.load_npz(npz_path)
-    assigned = split.read(splits_path, cells["filename"])
+    arrays = cells.load(npz_path)
+    assigned = split.read(splits_path, arrays["filename"])
     out = {}
     for name in names:
         sel = assigned == name
         if not sel.any():
             raise UserError(f"the {name} split is empty: use more cells or other split sizes")
-        out[name] = cells["x"][sel], cells["y"][sel]
+        out[name] = arrays["x"][sel], arrays["y"][sel]
     return out
 
 

@@ -2,30 +2,67 @@
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image
 
 from malaria_cnn.errors import UserError
+from malaria_cnn.params import PreprocessParams
+
+Image.MAX_IMAGE_PIXELS = None  # the size is checked here, against params, before decoding
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DEFAULT_MAX_PIXELS = PreprocessParams().max_pixels
+DEFAULT_MIN_SIDE = PreprocessParams().min_side
 
 
 class ImageError(UserError):
-    """An image file that cannot be decoded."""
+    """An image file that cannot be used; its message is the reason."""
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
+def check_size(data: bytes, min_side: int, max_pixels: int) -> None:
+    """Read only the header: refuse tiny images and decompression bombs before any pixel is decoded."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Exception:  # not a format Pillow knows: OpenCV decides below
+        return
+    if width * height > max_pixels:
+        raise ImageError(f"too large: {width}x{height} pixels is more than {max_pixels:,}")
+    if min(width, height) < min_side:
+        raise ImageError(f"too small: {width}x{height}, a side is below {min_side} pixels")
+
+
+def _looks_truncated(data: bytes) -> bool:
+    # OpenCV fills a cut-off JPEG with grey instead of failing; PNG and JPEG have end markers
+    if data[:2] == b"\xff\xd8":
+        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in data[-16:]
+    return False
+
+
+def decode_rgb(data: bytes, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode PNG/JPEG/TIFF/BMP bytes to an RGB uint8 array of shape (h, w, 3).
 
     OpenCV decodes to BGR: the channels are swapped here, once. Grayscale becomes three equal
     channels, an alpha channel is composited on black (the NIH background), 16 bits become 8.
+    Raises ImageError with the reason for an empty, truncated, undecodable, tiny or huge image.
     """
     if not data:
         raise ImageError("empty file")
+    check_size(data, min_side, max_pixels)
+    if _looks_truncated(data):
+        raise ImageError("truncated file")
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:
         img = None
     if img is None or img.size == 0:
         raise ImageError("not a readable image")
+    if min(img.shape[:2]) < min_side or img.shape[0] * img.shape[1] > max_pixels:
+        raise ImageError(f"size {img.shape[1]}x{img.shape[0]} is outside the allowed range")
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -45,9 +82,9 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=interpolation)
 
 
-def load_cell(data: bytes, size: int) -> np.ndarray:
+def load_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Image file bytes to the model's input: RGB uint8 of shape (size, size, 3)."""
-    return resize(decode_rgb(data), size)
+    return resize(decode_rgb(data, min_side, max_pixels), size)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

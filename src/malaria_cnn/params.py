@@ -7,6 +7,7 @@ key and what is allowed, before any work is done.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -83,6 +84,31 @@ def integer_list(minimum: int = 1) -> Rule:
     return Rule(f"a list of integers >= {minimum}", accepts, tuple)
 
 
+def text() -> Rule:
+    return Rule("a string", lambda v: isinstance(v, str))
+
+
+def regex() -> Rule:
+    def accepts(v: Any) -> bool:
+        if not isinstance(v, str):
+            return False
+        try:
+            re.compile(v)
+        except re.error:
+            return False
+        return True
+
+    return Rule("a valid regular expression (or empty)", accepts)
+
+
+def hex_digest(length: int) -> Rule:
+    return Rule(f"{length} hexadecimal digits", lambda v: isinstance(v, str) and re.fullmatch(f"[0-9a-f]{{{length}}}", v))
+
+
+def url() -> Rule:
+    return Rule("an http:// or https:// URL", lambda v: isinstance(v, str) and re.match(r"https?://[^\s/]+", v))
+
+
 def param(default: Any, rule: Rule) -> Any:
     return field(default=default, metadata={"rule": rule})
 
@@ -93,7 +119,7 @@ def section(cls: type) -> Any:
 
 # ---- the schema ------------------------------------------------------------------------------
 
-SOURCES = ("synthetic",)
+SOURCES = ("synthetic", "nih", "folder", "zip")
 GROUP_BY = ("slide", "none")
 PRESETS = ("seed",)
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -107,15 +133,39 @@ class SyntheticParams:
 
 
 @dataclass(frozen=True)
+class NihParams:
+    url: str = param("https://data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip", url())
+    size: int = param(353_452_851, integer(1))
+    sha256: str = param("0a949556b2414159b5100192609805376654c4266d8d187be9b1922fad43c668", hex_digest(64))
+
+
+@dataclass(frozen=True)
+class ClassDirs:
+    """The folder name of each class, matched case-insensitively anywhere beneath data.path."""
+
+    Parasitized: str = param("Parasitized", text())
+    Uninfected: str = param("Uninfected", text())
+
+
+@dataclass(frozen=True)
 class DataParams:
     source: str = param("synthetic", one_of(*SOURCES))
+    path: str = param("", text())  # the folder or zip of the folder and zip sources
+    class_dirs: ClassDirs = section(ClassDirs)
+    # regex on the file name whose first group (or whole match) names the slide; empty: NIH naming
+    slide_pattern: str = param("", regex())
+    max_entry_mb: int = param(64, integer(1))  # larger archive entries are rejected
+    max_total_mb: int = param(20_000, integer(1))  # larger archives are refused
     synthetic: SyntheticParams = section(SyntheticParams)
+    nih: NihParams = section(NihParams)
 
 
 @dataclass(frozen=True)
 class PreprocessParams:
     image_size: int = param(64, integer(8))
     workers: int = param(0, integer(0))  # 0: one per available core
+    min_side: int = param(16, integer(1))  # smaller images are rejected
+    max_pixels: int = param(4_000_000, integer(1))  # larger images are rejected before decoding
 
 
 @dataclass(frozen=True)
@@ -184,7 +234,12 @@ def load(path: str | Path = PARAMS_FILE) -> Params:
 
 def from_dict(raw: Any, source: str = PARAMS_FILE) -> Params:
     """Build Params from a mapping, checking every key and value."""
-    return _build(Params, raw, prefix="", source=source)
+    p = _build(Params, raw, prefix="", source=source)
+    if p.data.source in ("folder", "zip") and not p.data.path:
+        raise ParamsError(f"{source}: data.path must name the {p.data.source} to read when data.source is {p.data.source}")
+    if len(set(name.lower() for name in (p.data.class_dirs.Parasitized, p.data.class_dirs.Uninfected))) < 2:
+        raise ParamsError(f"{source}: data.class_dirs must name two different folders")
+    return p
 
 
 def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:

@@ -2,7 +2,9 @@
 
 RAW_ZIP = "data/raw/cell_images.zip"
 MANIFEST = "data/raw/manifest.csv"
+RAW_REJECTS = "data/raw/rejects.csv"
 CELLS_NPZ = "data/processed/cells.npz"
+DECODE_REJECTS = "data/processed/rejects.csv"
 SPLITS_CSV = "data/split/splits.csv"
 SPLIT_SIZES = "data/split/sizes.json"
 MODEL = "models/model.keras"

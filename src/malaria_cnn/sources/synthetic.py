@@ -12,12 +12,13 @@ Not for real smears: a model trained on these cells has learnt about these cells
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
+from malaria_cnn import archive
 from malaria_cnn.images import encode_png
 from malaria_cnn.labels import CLASS_NAMES
 from malaria_cnn.params import SyntheticParams
@@ -150,16 +151,14 @@ def plan(cfg: SyntheticParams) -> list[tuple[str, int]]:
     return [("Parasitized", int(s)) for s in parasitized] + [("Uninfected", int(s)) for s in uninfected]
 
 
-def cells(cfg: SyntheticParams) -> tuple[int, Iterator[Cell]]:
-    """The synthetic set: cfg.per_class cells of each class over cfg.slides slides."""
+def cells(cfg: SyntheticParams) -> list[Cell]:
+    """The synthetic set: cfg.per_class cells of each class over cfg.slides slides, NIH-style names."""
     layout = plan(cfg)
     stains = [_stain(np.random.default_rng([cfg.seed, 1, s])) for s in range(cfg.slides)]
-
-    def generate() -> Iterator[Cell]:
-        for i, (label, s) in enumerate(layout):
-            rng = np.random.default_rng([cfg.seed, 2, i])  # one stream per cell: order-independent
-            rgb = render_cell(rng, stains[s], parasitized=label == CLASS_NAMES[1])
-            name = f"{slide_name(s)}_IMG_synthetic_cell_{i:05d}.png"
-            yield Cell(label=label, filename=name, slide=slide_name(s), data=encode_png(rgb))
-
-    return len(layout), generate()
+    out = []
+    for i, (label, s) in enumerate(tqdm(layout, desc="generate", unit="cell", disable=None)):
+        rng = np.random.default_rng([cfg.seed, 2, i])  # one stream per cell: order-independent
+        data = encode_png(render_cell(rng, stains[s], parasitized=label == CLASS_NAMES[1]))
+        member = archive.member_name(label, f"{slide_name(s)}_IMG_synthetic_cell_{i:05d}.png")
+        out.append(Cell(member=member, label=label, read=lambda data=data: data))
+    return out
