@@ -112,6 +112,19 @@ def test_missing_folder_or_zip_is_one_clear_error(tmp_path):
         _ingest(tmp_path, source="zip", path=str(tmp_path / "fake.zip"))
 
 
+def _mark_encrypted(path: Path, name: str) -> None:
+    """Set the 'encrypted' flag of one entry in its local and central headers (zipfile cannot write one)."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        data[zf.getinfo(name).header_offset + 6] |= 0x1
+    central = data.find(b"PK\x01\x02")
+    while central != -1:
+        if data[central + 46 : central + 46 + len(name)] == name.encode():
+            data[central + 8] |= 0x1
+        central = data.find(b"PK\x01\x02", central + 4)
+    path.write_bytes(bytes(data))
+
+
 def test_zip_source_rejects_unsafe_entries(tmp_path):
     src = tmp_path / "crafted.zip"
     with zipfile.ZipFile(src, "w") as zf:
@@ -123,13 +136,16 @@ def test_zip_source_rejects_unsafe_entries(tmp_path):
         link = zipfile.ZipInfo("cell_images/Parasitized/link.png")
         link.external_attr = 0o120777 << 16
         zf.writestr(link, "/etc/passwd")
+        zf.writestr("cell_images/Uninfected/locked.png", b"ciphertext")
         zf.writestr("cell_images/__MACOSX/._x.png", b"junk")
+    _mark_encrypted(src, "cell_images/Uninfected/locked.png")
     line, records, rejects = _ingest(tmp_path, source="zip", path=str(src), max_entry_mb=2)
     assert [r.file for r in records] == ["cell_images/Parasitized/C1P1_IMG_x_cell_1.png",
                                          "cell_images/Uninfected/C2P2_IMG_x_cell_2.png"]
     assert rejects["../../etc/Parasitized/evil.png"].startswith("unsafe path")
     assert rejects["/abs/Parasitized/evil.png"].startswith("unsafe path")
     assert rejects["cell_images/Parasitized/link.png"] == "symbolic link"
+    assert rejects["cell_images/Uninfected/locked.png"] == "encrypted entry"
     assert rejects["cell_images/Uninfected/C2P2_IMG_x_cell_3.png"].startswith("entry of 4.1 MB is larger than")
     assert (tmp_path / "raw" / "cell_images.zip").read_bytes() == src.read_bytes()  # kept as it came
     with pytest.raises(UserError, match="would unpack to .* more than data.max_total_mb"):

@@ -123,3 +123,13 @@ def test_exp_run_with_a_set_param_is_listed_by_exp_show(project):
     data = exps[0]["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["epochs"] == 2
     assert "accuracy" in data["metrics"]["metrics/metrics.json"]["data"]
+
+
+def test_exp_run_on_real_nih_crops(project, nih_dev_zip):
+    out = _sh(["dvc", "exp", "run", "-S", "data.source=zip", "-S", f"data.path={nih_dev_zip}"], project)
+    assert _ran(out) == STAGES
+    assert "ingest zip: 8,511 cells (5,168 Parasitized, 3,343 Uninfected) from 49 slides" in out
+    sizes = json.loads((project / "data/split/sizes.json").read_text())
+    assert sum(s["slides"] for s in sizes.values()) == 49  # no slide in two splits
+    metrics = json.loads((project / "metrics/metrics.json").read_text())
+    assert metrics["counts"]["cells"] == sizes["test"]["Parasitized"] + sizes["test"]["Uninfected"]
