@@ -3,8 +3,10 @@
 The tutorial's way (DigitalSreeni's malaria notebook): one process walks the extracted class
 folders, cv2.imread + PIL resize into a Python list, then np.array. Ours: the `zip` source's
 ingest (copy, checksum, manifest) then preprocess (decode on every core into one npz).
-Each side runs in its own process; peak memory is the largest summed RSS of that process and
-its children, sampled every 10 ms.
+Each side runs in its own fresh process, alternately, --repeat times; the median wall time is
+reported. Peak memory is measured in one more run of each, since sampling it costs CPU: the
+largest summed PSS (proportional set size: pages shared between forked workers counted once)
+of the process and its children, sampled every 10 ms.
 
     python benchmarks/ingest_preprocess.py                       # the dev zip, image size 64
     python benchmarks/ingest_preprocess.py --large 27558         # also: a 27,558-crop set, preprocess memory
@@ -68,10 +70,16 @@ TUTORIAL = textwrap.dedent("""
 """)
 
 
-def run_measured(code: str) -> tuple[dict, float, float]:
-    """Run `code` in a fresh Python: (its JSON output, wall seconds, peak MB of its process tree)."""
+def run_timed(code: str) -> tuple[dict, float]:
+    """Run `code` in a fresh Python: (its JSON output, wall seconds)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1]), time.perf_counter() - start
+
+
+def run_peak_mb(code: str) -> float:
+    """Run `code` in a fresh Python and return the peak summed PSS of its process tree, in MB."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     peak, done = 0, threading.Event()
 
     def sample():
@@ -80,20 +88,24 @@ def run_measured(code: str) -> tuple[dict, float, float]:
         while not done.is_set():
             try:
                 procs = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+                peak = max(peak, sum(p.memory_full_info().pss for p in procs if p.is_running()))
             except psutil.Error:
                 pass
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, _ = proc.communicate()
-    wall = time.perf_counter() - start
+    proc.wait()
     done.set()
     sampler.join()
     if proc.returncode:
         raise SystemExit(f"benchmark child failed with exit code {proc.returncode}")
-    return json.loads(out.strip().splitlines()[-1]), wall, peak / 2**20
+    return peak / 2**20
+
+
+def median(runs: list[tuple[dict, float]]) -> tuple[dict, float]:
+    """The run with the median wall time."""
+    return sorted(runs, key=lambda r: r[1])[len(runs) // 2]
 
 
 def make_large_zip(src: Path, dest: Path, n: int) -> None:
@@ -118,7 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zip", type=Path, default=DEV_ZIP)
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--large", type=int, default=0, help="also measure preprocess on this many crops")
+    ap.add_argument("--large", type=int, default=0, help="also measure ingest and preprocess on this many crops")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each side")
     args = ap.parse_args()
     if not args.zip.is_file():
         raise SystemExit(f"{args.zip} not found")
@@ -127,17 +140,23 @@ def main() -> None:
         folder = Path(tmp) / "extracted"
         with zipfile.ZipFile(args.zip) as zf:
             zf.extractall(folder)  # the tutorial starts from extracted folders; not timed
-        tut, tut_wall, tut_mb = run_measured(TUTORIAL.format(folder=str(folder / "cell_images"), size=args.image_size))
+        tutorial = TUTORIAL.format(folder=str(folder / "cell_images"), size=args.image_size)
         work = Path(tmp) / "ours"
         work.mkdir()
-        ours, our_wall, our_mb = run_measured(OURS.format(src=str(ROOT / "src"), work=str(work), stage="both",
-                                                          zip=str(args.zip), size=args.image_size))
+        ours = OURS.format(src=str(ROOT / "src"), work=str(work), stage="both", zip=str(args.zip), size=args.image_size)
+        tut_runs, our_runs = [], []
+        for _ in range(args.repeat):  # alternate, so that a noisy neighbour hurts both sides alike
+            tut_runs.append(run_timed(tutorial))
+            our_runs.append(run_timed(ours))
+        (tut, tut_wall), (parts, our_wall) = median(tut_runs), median(our_runs)
+        tut_mb, our_mb = run_peak_mb(tutorial), run_peak_mb(ours)
         n = tut["n"]
-        print(f"{n:,} crops from {args.zip.name}, image size {args.image_size}, {psutil.cpu_count()} cores")
+        print(f"{n:,} crops from {args.zip.name}, image size {args.image_size}, {psutil.cpu_count()} cores, "
+              f"median of {args.repeat} runs")
         print(f"{'':28}{'wall s':>9}{'images/s':>10}{'peak MB':>9}")
         print(f"{'tutorial loop':28}{tut_wall:9.2f}{n / tut_wall:10.0f}{tut_mb:9.0f}")
         print(f"{'ingest + preprocess (ours)':28}{our_wall:9.2f}{n / our_wall:10.0f}{our_mb:9.0f}"
-              f"   (ingest {ours['ingest']:.2f} s, preprocess {ours['preprocess']:.2f} s)")
+              f"   (ingest {parts['ingest']:.2f} s, preprocess {parts['preprocess']:.2f} s)")
         print(f"speed-up {tut_wall / our_wall:.2f}x; peak memory ratio ours/tutorial {our_mb / tut_mb:.2f}")
 
         if args.large:
@@ -145,12 +164,10 @@ def main() -> None:
             make_large_zip(args.zip, big, args.large)
             work = Path(tmp) / "large"
             work.mkdir()
-            _, ing_wall, ing_mb = run_measured(OURS.format(src=str(ROOT / "src"), work=str(work), stage="ingest",
-                                                           zip=str(big), size=args.image_size))
-            _, pre_wall, pre_mb = run_measured(OURS.format(src=str(ROOT / "src"), work=str(work), stage="preprocess",
-                                                           zip=str(big), size=args.image_size))
-            print(f"{args.large:,} crops: ingest {ing_wall:.1f} s (peak {ing_mb:.0f} MB), "
-                  f"preprocess {pre_wall:.1f} s (peak {pre_mb:.0f} MB)")
+            for stage in ("ingest", "preprocess"):
+                code = OURS.format(src=str(ROOT / "src"), work=str(work), stage=stage, zip=str(big), size=args.image_size)
+                _, wall = run_timed(code)
+                print(f"{args.large:,} crops, {stage}: {wall:.1f} s, peak {run_peak_mb(code):.0f} MB")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,14 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name keeps the suffix (Keras and NumPy look at it) and starts with a dot,
     and `.gitignore` ignores `.*.tmp-*`, so a leftover from a kill -9 never reaches git or DVC.
+    This guards against a killed or failing stage; it does not fsync (a power cut is DVC's
+    and the file system's business), which would double the time to write a large npz.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.tmp-{os.getpid()}{dest.suffix}")
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ same image encoded twice); nothing is left out silently.
 
 from __future__ import annotations
 
-import hashlib
+import multiprocessing
 import os
 import zipfile
 from collections import Counter
@@ -20,7 +20,7 @@ from tqdm import tqdm
 from malaria_cnn import archive, atomic, cells, manifest
 from malaria_cnn.duplicates import dedupe
 from malaria_cnn.errors import UserError
-from malaria_cnn.images import ImageError, decode_rgb, resize
+from malaria_cnn.images import ImageError, decode_cell
 from malaria_cnn.labels import CLASS_NAMES
 from malaria_cnn.params import PreprocessParams
 
@@ -47,12 +47,9 @@ def _decode_chunk(job: tuple[list[manifest.Record], PreprocessParams]) -> tuple[
         if manifest.sha256(data) != rec.sha256:
             raise UserError(f"{rec.file}: sha256 does not match the manifest (the archive changed after ingest)")
         try:
-            rgb = decode_rgb(data, cfg.min_side, cfg.max_pixels)
+            out[i], pixel_hashes[i] = decode_cell(data, size, cfg.min_side, cfg.max_pixels)
         except ImageError as exc:
             reasons[i] = str(exc)
-            continue
-        pixel_hashes[i] = hashlib.blake2b(rgb.tobytes() + str(rgb.shape).encode(), digest_size=16).digest()
-        out[i] = resize(rgb, size)
     return out, reasons, pixel_hashes
 
 
@@ -67,7 +64,10 @@ def decode_all(zip_path: str | Path, records: list[manifest.Record], cfg: Prepro
     x = np.empty((len(records), cfg.image_size, cfg.image_size, 3), np.uint8)
     reasons, hashes = [], []
     bar = tqdm(total=len(records), desc="preprocess", unit="cell", disable=None)
-    with bar, ProcessPoolExecutor(workers, initializer=_open_worker, initargs=(str(zip_path),)) as pool:
+    # fork starts workers at once; the stage's process runs no threads of its own (OpenCV's are
+    # off, see images.py, and TensorFlow is not imported) that a forked child could inherit locked
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with bar, ProcessPoolExecutor(workers, context, initializer=_open_worker, initargs=(str(zip_path),)) as pool:
         for i, (block, why, digests) in enumerate(pool.map(_decode_chunk, [(c, cfg) for c in chunks])):
             x[i * _CHUNK : i * _CHUNK + len(block)] = block
             reasons += why
