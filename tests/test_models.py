@@ -3,7 +3,9 @@ import pytest
 
 from malaria_cnn import models
 from malaria_cnn.errors import UserError
-from malaria_cnn.params import ModelParams
+from malaria_cnn.params import CompactNetParams, ModelParams, SeedNetParams
+
+TINY = ModelParams(seed=SeedNetParams(filters=4, dense_units=(8,)))
 
 
 def _trainable(model) -> int:
@@ -26,8 +28,18 @@ def test_seed_preset_is_the_tutorials_network():
     ]
 
 
+def test_compact_preset_is_small_and_pools_globally():
+    model = models.build(ModelParams(preset="compact"), image_size=64)
+    assert model.count_params() == 80_930 < 500_000
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert "GlobalAveragePooling2D" in kinds and "Flatten" not in kinds
+    assert kinds.count("SeparableConv2D") == 6
+    narrow = models.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=32)
+    assert narrow.count_params() < 2_000
+
+
 def test_takes_rgb_uint8_and_returns_probabilities():
-    model = models.build(ModelParams(filters=4, dense_units=(8,)), image_size=16)
+    model = models.build(TINY, image_size=16)
     assert model.input.dtype == "uint8"
     x = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
     out = model.predict(x, verbose=0)
@@ -35,13 +47,13 @@ def test_takes_rgb_uint8_and_returns_probabilities():
 
 
 def test_scaling_is_inside_the_model():
-    model = models.build(ModelParams(filters=4, dense_units=(8,)), image_size=16)
+    model = models.build(TINY, image_size=16)
     rescale = model.layers[1]
     assert float(rescale(np.full((1, 2, 2, 3), 255, np.uint8)).numpy().max()) == pytest.approx(1.0)
 
 
 def test_saved_bytes_depend_only_on_the_model(tmp_path):
-    model = models.build(ModelParams(filters=4, dense_units=(8,)), image_size=16)
+    model = models.build(TINY, image_size=16)
     models.save(model, tmp_path / "a.keras")
     models.save(model, tmp_path / "b.keras")
     assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()

@@ -27,7 +27,8 @@ def test_partial_params_fill_in_defaults():
         ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
         ({"epochs": True}, "epochs must be an integer >= 1, got True"),
         ({"train": {"optimizer": "adamx"}}, "train.optimizer must be one of adam, adamw, sgd, rmsprop, got 'adamx'"),
-        ({"model": {"preset": "resnet"}}, "model.preset must be one of seed, got 'resnet'"),
+        ({"model": {"preset": "resnet"}}, "model.preset must be one of seed, compact, got 'resnet'"),
+        ({"train": {"augment": "yes"}}, "train.augment must be true or false, got 'yes'"),
         ({"preprocess": {"image_size": 0}}, "preprocess.image_size must be an integer >= 8, got 0"),
         ({"data": {"source": "kaggle"}}, "data.source must be one of synthetic, nih, folder, zip, got 'kaggle'"),
         ({"data": {"source": "zip"}}, "data.path must name the zip to read when data.source is zip"),
@@ -37,7 +38,7 @@ def test_partial_params_fill_in_defaults():
         ({"split": {"test_size": 1.0}}, "split.test_size must be a number with 0 < x < 1, got 1.0"),
         ({"split": {"group_by": "patient"}}, "split.group_by must be one of slide, none, got 'patient'"),
         ({"train": {"learning_rate": 0}}, "train.learning_rate must be a number > 0, got 0"),
-        ({"model": {"dense_units": [512, -1]}}, "model.dense_units must be a list of integers >= 1, got [512, -1]"),
+        ({"model": {"seed": {"dense_units": [512, -1]}}}, "model.seed.dense_units must be a list of integers >= 1, got [512, -1]"),
         ({"train": "fast"}, "train must be a mapping of keys, got 'fast'"),
     ],
 )

@@ -35,7 +35,8 @@ def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: unknown key 'train.optimiser' (did you mean 'train.optimizer'?); "
-        "keys allowed in train: batch_size, learning_rate, optimizer, seed"
+        "keys allowed in train: batch_size, learning_rate, optimizer, seed, augment, class_weights, "
+        "early_stopping, reduce_lr"
     ]
 
 

@@ -25,9 +25,59 @@ def load_splits(npz_path: str | Path, splits_path: str | Path, *names: str) -> d
     return out
 
 
-def dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batches of (uint8 images, one-hot labels); shuffled each epoch when a seed is given."""
+def dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Batches of (uint8 images, one-hot labels) in order: for validation and evaluation."""
     ds = tf.data.Dataset.from_tensor_slices((x, tf.one_hot(y, len(CLASS_NAMES))))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, first_epoch: int, epochs: int,
+                  augment: bool) -> tf.data.Dataset:
+    """Training batches for epochs first_epoch .. epochs-1, steps_per_epoch() of them per epoch.
+
+    Each epoch's order and each batch's augmentation are fixed by (seed, epoch, batch), not by
+    how many epochs this process has run: a run resumed at epoch k sees exactly the batches an
+    uninterrupted run would.
+    """
+    orders = np.stack([np.random.default_rng([seed, e]).permutation(len(x)) for e in range(first_epoch, epochs)])
+    images, labels = tf.constant(x), tf.one_hot(y, len(CLASS_NAMES))
+    steps = steps_per_epoch(len(x), batch_size)
+
+    def epoch_batches(order, epoch):
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate().map(
+            lambda step, idx: (idx, tf.stack([tf.cast(seed, tf.int64), epoch * steps + step])))
+
+    def gather(idx, batch_seed):
+        batch = tf.gather(images, idx)
+        return (augment_batch(batch, batch_seed) if augment else batch), tf.gather(labels, idx)
+
+    epochs_ds = tf.data.Dataset.from_tensor_slices((orders, np.arange(first_epoch, epochs, dtype=np.int64)))
+    return epochs_ds.flat_map(epoch_batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                                 deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Random flips and 90-degree turns (all 8 of a square's symmetries), brightness, contrast and
+    per-channel gain (stain colour), each image drawn independently; black background stays black.
+
+    Stateless: the same images and seed give the same output. Only training batches pass here.
+    """
+    n = tf.shape(images)[0]
+    s = tf.random.experimental.stateless_split(seed, 6)
+
+    def coin(i):
+        return tf.random.stateless_uniform([n, 1, 1, 1], s[i]) < 0.5
+
+    x = tf.cast(images, tf.float32) / 255.0
+    x = tf.where(coin(0), tf.transpose(x, [0, 2, 1, 3]), x)  # with the two flips: every 90-degree turn
+    x = tf.where(coin(1), tf.reverse(x, axis=[1]), x)
+    x = tf.where(coin(2), tf.reverse(x, axis=[2]), x)
+    brightness = tf.random.stateless_uniform([n, 1, 1, 1], s[3], 0.85, 1.15)
+    gamma = tf.random.stateless_uniform([n, 1, 1, 1], s[4], 0.8, 1.25)  # contrast that keeps 0 and 1 fixed
+    gains = tf.random.stateless_uniform([n, 1, 1, 3], s[5], 0.92, 1.08)  # stain hue
+    x = tf.clip_by_value(tf.pow(x, gamma) * brightness * gains, 0.0, 1.0)
+    return tf.cast(tf.round(x * 255.0), tf.uint8)

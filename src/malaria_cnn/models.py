@@ -23,21 +23,46 @@ def seed_network(cfg: ModelParams, inputs: keras.KerasTensor) -> keras.KerasTens
     [Conv 3x3 -> MaxPool 2 -> BatchNorm -> Dropout] x 2 -> Flatten -> [Dense -> BatchNorm -> Dropout]
     per entry of dense_units -> Dense(2, softmax). At 64x64 with the defaults: 4,340,130 parameters.
     """
+    c = cfg.seed
     x = inputs
     for _ in range(2):
-        x = layers.Conv2D(cfg.filters, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(c.filters, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
         x = layers.BatchNormalization(momentum=cfg.bn_momentum)(x)
-        x = layers.Dropout(cfg.conv_dropout)(x)
+        x = layers.Dropout(c.conv_dropout)(x)
     x = layers.Flatten()(x)
-    for units in cfg.dense_units:
+    for units in c.dense_units:
         x = layers.Dense(units, activation="relu")(x)
         x = layers.BatchNormalization(momentum=cfg.bn_momentum)(x)
-        x = layers.Dropout(cfg.dense_dropout)(x)
+        x = layers.Dropout(c.dense_dropout)(x)
     return x
 
 
-PRESETS: dict[str, Callable[[ModelParams, keras.KerasTensor], keras.KerasTensor]] = {"seed": seed_network}
+def compact_network(cfg: ModelParams, inputs: keras.KerasTensor) -> keras.KerasTensor:
+    """A small network: a stride-2 conv stem, then per further width a max-pool and two separable
+    convolutions, each with BatchNorm and ReLU; global average pooling and dropout before the head.
+
+    With the default widths (24, 48, 96, 192): 80,930 parameters, and on a 2-core CPU less than
+    half the seed network's time per epoch at 64x64.
+    """
+    c = cfg.compact
+
+    def norm_relu(x):
+        return layers.ReLU()(layers.BatchNormalization(momentum=cfg.bn_momentum)(x))
+
+    x = norm_relu(layers.Conv2D(c.widths[0], 3, strides=2, padding="same", use_bias=False)(inputs))
+    for width in c.widths[1:]:
+        x = layers.MaxPooling2D(2)(x)
+        for _ in range(2):
+            x = norm_relu(layers.SeparableConv2D(width, 3, padding="same", use_bias=False)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return layers.Dropout(c.dropout)(x)
+
+
+PRESETS: dict[str, Callable[[ModelParams, keras.KerasTensor], keras.KerasTensor]] = {
+    "seed": seed_network,
+    "compact": compact_network,
+}
 
 
 def build(cfg: ModelParams, image_size: int) -> keras.Model:
@@ -66,7 +91,7 @@ def compile_model(model: keras.Model, cfg: TrainParams) -> None:
     model.compile(
         optimizer=OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate),
         loss="categorical_crossentropy",
-        metrics=["accuracy"],
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
     )
 
 

@@ -77,6 +77,10 @@ def one_of(*options: str) -> Rule:
     return Rule("one of " + ", ".join(options), lambda v: v in options)
 
 
+def boolean() -> Rule:
+    return Rule("true or false", lambda v: isinstance(v, bool))
+
+
 def integer_list(minimum: int = 1) -> Rule:
     def accepts(v: Any) -> bool:
         return isinstance(v, list) and all(_is_int(x) and x >= minimum for x in v)
@@ -121,7 +125,7 @@ def section(cls: type) -> Any:
 
 SOURCES = ("synthetic", "nih", "folder", "zip")
 GROUP_BY = ("slide", "none")
-PRESETS = ("seed",)
+PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 
@@ -177,15 +181,31 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
-class ModelParams:
-    preset: str = param("seed", one_of(*PRESETS))
+class SeedNetParams:
+    """The tutorial's network: two conv blocks, then a Dense -> BatchNorm -> Dropout block per dense unit."""
+
     filters: int = param(32, integer(1))
     dense_units: tuple[int, ...] = param((512, 256), integer_list(1))
     conv_dropout: float = param(0.2, fraction(allow_zero=True))
     dense_dropout: float = param(0.2, fraction(allow_zero=True))
+
+
+@dataclass(frozen=True)
+class CompactNetParams:
+    """A small network: a conv stem, then one separable-conv stage per width, global average pooling."""
+
+    widths: tuple[int, ...] = param((24, 48, 96, 192), integer_list(1))
+    dropout: float = param(0.3, fraction(allow_zero=True))
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    preset: str = param("seed", one_of(*PRESETS))
     # Keras's default 0.99 averages over ~100 steps: too slow for a small set, whose few hundred
     # steps leave the inference-time statistics far from the trained weights' (see README).
     bn_momentum: float = param(0.9, fraction())
+    seed: SeedNetParams = section(SeedNetParams)
+    compact: CompactNetParams = section(CompactNetParams)
 
 
 @dataclass(frozen=True)
@@ -194,6 +214,10 @@ class TrainParams:
     learning_rate: float = param(0.001, positive_number())
     optimizer: str = param("adam", one_of(*OPTIMIZERS))
     seed: int = param(42, integer())
+    augment: bool = param(False, boolean())  # flips, 90-degree turns, brightness, contrast and hue jitter
+    class_weights: bool = param(False, boolean())  # weigh classes by their inverse frequency in train
+    early_stopping: int = param(0, integer(0))  # epochs without a better val loss before stopping; 0: off
+    reduce_lr: int = param(0, integer(0))  # epochs without a better val loss before halving the rate; 0: off
 
 
 @dataclass(frozen=True)

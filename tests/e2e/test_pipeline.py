@@ -26,7 +26,7 @@ TINY = {
     "epochs": 1,
     "data": {"synthetic": {"per_class": 24, "slides": 6}},
     "preprocess": {"image_size": 32, "workers": 2},
-    "model": {"filters": 4, "dense_units": [16, 8]},
+    "model": {"seed": {"filters": 4, "dense_units": [16, 8]}},
     "train": {"batch_size": 16},
 }
 STAGES = ["ingest", "preprocess", "split", "train", "evaluate"]
@@ -109,7 +109,7 @@ def test_evaluate_param_reruns_only_evaluate(project):
 def test_plots_render(project):
     _sh(["dvc", "plots", "show", "-o", "plots_html"], project)
     html = (project / "plots_html" / "index.html").read_text()
-    for title in ("Confusion matrix", "ROC curve", "Training loss"):
+    for title in ("Confusion matrix", "ROC curve", "Training loss (train vs validation)"):
         assert title in html
 
 
