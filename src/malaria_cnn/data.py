@@ -61,23 +61,22 @@ def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, firs
 
 
 def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """Random flips and 90-degree turns (all 8 of a square's symmetries), brightness, contrast and
-    per-channel gain (stain colour), each image drawn independently; black background stays black.
+    """Each image drawn independently: one of the 8 symmetries of a square (flips and 90-degree
+    turns), brightness, contrast and per-channel gain (stain colour); black background stays black.
 
     Stateless: the same images and seed give the same output. Only training batches pass here.
     """
     n = tf.shape(images)[0]
-    s = tf.random.experimental.stateless_split(seed, 6)
-
-    def coin(i):
-        return tf.random.stateless_uniform([n, 1, 1, 1], s[i]) < 0.5
-
-    x = tf.cast(images, tf.float32) / 255.0
-    x = tf.where(coin(0), tf.transpose(x, [0, 2, 1, 3]), x)  # with the two flips: every 90-degree turn
-    x = tf.where(coin(1), tf.reverse(x, axis=[1]), x)
-    x = tf.where(coin(2), tf.reverse(x, axis=[2]), x)
-    brightness = tf.random.stateless_uniform([n, 1, 1, 1], s[3], 0.85, 1.15)
-    gamma = tf.random.stateless_uniform([n, 1, 1, 1], s[4], 0.8, 1.25)  # contrast that keeps 0 and 1 fixed
-    gains = tf.random.stateless_uniform([n, 1, 1, 3], s[5], 0.92, 1.08)  # stain hue
-    x = tf.clip_by_value(tf.pow(x, gamma) * brightness * gains, 0.0, 1.0)
+    s = tf.random.experimental.stateless_split(seed, 4)
+    turned = tf.transpose(images, [0, 2, 1, 3])
+    symmetries = tf.stack([images, tf.reverse(images, [1]), tf.reverse(images, [2]), tf.reverse(images, [1, 2]),
+                           turned, tf.reverse(turned, [1]), tf.reverse(turned, [2]), tf.reverse(turned, [1, 2])], axis=1)
+    pick = tf.random.stateless_uniform([n], s[0], 0, 8, dtype=tf.int32)
+    x = tf.cast(tf.gather(symmetries, pick, axis=1, batch_dims=1), tf.float32) / 255.0
+    # contrast: x * (c + (1 - c) * x) keeps 0 and 1 in place and steepens (c < 1) or flattens (c > 1) the rest
+    c = tf.random.stateless_uniform([n, 1, 1, 1], s[1], 0.8, 1.2)
+    x = x * (c + (1.0 - c) * x)
+    brightness = tf.random.stateless_uniform([n, 1, 1, 1], s[2], 0.85, 1.15)
+    stain = tf.random.stateless_uniform([n, 1, 1, 3], s[3], 0.92, 1.08)
+    x = tf.clip_by_value(x * brightness * stain, 0.0, 1.0)
     return tf.cast(tf.round(x * 255.0), tf.uint8)

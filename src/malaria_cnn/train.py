@@ -113,8 +113,12 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
 
 
 def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = None,
-          live_dir: str | Path | None = None) -> tuple[keras.Model, dict]:
-    """Build (or resume), compile and fit the network; return it, best weights restored, with its history."""
+          live_dir: str | Path | None = None, callbacks: list | None = None) -> tuple[keras.Model, dict]:
+    """Build (or resume), compile and fit the network; return it, best weights restored, with its history.
+
+    With `checkpoints`, a folder, training is checkpointed there each epoch and resumed from it;
+    with `live_dir`, per-epoch metrics are logged there by DVCLive; `callbacks` are Keras's own.
+    """
     seed_everything(p.train.seed)
     (x_train, y_train), (x_val, y_val) = train, val
     folder = Path(checkpoints) if checkpoints else None
@@ -142,7 +146,7 @@ def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = 
         model.load_weights(folder / state["best_weights"])
         plateau.best_weights = model.get_weights()
         model.set_weights(current)
-    callbacks: list[keras.callbacks.Callback] = [plateau]
+    callbacks = [plateau, *(callbacks or [])]
     if folder:
         callbacks.append(Checkpoint(folder, fp, plateau, history, state["best_weights"] if state else None))
     live = None
