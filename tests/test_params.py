@@ -9,10 +9,11 @@ def test_project_params_file_loads_and_matches_the_defaults():
     assert params.load(ROOT / "params.yaml") == params.Params()
 
 
-def test_defaults_are_the_tutorials():
+def test_defaults():
     p = params.Params()
     assert p.epochs == 25 and p.train.batch_size == 64 and p.preprocess.image_size == 64
-    assert p.data.synthetic.per_class == 500 and p.model.preset == "seed"
+    assert p.data.synthetic.per_class == 500 and p.model.preset == "compact"
+    assert p.model.seed.filters == 32 and p.model.seed.dense_units == (512, 256)
 
 
 def test_partial_params_fill_in_defaults():

@@ -200,7 +200,7 @@ class CompactNetParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    preset: str = param("seed", one_of(*PRESETS))
+    preset: str = param("compact", one_of(*PRESETS))
     # Keras's default 0.99 averages over ~100 steps: too slow for a small set, whose few hundred
     # steps leave the inference-time statistics far from the trained weights' (see README).
     bn_momentum: float = param(0.9, fraction())
@@ -214,10 +214,10 @@ class TrainParams:
     learning_rate: float = param(0.001, positive_number())
     optimizer: str = param("adam", one_of(*OPTIMIZERS))
     seed: int = param(42, integer())
-    augment: bool = param(False, boolean())  # flips, 90-degree turns, brightness, contrast and hue jitter
-    class_weights: bool = param(False, boolean())  # weigh classes by their inverse frequency in train
-    early_stopping: int = param(0, integer(0))  # epochs without a better val loss before stopping; 0: off
-    reduce_lr: int = param(0, integer(0))  # epochs without a better val loss before halving the rate; 0: off
+    augment: bool = param(True, boolean())  # flips, 90-degree turns, brightness, contrast and hue jitter
+    class_weights: bool = param(True, boolean())  # weigh classes by their inverse frequency in train
+    early_stopping: int = param(6, integer(0))  # epochs without a better val loss before stopping; 0: off
+    reduce_lr: int = param(3, integer(0))  # epochs without a better val loss before halving the rate; 0: off
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ TINY = {
     "epochs": 1,
     "data": {"synthetic": {"per_class": 24, "slides": 6}},
     "preprocess": {"image_size": 32, "workers": 2},
-    "model": {"seed": {"filters": 4, "dense_units": [16, 8]}},
+    "model": {"compact": {"widths": [8, 16, 32]}},
     "train": {"batch_size": 16},
 }
 STAGES = ["ingest", "preprocess", "split", "train", "evaluate"]
