@@ -5,7 +5,7 @@ from malaria_cnn import models
 from malaria_cnn.errors import UserError
 from malaria_cnn.params import CompactNetParams, ModelParams, SeedNetParams
 
-TINY = ModelParams(seed=SeedNetParams(filters=4, dense_units=(8,)))
+TINY = ModelParams(preset="seed", seed=SeedNetParams(filters=4, dense_units=(8,)))
 
 
 def _trainable(model) -> int:
@@ -13,7 +13,7 @@ def _trainable(model) -> int:
 
 
 def test_seed_preset_is_the_tutorials_network():
-    model = models.build(ModelParams(), image_size=64)
+    model = models.build(ModelParams(preset="seed"), image_size=64)
     assert model.count_params() == 4_340_130
     assert _trainable(model) == 4_338_466
     kinds = [type(layer).__name__ for layer in model.layers]

@@ -12,8 +12,8 @@ from malaria_cnn.params import CompactNetParams, ModelParams, Params, SeedNetPar
 from malaria_cnn.train import class_weights, train
 from conftest import ROOT
 
-TINY = Params(epochs=2, model=ModelParams(seed=SeedNetParams(filters=4, dense_units=(8,))),
-              train=TrainParams(batch_size=8, seed=3))
+TINY = Params(epochs=2, model=ModelParams(preset="seed", seed=SeedNetParams(filters=4, dense_units=(8,))),
+              train=TrainParams(batch_size=8, seed=3, augment=False, class_weights=False, early_stopping=0, reduce_lr=0))
 
 
 def _data(n=32, size=16, seed=0):
