@@ -64,6 +64,18 @@ class Plateau(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
+class Record(keras.callbacks.Callback):
+    """Append each epoch's metrics to `history` (which a resumed run starts from its checkpoint)."""
+
+    def __init__(self, history: dict):
+        super().__init__()
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+
+
 class Checkpoint(keras.callbacks.Callback):
     """After each epoch: the model with its optimizer, the best weights, and state.json (written
     last: a kill at any moment leaves the previous epoch's checkpoint whole)."""
@@ -75,8 +87,6 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
         model_file = f"epoch-{done}.keras"
         self.model.save(self.folder / model_file)
         if self.plateau.best_epoch == epoch:
@@ -146,7 +156,7 @@ def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = 
         model.load_weights(folder / state["best_weights"])
         plateau.best_weights = model.get_weights()
         model.set_weights(current)
-    callbacks = [plateau, *(callbacks or [])]
+    callbacks = [Record(history), plateau, *(callbacks or [])]
     if folder:
         callbacks.append(Checkpoint(folder, fp, plateau, history, state["best_weights"] if state else None))
     live = None
@@ -175,7 +185,7 @@ def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = 
             live.end()
     if folder:
         shutil.rmtree(folder, ignore_errors=True)  # finished: nothing to resume
-    return model, history if folder else _history_of(model)
+    return model, history
 
 
 def _resumable_state(folder: Path | None, fp: str) -> dict | None:
@@ -202,8 +212,3 @@ def _replay(live: Live, history: dict) -> None:
 def _seed_generators(model: keras.Model) -> list:
     """The random-number state of each dropout layer: Keras does not save it with the model."""
     return [layer.seed_generator for layer in model.layers if hasattr(layer, "seed_generator")]
-
-
-def _history_of(model: keras.Model) -> dict:
-    history = getattr(model, "history", None)
-    return dict(history.history) if history is not None else {}
