@@ -15,7 +15,6 @@ of the process and its children, sampled every 10 ms.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
