@@ -1,24 +1,36 @@
-"""Stage evaluate: score the test split -> metrics/metrics.json, plots/confusion.csv, plots/roc.csv."""
+"""Stage evaluate: score the test split at the stored threshold -> metrics/, plots/."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
-from malaria_cnn import atomic, evaluate, models, params, paths
-from malaria_cnn.data import load_splits
+from malaria_cnn import atomic, evaluate, gallery, gradcam, images, models, params, paths, threshold
+from malaria_cnn.data import load_split_cells
 from malaria_cnn.errors import run_main
 
 
 def main() -> None:
-    cfg = params.load().evaluate
-    x, y = load_splits(paths.CELLS_NPZ, paths.SPLITS_CSV, "test")["test"]
-    prob = models.parasitized_probability(models.load(paths.MODEL), x, cfg.batch_size)
-    metrics = evaluate.scores(y, prob, cfg.threshold)
-    atomic.write_json(paths.METRICS, metrics)
-    atomic.write_csv(paths.CONFUSION, ["actual", "predicted"], evaluate.confusion_rows(y, prob, cfg.threshold))
+    p = params.load()
+    cfg = p.evaluate
+    test = load_split_cells(paths.CELLS_NPZ, paths.SPLITS_CSV, "test")["test"]
+    x, y, slides = test["x"], test["y"], test["slide"]
+    model = models.load(paths.MODEL)
+    cut = threshold.load(paths.THRESHOLD, paths.MODEL)
+    prob = models.parasitized_probability(model, x, p.predict.batch_size)
+
+    m = evaluate.report(y, prob, slides, cut, cfg)
+    atomic.write_json(paths.METRICS, m)
+    atomic.write_csv(paths.PER_SLIDE, ["slide", "cells", "parasitized", "called_parasitized", "correct", "accuracy",
+                                       "mean_probability"], evaluate.per_slide_rows(y, prob, slides, cut))
+    atomic.write_csv(paths.CONFUSION, ["actual", "predicted"], evaluate.confusion_rows(y, prob, cut))
     atomic.write_csv(paths.ROC, ["fpr", "tpr", "threshold"], evaluate.roc_rows(y, prob))
-    print(evaluate.summary(metrics))
+    atomic.write_csv(paths.PR, ["recall", "precision", "threshold"], evaluate.pr_rows(y, prob))
+    atomic.write_csv(paths.CALIBRATION, ["bin_low", "bin_high", "cells", "mean_probability", "fraction_parasitized",
+                                         "perfect"], evaluate.calibration_rows(y, prob, cfg.calibration_bins))
+    atomic.write_bytes(paths.GALLERY, images.encode_png(gallery.mistakes_sheet(x, y, prob, slides, cut, cfg.gallery)))
+    atomic.write_bytes(paths.GRADCAM, images.encode_png(gradcam.sheet(model, x, y, prob, slides, cut, cfg.gradcam)))
+    print(evaluate.summary(m))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ def write_text(dest: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(dest: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(dest: str | os.PathLike, data: Any) -> None:
     write_text(dest, json.dumps(data, indent=2, sort_keys=False) + "\n")
 

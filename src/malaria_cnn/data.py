@@ -12,8 +12,8 @@ from malaria_cnn.labels import CLASS_NAMES
 from malaria_cnn.runtime import tf
 
 
-def load_splits(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{name: (x, y)} for each split named."""
+def load_split_cells(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, dict[str, np.ndarray]]:
+    """{name: {"x", "y", "slide", "filename": arrays}} for each split named."""
     arrays = cells.load(npz_path)
     assigned = split.read(splits_path, arrays["filename"])
     out = {}
@@ -21,8 +21,13 @@ def load_splits(npz_path: str | Path, splits_path: str | Path, *names: str) -> d
         sel = assigned == name
         if not sel.any():
             raise UserError(f"the {name} split is empty: use more cells or other split sizes")
-        out[name] = arrays["x"][sel], arrays["y"][sel]
+        out[name] = {key: values[sel] for key, values in arrays.items()}
     return out
+
+
+def load_splits(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{name: (x, y)} for each split named."""
+    return {name: (c["x"], c["y"]) for name, c in load_split_cells(npz_path, splits_path, *names).items()}
 
 
 def dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:

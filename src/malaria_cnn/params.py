@@ -65,6 +65,16 @@ def fraction(*, allow_zero: bool = False) -> Rule:
     return Rule(f"a number with {low} x < 1", accepts, lambda v: float(v))
 
 
+def probability() -> Rule:
+    """A number with 0 < x <= 1."""
+
+    def accepts(v: Any) -> bool:
+        x = _as_float(v)
+        return x is not None and 0 < x <= 1
+
+    return Rule("a number with 0 < x <= 1", accepts, lambda v: float(v))
+
+
 def positive_number() -> Rule:
     def accepts(v: Any) -> bool:
         x = _as_float(v)
@@ -127,6 +137,7 @@ SOURCES = ("synthetic", "nih", "folder", "zip")
 GROUP_BY = ("slide", "none")
 PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
 
 
 @dataclass(frozen=True)
@@ -221,9 +232,27 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class PredictParams:
+    batch_size: int = param(256, integer(1))  # cells per forward pass whenever the model scores cells
+
+
+@dataclass(frozen=True)
+class ThresholdParams:
+    """How the validation split picks the P(Parasitized) at or above which a cell is called Parasitized."""
+
+    rule: str = param("sensitivity", one_of(*THRESHOLD_RULES))
+    min_sensitivity: float = param(0.95, probability())  # for rule sensitivity
+    value: float = param(0.5, fraction())  # for rule fixed
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
-    threshold: float = param(0.5, fraction())  # P(Parasitized) at or above which a cell is called Parasitized
-    batch_size: int = param(256, integer(1))
+    bootstrap: int = param(1000, integer(100))  # slide resamples behind each confidence interval
+    confidence: float = param(0.95, fraction())
+    seed: int = param(42, integer())
+    calibration_bins: int = param(10, integer(2))
+    gallery: int = param(16, integer(0))  # most confident mistakes shown
+    gradcam: int = param(4, integer(0))  # Grad-CAM overlays per outcome (TP, FP, FN, TN)
 
 
 @dataclass(frozen=True)
@@ -234,6 +263,8 @@ class Params:
     split: SplitParams = section(SplitParams)
     model: ModelParams = section(ModelParams)
     train: TrainParams = section(TrainParams)
+    predict: PredictParams = section(PredictParams)
+    threshold: ThresholdParams = section(ThresholdParams)
     evaluate: EvaluateParams = section(EvaluateParams)
 
 

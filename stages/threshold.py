@@ -1,0 +1,26 @@
+"""Stage threshold: choose the decision threshold on the val split -> models/threshold.json."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
+
+from malaria_cnn import models, params, paths, threshold
+from malaria_cnn.data import load_split_cells
+from malaria_cnn.errors import run_main
+
+
+def main() -> None:
+    p = params.load()
+    val = load_split_cells(paths.CELLS_NPZ, paths.SPLITS_CSV, "val")["val"]
+    prob = models.parasitized_probability(models.load(paths.MODEL), val["x"], p.predict.batch_size)
+    chosen = threshold.choose(val["y"], prob, p.threshold)
+    on_val = threshold.on_split(val["y"], prob, val["slide"], chosen)
+    threshold.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_val)
+    print(f"threshold: {chosen:.4f} by rule {p.threshold.rule} on {on_val['cells']} val cells from "
+          f"{on_val['slides']} slides (val sensitivity {on_val['sensitivity']}, "
+          f"specificity {on_val['specificity']}) -> {paths.THRESHOLD}")
+
+
+if __name__ == "__main__":
+    run_main(main)
