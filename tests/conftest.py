@@ -8,6 +8,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
+KEPT: list[Path] = []  # files tests leave for a person to look at, listed at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter):
+    for path in KEPT:
+        terminalreporter.write_line(f"kept for inspection: {path}")
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,11 @@ cells, one epoch), so the whole test takes a couple of minutes on two cores.
 
 from __future__ import annotations
 
+import csv
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,12 +19,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+import browser
+from conftest import KEPT, ROOT
+
+SCREENSHOT = ROOT / "test-output" / "plots-page.png"
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
-COPY = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "stages", "src"]
+COPY = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "stages", "src", "report"]
 TINY = {
     "epochs": 1,
     "data": {"synthetic": {"per_class": 24, "slides": 6}},
@@ -29,7 +35,9 @@ TINY = {
     "model": {"compact": {"widths": [8, 16, 32]}},
     "train": {"batch_size": 16},
 }
-STAGES = ["ingest", "preprocess", "split", "train", "evaluate"]
+STAGES = ["ingest", "preprocess", "split", "train", "threshold", "evaluate"]
+EVALUATE_OUTS = ["metrics/metrics.json", "metrics/slides.csv", "plots/confusion.csv", "plots/roc.csv",
+                 "plots/precision_recall.csv", "plots/calibration.csv", "plots/mistakes.png", "plots/gradcam.png"]
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -74,11 +82,15 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     assert _ran(out) == STAGES
     metrics = json.loads((project / "metrics/metrics.json").read_text())
     counts = metrics["counts"]
-    assert counts["cells"] == counts["tp"] + counts["fp"] + counts["tn"] + counts["fn"] > 0
-    assert 0 <= metrics["accuracy"] <= 1 and metrics["threshold"] == 0.5
-    assert metrics["accuracy"] == pytest.approx((counts["tp"] + counts["tn"]) / counts["cells"], abs=1e-6)
-    for key in ("sensitivity", "specificity", "precision", "f1", "roc_auc", "loss"):
-        assert key in metrics
+    assert metrics["cells"] == counts["tp"] + counts["fp"] + counts["tn"] + counts["fn"] > 0
+    assert metrics["accuracy"] == pytest.approx((counts["tp"] + counts["tn"]) / metrics["cells"], abs=1e-6)
+    stored = json.loads((project / "models/threshold.json").read_text())
+    assert metrics["threshold"] == pytest.approx(stored["threshold"], abs=1e-6)
+    for key in ("sensitivity", "specificity", "ppv", "npv", "f1", "mcc", "roc_auc", "pr_auc", "brier", "ece"):
+        assert f"{key}_ci_lower" in metrics and f"{key}_ci_upper" in metrics
+    for path in EVALUATE_OUTS:
+        assert (project / path).stat().st_size > 0, path
+    assert re.search(r"evaluate: \d+ test cells from \d+ slides at threshold [0-9.]+: sensitivity", out)
     shown = _sh(["dvc", "metrics", "show"], project)
     assert "metrics/metrics.json" in shown and "sensitivity" in shown
     sizes = json.loads((project / "data/split/sizes.json").read_text())
@@ -98,25 +110,47 @@ def test_rerun_from_scratch_gives_identical_outputs(project):
     assert (project / "dvc.lock").read_text() == lock  # same hashes: data, model and all
 
 
+def _set_params(project: Path, update: dict) -> None:
+    params = _merge(yaml.safe_load((project / "params.yaml").read_text()), update)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def test_evaluate_param_reruns_only_evaluate(project):
-    text = (project / "params.yaml").read_text().replace("threshold: 0.5", "threshold: 0.3")
-    (project / "params.yaml").write_text(text)
+    _set_params(project, {"evaluate": {"bootstrap": 200}})
     out = _sh(["dvc", "repro"], project)
     assert _ran(out) == ["evaluate"]
+    assert json.loads((project / "metrics/metrics.json").read_text())["bootstrap_resamples"] == 200
+
+
+def test_threshold_rule_reruns_threshold_and_evaluate(project):
+    _set_params(project, {"threshold": {"rule": "fixed", "value": 0.3}})
+    out = _sh(["dvc", "repro"], project)
+    assert _ran(out) == ["threshold", "evaluate"]
     assert json.loads((project / "metrics/metrics.json").read_text())["threshold"] == 0.3
 
 
-def test_plots_render(project):
+def test_plots_page_renders_offline_in_a_browser(project):
     _sh(["dvc", "plots", "show", "-o", "plots_html"], project)
-    html = (project / "plots_html" / "index.html").read_text()
-    for title in ("Confusion matrix", "ROC curve", "Training loss (train vs validation)"):
-        assert title in html
+    page = project / "plots_html" / "index.html"
+    declared = yaml.safe_load((project / "dvc.yaml").read_text())["plots"]
+    titles = [next(iter(p)) for p in declared if isinstance(p, dict)]
+    images = [p for p in declared if isinstance(p, str)]
+    source = page.read_text()
+    for title in titles:
+        assert html.escape(title, quote=False) in source or title in source, title
+    document = browser.dom(page)
+    shot = browser.screenshot(page, SCREENSHOT)
+    KEPT.append(shot)
+    assert browser.page_errors(document) == [] and 'data-loaded="true"' in document
+    assert browser.rendered_plots(document) == len(titles)
+    for image in images:
+        assert len(re.findall(rf'<img src="[^"]*{re.escape(Path(image).name)}"', document)) == 1, image
 
 
 def test_exp_run_with_a_set_param_is_listed_by_exp_show(project):
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "after repro"], project)
     out = _sh(["dvc", "exp", "run", "-S", "epochs=2"], project)
-    assert _ran(out) == ["train", "evaluate"]
+    assert _ran(out) == ["train", "threshold", "evaluate"]
     table = json.loads(_sh(["dvc", "exp", "show", "--json"], project, stdout_only=True))
     exps = [e for row in table for e in (row.get("experiments") or [])]
     assert exps, table
@@ -132,4 +166,8 @@ def test_exp_run_on_real_nih_crops(project, nih_dev_zip):
     sizes = json.loads((project / "data/split/sizes.json").read_text())
     assert sum(s["slides"] for s in sizes.values()) == 49  # no slide in two splits
     metrics = json.loads((project / "metrics/metrics.json").read_text())
-    assert metrics["counts"]["cells"] == sizes["test"]["Parasitized"] + sizes["test"]["Uninfected"]
+    assert metrics["cells"] == sizes["test"]["Parasitized"] + sizes["test"]["Uninfected"]
+    assert metrics["slides"] == sizes["test"]["slides"]
+    assert metrics["sensitivity_ci_lower"] <= metrics["sensitivity"] <= metrics["sensitivity_ci_upper"]
+    with open(project / "metrics/slides.csv") as fh:
+        assert sum(int(row["cells"]) for row in csv.DictReader(fh)) == metrics["cells"]
