@@ -8,6 +8,8 @@ def test_mistakes_come_missed_parasitized_first_most_confident_first():
     prob = np.array([0.4, 0.05, 0.9, 0.6, 0.8, 0.1])
     assert gallery.confident_mistakes(y, prob, 0.5, 10) == [1, 0, 2, 3]
     assert gallery.confident_mistakes(y, prob, 0.5, 3) == [1, 0, 2]
+    assert gallery.confident_mistakes(y, prob, 0.5, 2) == [1, 2]  # half the places for false alarms
+    assert gallery.confident_mistakes(y, prob, 0.95, 2) == [1, 0]  # none to show: missed cells fill in
     assert gallery.confident_mistakes(y, prob, 0.01, 10) == [2, 3, 5]
 
 

@@ -48,14 +48,15 @@ def sheet(title: str, rows: list[tuple[str, list[tuple[np.ndarray, str, str]]]],
 
 
 def confident_mistakes(y: np.ndarray, prob: np.ndarray, threshold: float, n: int) -> list[int]:
-    """Indices of up to `n` mistakes: missed parasitized cells first, most confidently wrong first,
-    then false alarms, most confident first."""
+    """Indices of up to `n` mistakes: missed parasitized cells first, then false alarms, each most
+    confidently wrong first; each kind gets at least half the places when it has that many."""
     positive, called = np.asarray(y) == POSITIVE, prob >= threshold
     fn = np.flatnonzero(positive & ~called)
     fp = np.flatnonzero(~positive & called)
     fn = fn[np.argsort(prob[fn], kind="stable")]
     fp = fp[np.argsort(-prob[fp], kind="stable")]
-    return [int(i) for i in np.r_[fn, fp][:n]]
+    n_fn = min(len(fn), max(n - len(fp), -(-n // 2)))
+    return [int(i) for i in np.r_[fn[:n_fn], fp[:n - n_fn]]]
 
 
 def mistakes_sheet(x: np.ndarray, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float,
