@@ -30,7 +30,7 @@ def main() -> None:
                                          "perfect"], evaluate.calibration_rows(y, prob, cfg.calibration_bins))
     atomic.write_bytes(paths.GALLERY, images.encode_png(gallery.mistakes_sheet(x, y, prob, slides, cut, cfg.gallery)))
     atomic.write_bytes(paths.GRADCAM, images.encode_png(gradcam.sheet(model, x, y, prob, slides, cut, cfg.gradcam)))
-    print(evaluate.summary(m))
+    print(evaluate.summary(m, cfg))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,6 @@ def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float
         out[f"{name}_ci_upper"] = _num(high)
     called = prob >= threshold
     out["threshold"] = round(float(threshold), 6)
-    out["confidence"] = cfg.confidence
-    out["bootstrap_resamples"] = cfg.bootstrap
     out["cells"] = int(len(y))
     out["slides"] = int(len(np.unique(slides)))
     out["counts"] = {k: int(v[0]) for k, v in metrics.counts(np.ones((1, len(y))), positive, called).items()}
@@ -109,7 +107,7 @@ def calibration_rows(y: np.ndarray, prob: np.ndarray, bins: int) -> list[tuple]:
     return rows
 
 
-def summary(m: dict, split: str = "test") -> str:
+def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
     """One line: sensitivity, specificity and ROC AUC with their intervals."""
 
     def fmt(name):
@@ -119,7 +117,7 @@ def summary(m: dict, split: str = "test") -> str:
         ci = f" ({lo:.3f}-{hi:.3f})" if lo is not None else ""
         return f"{name.replace('roc_auc', 'ROC AUC')} {v:.3f}{ci}"
 
-    pct = round(m["confidence"] * 100)
+    pct = round(cfg.confidence * 100)
     return (f"evaluate: {m['cells']} {split} cells from {m['slides']} slides at threshold {m['threshold']:.3f}: "
             f"{fmt('sensitivity')}, {fmt('specificity')}, {fmt('roc_auc')} "
-            f"[{pct}% CI over {m['bootstrap_resamples']} slide resamples]")
+            f"[{pct}% CI over {cfg.bootstrap} slide resamples]")

@@ -118,8 +118,7 @@ def _set_params(project: Path, update: dict) -> None:
 def test_evaluate_param_reruns_only_evaluate(project):
     _set_params(project, {"evaluate": {"bootstrap": 200}})
     out = _sh(["dvc", "repro"], project)
-    assert _ran(out) == ["evaluate"]
-    assert json.loads((project / "metrics/metrics.json").read_text())["bootstrap_resamples"] == 200
+    assert _ran(out) == ["evaluate"] and "95% CI over 200 slide resamples" in out
 
 
 def test_threshold_rule_reruns_threshold_and_evaluate(project):
