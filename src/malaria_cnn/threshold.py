@@ -12,13 +12,13 @@ lower score, so it does not rest on one cell's exact score. The test split never
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from malaria_cnn import atomic, metrics
+from malaria_cnn.checksum import file_sha256
 from malaria_cnn.errors import UserError
 from malaria_cnn.labels import POSITIVE
 from malaria_cnn.params import ThresholdParams
@@ -55,14 +55,6 @@ def on_split(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: flo
         v = float(at[name][0])
         out[name] = None if np.isnan(v) else round(v, 6)
     return out
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save(path: str | Path, threshold: float, p: ThresholdParams, model_path: str | Path, validation: dict) -> None:

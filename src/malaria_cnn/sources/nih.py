@@ -6,7 +6,6 @@ it again); only an archive whose size and sha256 match params is ever used.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import shutil
 import urllib.error
@@ -17,18 +16,11 @@ from tqdm import tqdm
 
 from malaria_cnn.atomic import atomic_path
 from malaria_cnn.errors import UserError
+from malaria_cnn.checksum import file_sha256
 from malaria_cnn.params import NihParams
 
 DOWNLOADS = Path("data/downloads")
 _CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(cfg: NihParams, dest: Path, downloads: Path = DOWNLOADS) -> None:
