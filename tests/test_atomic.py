@@ -51,3 +51,18 @@ def test_kill_9_mid_write_leaves_no_output(tmp_path):
 def test_write_csv(tmp_path):
     atomic.write_csv(tmp_path / "a.csv", ["x", "y"], [(1, "a"), (2, "b")])
     assert (tmp_path / "a.csv").read_text() == "x,y\n1,a\n2,b\n"
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path):
+    dest = tmp_path / "export"
+    with atomic.atomic_dir(dest) as tmp:
+        (tmp / "a.txt").write_text("first")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_dir(dest) as tmp:
+            (tmp / "b.txt").write_text("half")
+            raise RuntimeError("killed halfway")
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]
+    with atomic.atomic_dir(dest) as tmp:
+        (tmp / "c.txt").write_text("second")
+    assert sorted(p.name for p in dest.iterdir()) == ["c.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary left behind

@@ -4,6 +4,7 @@ import pytest
 from malaria_cnn import models
 from malaria_cnn.errors import UserError
 from malaria_cnn.params import CompactNetParams, ModelParams, SeedNetParams
+from malaria_cnn.runtime import keras
 
 TINY = ModelParams(preset="seed", seed=SeedNetParams(filters=4, dense_units=(8,)))
 
@@ -69,3 +70,31 @@ def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="is not a readable Keras model"):
         models.load(tmp_path / "junk.keras")
+
+
+def test_a_corrupt_model_file_is_one_clear_error(tmp_path):
+    good = tmp_path / "model.keras"
+    models.save(models.build(TINY, image_size=16), good)
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UserError, match="is not a readable Keras model") as info:
+        models.load(cut)
+    assert "\n" not in str(info.value)
+
+
+def test_a_keras_model_that_is_not_ours_is_refused(tmp_path):
+    inputs = keras.Input((10,))
+    other = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(UserError, match="not a malaria-cnn one"):
+        models.load(tmp_path / "other.keras")
+
+
+def test_safe_mode_refuses_code_in_the_file(tmp_path):
+    inputs = keras.Input((16, 16, 3), dtype="uint8")
+    x = keras.layers.Lambda(lambda t: keras.ops.cast(t, "float32") / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    risky = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probabilities")(x))
+    risky.save(tmp_path / "lambda.keras")
+    with pytest.raises(UserError, match="is not a readable Keras model"):
+        models.load(tmp_path / "lambda.keras")

@@ -10,13 +10,16 @@ class UserError(Exception):
     """Something the user can fix (a bad param, a broken input): shown as one line, no traceback."""
 
 
-def run_main(main: Callable[[], None]) -> None:
-    """Run a stage's `main`, turning a UserError into `error: ...` on stderr and exit code 2."""
+def run_main(main: Callable[[], int | None]) -> None:
+    """Run a stage's or command's `main`, turning a UserError into `error: ...` on stderr and exit
+    code 2; a nonzero number `main` returns becomes the exit code."""
     try:
-        main()
+        status = main()
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    if status:
+        raise SystemExit(status)

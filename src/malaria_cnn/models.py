@@ -135,14 +135,36 @@ def _renumber_shared_objects(config):
 
 
 def load(path: str | Path) -> keras.Model:
-    """Load a saved model in Keras's safe mode, with one clear error if it is missing or not a model."""
+    """Load a saved model in Keras's safe mode (no code from the file runs), with one clear error if
+    it is missing, not a Keras model, or a Keras model of another kind than this project's."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: run the train stage first (dvc repro)")
     try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many kinds for a file that is not one of its models
-        raise UserError(f"{path} is not a readable Keras model ({type(exc).__name__}: {exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path} is not a readable Keras model ({reason})") from None
+    check(model, path)
+    return model
+
+
+def check(model: keras.Model, path: str | Path) -> None:
+    """Raise unless the model takes square RGB uint8 crops and outputs this project's two probabilities."""
+    shape = tuple(model.inputs[0].shape) if model.inputs else ()
+    dtype = str(model.inputs[0].dtype) if model.inputs else ""
+    head = [layer for layer in model.layers if layer.name == "probabilities"]
+    ours = (len(shape) == 4 and shape[1] == shape[2] and shape[1] and shape[3] == 3 and "uint8" in dtype
+            and head and tuple(model.outputs[0].shape)[-1] == len(CLASS_NAMES))
+    if not ours:
+        raise UserError(f"{path} is a Keras model but not a malaria-cnn one: it should take RGB uint8 crops "
+                        f"(None, s, s, 3) and end in a 'probabilities' layer of {len(CLASS_NAMES)}; "
+                        f"it takes {shape} {dtype}")
+
+
+def image_size(model: keras.Model) -> int:
+    """The side of the square crops the model takes."""
+    return int(model.inputs[0].shape[1])
 
 
 def parasitized_probability(model: keras.Model, x, batch_size: int):

@@ -256,6 +256,12 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ExportParams:
+    representative: int = param(200, integer(1))  # train crops that calibrate the int8 model's value ranges
+    min_int8_agreement: float = param(0.99, probability())  # share of test cells int8 must call as Keras does
+
+
+@dataclass(frozen=True)
 class Params:
     epochs: int = param(25, integer(1))
     data: DataParams = section(DataParams)
@@ -266,6 +272,7 @@ class Params:
     predict: PredictParams = section(PredictParams)
     threshold: ThresholdParams = section(ThresholdParams)
     evaluate: EvaluateParams = section(EvaluateParams)
+    export: ExportParams = section(ExportParams)
 
 
 # ---- loading ---------------------------------------------------------------------------------

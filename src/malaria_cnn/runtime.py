@@ -10,28 +10,31 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Lines TensorFlow writes to the process's stderr at start-up on a machine without a GPU,
-# before its own log level applies. Anything else is passed through.
+# before its own log level applies, and the converter's progress lines. Anything else passes.
 _NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations|cudart_stub|"
     r"Could not find cuda drivers|failed call to cuInit|cuda_platform|Unable to register cu|"
-    r"computation placer already registered|TF-TRT Warning|This TensorFlow binary is optimized"
+    r"computation placer already registered|TF-TRT Warning|This TensorFlow binary is optimized|"
+    # TFLite's converter and interpreter
+    r"fully_quantize: \d|Created TensorFlow Lite XNNPACK delegate|tf.lite.Interpreter is deprecated"
 )
 
 
-def _import_quietly():
-    """Import TensorFlow and list its devices with native stderr captured, then replay what matters."""
+@contextmanager
+def native_stderr_filtered() -> Iterator[None]:
+    """Capture what native code writes to the process's stderr; replay all but the known noise."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), 2)
         try:
-            import tensorflow as tf_module
-
-            tf_module.config.list_physical_devices()
+            yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -39,6 +42,14 @@ def _import_quietly():
             for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
                 if not _NOISE.search(line):
                     sys.stderr.write(line)
+
+
+def _import_quietly():
+    """Import TensorFlow and list its devices with native stderr filtered."""
+    with native_stderr_filtered():
+        import tensorflow as tf_module
+
+        tf_module.config.list_physical_devices()
     return tf_module
 
 

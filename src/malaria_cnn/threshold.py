@@ -68,8 +68,8 @@ def save(path: str | Path, threshold: float, p: ThresholdParams, model_path: str
     })
 
 
-def load(path: str | Path, model_path: str | Path) -> float:
-    """The stored threshold; one clear error when it is missing, malformed or for another model."""
+def load_record(path: str | Path, model_path: str | Path) -> dict:
+    """The stored threshold file; one clear error when it is missing, malformed or for another model."""
     try:
         stored = json.loads(Path(path).read_text(encoding="utf-8"))
         threshold = float(stored["threshold"])
@@ -82,4 +82,9 @@ def load(path: str | Path, model_path: str | Path) -> float:
         raise UserError(f"{path}: threshold {threshold} is not between 0 and 1")
     if sha != file_sha256(model_path):
         raise UserError(f"{path} was chosen for another model than {model_path}: run `dvc repro`")
-    return threshold
+    return stored
+
+
+def load(path: str | Path, model_path: str | Path) -> float:
+    """The stored threshold, checked against the model it was chosen for."""
+    return float(load_record(path, model_path)["threshold"])

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ TINY = {
     "model": {"compact": {"widths": [8, 16, 32]}},
     "train": {"batch_size": 16},
 }
-STAGES = ["ingest", "preprocess", "split", "train", "threshold", "evaluate"]
+STAGES = ["ingest", "preprocess", "split", "train", "threshold", "evaluate", "export"]
 EVALUATE_OUTS = ["metrics/metrics.json", "metrics/slides.csv", "plots/confusion.csv", "plots/roc.csv",
                  "plots/precision_recall.csv", "plots/calibration.csv", "plots/mistakes.png", "plots/gradcam.png"]
 
@@ -102,12 +103,22 @@ def test_second_repro_does_nothing(project):
     assert _ran(out) == [] and "Data and pipelines are up to date" in out
 
 
+def _lock_without_saved_model(project: Path) -> dict:
+    """dvc.lock without the SavedModel's hash: TensorFlow writes its variables in a different order
+    in every process (the TFLite files made from it do not change)."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    outs = lock["stages"]["export"]["outs"]
+    lock["stages"]["export"]["outs"] = [o for o in outs if o["path"] != "models/export/saved_model"]
+    assert len(outs) == len(lock["stages"]["export"]["outs"]) + 1
+    return lock
+
+
 def test_rerun_from_scratch_gives_identical_outputs(project):
-    lock = (project / "dvc.lock").read_text()
+    lock = _lock_without_saved_model(project)
     metrics = (project / "metrics/metrics.json").read_text()
     _sh(["dvc", "repro", "--force"], project)
     assert (project / "metrics/metrics.json").read_text() == metrics
-    assert (project / "dvc.lock").read_text() == lock  # same hashes: data, model and all
+    assert _lock_without_saved_model(project) == lock  # same hashes: data, model and all
 
 
 def _set_params(project: Path, update: dict) -> None:
@@ -118,13 +129,13 @@ def _set_params(project: Path, update: dict) -> None:
 def test_evaluate_param_reruns_only_evaluate(project):
     _set_params(project, {"evaluate": {"bootstrap": 200}})
     out = _sh(["dvc", "repro"], project)
-    assert _ran(out) == ["evaluate"] and "95% CI over 200 slide resamples" in out
+    assert _ran(out) == ["evaluate", "export"] and "95% CI over 200 slide resamples" in out
 
 
 def test_threshold_rule_reruns_threshold_and_evaluate(project):
     _set_params(project, {"threshold": {"rule": "fixed", "value": 0.3}})
     out = _sh(["dvc", "repro"], project)
-    assert _ran(out) == ["threshold", "evaluate"]
+    assert _ran(out) == ["threshold", "evaluate", "export"]
     assert json.loads((project / "metrics/metrics.json").read_text())["threshold"] == 0.3
 
 
@@ -146,10 +157,33 @@ def test_plots_page_renders_offline_in_a_browser(project):
         assert len(re.findall(rf'<img src="[^"]*{re.escape(Path(image).name)}"', document)) == 1, image
 
 
+def test_predict_command_and_exported_models(project):
+    crops = project / "new_crops"
+    crops.mkdir()
+    shutil.copy(project / "data/raw/cell_images.zip", crops / "crops.zip")  # a zip, as a user might get one
+    with zipfile.ZipFile(crops / "crops.zip") as zf:  # and a folder
+        zf.extractall(crops / "folder", zf.namelist()[:3])
+    out = _sh(["malaria-cnn", "predict", "new_crops/crops.zip", "new_crops/folder", "--out", "new_crops/p.csv"],
+              project, stdout_only=True)
+    with open(project / "new_crops/p.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    with zipfile.ZipFile(crops / "crops.zip") as zf:
+        assert len(rows) == len(zf.namelist()) + 3 and not any(r["error"] for r in rows)
+    metrics = json.loads((project / "metrics/metrics.json").read_text())
+    assert out.startswith(f"predict: {len(rows)} cells read") and f"at threshold {metrics['threshold']:.3f}" in out
+    exported = json.loads((project / "metrics/export.json").read_text())
+    assert exported["tflite_int8"]["agreement"] >= 0.99 and exported["tflite_float32"]["agreement"] == 1.0
+    assert exported["size_bytes"]["model_int8.tflite"] < exported["size_bytes"]["model_float32.tflite"]
+    card = (project / "models/export/MODEL_CARD.md").read_text()
+    assert f"{json.loads((project / 'models/threshold.json').read_text())['threshold']:.6f}" in card
+    assert (project / "models/export/saved_model/saved_model.pb").is_file()
+    shutil.rmtree(crops)
+
+
 def test_exp_run_with_a_set_param_is_listed_by_exp_show(project):
     _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "after repro"], project)
     out = _sh(["dvc", "exp", "run", "-S", "epochs=2"], project)
-    assert _ran(out) == ["train", "threshold", "evaluate"]
+    assert _ran(out) == ["train", "threshold", "evaluate", "export"]
     table = json.loads(_sh(["dvc", "exp", "show", "--json"], project, stdout_only=True))
     exps = [e for row in table for e in (row.get("experiments") or [])]
     assert exps, table

@@ -30,7 +30,7 @@ def cells(zf: zipfile.ZipFile, cfg: DataParams) -> tuple[list[Cell], list[tuple[
     found, rejects, skipped = [], [], 0
     for info in infos:
         name = info.filename
-        reason = _unsafe(info, cfg.max_entry_mb)
+        reason = unsafe_reason(info, cfg.max_entry_mb)
         if reason:
             rejects.append((name, reason))
             continue
@@ -46,7 +46,8 @@ def cells(zf: zipfile.ZipFile, cfg: DataParams) -> tuple[list[Cell], list[tuple[
     return found, rejects, skipped
 
 
-def _unsafe(info: zipfile.ZipInfo, max_entry_mb: int) -> str | None:
+def unsafe_reason(info: zipfile.ZipInfo, max_entry_mb: int) -> str | None:
+    """Why an entry must not be read (unsafe path, link, encrypted, too large), or None."""
     try:
         archive.check_member_name(info.filename)
     except UserError:
