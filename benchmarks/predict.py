@@ -1,0 +1,94 @@
+"""Benchmark: prediction on CPU, Keras against TFLite float32 and int8, in one run.
+
+Throughput: `malaria_cnn.predict.predict` over every crop of the NIH dev zip (read from the
+zip, decoded and resized on a thread per core, scored in batches of 256), as `malaria-cnn
+predict` does, images per second. Latency: one crop at a time, already decoded, milliseconds
+(median and 95th percentile over --single calls after a warm-up); Keras is called as a traced
+`tf.function`, the way a service would, not through `model.predict`, whose set-up per call
+would dominate. The network is the default `compact` preset at 64x64 with freshly initialised
+weights (speed does not depend on the weights); the int8 copy is calibrated on 200 dev crops.
+Ratios are against Keras, measured in the same run.
+
+    python benchmarks/predict.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
+
+from malaria_cnn import export, images, models, predict  # noqa: E402
+from malaria_cnn.params import ModelParams  # noqa: E402
+from malaria_cnn.runtime import keras, tf  # noqa: E402
+
+SIZE = 64
+BATCH = 256
+
+
+def throughput(score, repeat: int) -> tuple[float, int]:
+    """Median images/s of predict() over the dev zip, and the number of crops."""
+    times, n = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        rows = predict.predict(score, [DEV_ZIP], SIZE, 0.5, BATCH, progress=False)
+        times.append(time.perf_counter() - start)
+        n = len(rows)
+    return n / float(np.median(times)), n
+
+
+def latency(call, crops: np.ndarray) -> tuple[float, float]:
+    """(median, 95th percentile) milliseconds for one crop."""
+    for crop in crops[:20]:
+        call(crop[None])
+    spent = []
+    for crop in crops:
+        start = time.perf_counter()
+        call(crop[None])
+        spent.append((time.perf_counter() - start) * 1000)
+    return float(np.median(spent)), float(np.percentile(spent, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs per model (median)")
+    parser.add_argument("--single", type=int, default=300, help="single-crop calls per model")
+    args = parser.parse_args()
+    if not DEV_ZIP.is_file():
+        sys.exit(f"the NIH dev crops are not here ({DEV_ZIP})")
+    keras.utils.set_random_seed(0)
+    model = models.build(ModelParams(), SIZE)
+    with zipfile.ZipFile(DEV_ZIP) as zf:
+        names = [n for n in zf.namelist() if n.endswith(".png")]
+        crops = np.stack([images.load_cell(zf.read(n), SIZE) for n in names[:: len(names) // max(args.single, 200)]])
+    # Keras first: once the TFLite converter has run, TensorFlow logs a harmless op-attribute
+    # error for every tf.data pipeline that model.predict builds.
+    keras_call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    results = {"Keras": (throughput(lambda x: models.parasitized_probability(model, x, BATCH), args.repeat),
+                         latency(keras_call, crops[: args.single]))}
+    with tempfile.TemporaryDirectory() as tmp:
+        export.saved_model(model, Path(tmp) / "saved")
+        blobs = {"TFLite float32": export.tflite(Path(tmp) / "saved"),
+                 "TFLite int8": export.tflite(Path(tmp) / "saved", crops[:200])}
+    for name, blob in blobs.items():
+        lite = export.LiteModel(blob)
+        results[name] = (throughput(lambda x: lite.parasitized_probability(x, BATCH), args.repeat),
+                         latency(lite.probabilities, crops[: args.single]))
+    (base_rate, n), (base_ms, _) = results["Keras"]
+    print(f"{n:,} crops of {DEV_ZIP.name}, {SIZE}x{SIZE}, batches of {BATCH}; single crops: {args.single}")
+    print(f"{'model':16s} {'images/s':>9s} {'x Keras':>8s} {'median ms':>10s} {'p95 ms':>7s} {'x Keras':>8s}")
+    for name, ((rate, _), (med, p95)) in results.items():
+        print(f"{name:16s} {rate:9,.0f} {rate / base_rate:8.2f} {med:10.2f} {p95:7.2f} {base_ms / med:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
