@@ -127,6 +127,8 @@ SOURCES = ("synthetic", "nih", "folder", "zip")
 GROUP_BY = ("slide", "none")
 PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
+MIXED_PRECISION = ("auto", "off", "on")
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,10 @@ class TrainParams:
     class_weights: bool = param(True, boolean())  # weigh classes by their inverse frequency in train
     early_stopping: int = param(6, integer(0))  # epochs without a better val loss before stopping; 0: off
     reduce_lr: int = param(3, integer(0))  # epochs without a better val loss before halving the rate; 0: off
+    # auto: mirrored when more than one GPU is visible, else none; multi_worker reads TF_CONFIG
+    distribute: str = param("auto", one_of(*DISTRIBUTE))
+    # on: float16 on a GPU, bfloat16 on a CPU; auto: on with a GPU, off on a CPU (slower there, see benchmarks)
+    mixed_precision: str = param("auto", one_of(*MIXED_PRECISION))
 
 
 @dataclass(frozen=True)
