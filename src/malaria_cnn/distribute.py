@@ -99,9 +99,9 @@ def cluster_task(tf_config: str) -> tuple[str, int]:
     return kind, index
 
 
-def policy(mixed_precision: str, gpu: bool) -> str:
+def policy(mixed_precision: str | bool, gpu: bool) -> str:
     """Keras's dtype policy: float16 compute on GPUs, bfloat16 on CPUs; `auto` mixes only on a GPU."""
-    if mixed_precision == "off" or (mixed_precision == "auto" and not gpu):
+    if mixed_precision is False or (mixed_precision == "auto" and not gpu):
         return "float32"
     return "mixed_float16" if gpu else "mixed_bfloat16"
 

@@ -81,6 +81,10 @@ def boolean() -> Rule:
     return Rule("true or false", lambda v: isinstance(v, bool))
 
 
+def auto_or_boolean() -> Rule:
+    return Rule("auto, true or false", lambda v: v == "auto" or isinstance(v, bool))
+
+
 def integer_list(minimum: int = 1) -> Rule:
     def accepts(v: Any) -> bool:
         return isinstance(v, list) and all(_is_int(x) and x >= minimum for x in v)
@@ -128,7 +132,6 @@ GROUP_BY = ("slide", "none")
 PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
-MIXED_PRECISION = ("auto", "off", "on")
 
 
 @dataclass(frozen=True)
@@ -222,8 +225,8 @@ class TrainParams:
     reduce_lr: int = param(3, integer(0))  # epochs without a better val loss before halving the rate; 0: off
     # auto: mirrored when more than one GPU is visible, else none; multi_worker reads TF_CONFIG
     distribute: str = param("auto", one_of(*DISTRIBUTE))
-    # on: float16 on a GPU, bfloat16 on a CPU; auto: on with a GPU, off on a CPU (slower there, see benchmarks)
-    mixed_precision: str = param("auto", one_of(*MIXED_PRECISION))
+    # true: float16 on a GPU, bfloat16 on a CPU; auto: true with a GPU, false on a CPU (see benchmarks)
+    mixed_precision: str | bool = param("auto", auto_or_boolean())
 
 
 @dataclass(frozen=True)
