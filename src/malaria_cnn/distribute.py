@@ -49,10 +49,10 @@ def start(cfg: TrainParams) -> Run:
     strategy, chief, worker = None, True, 0
     if kind == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+        strategy = MirroredStrategy([d.name for d in devices])
     elif kind == "multi_worker":
         task = cluster_task(os.environ.get("TF_CONFIG", ""))
-        strategy = KerasMultiWorker()
+        strategy = MultiWorkerMirroredStrategy()
         chief, worker = task == ("worker", 0) or task[0] == "chief", task[1]
     precision = policy(cfg.mixed_precision, gpu=bool(gpus))
     keras.mixed_precision.set_global_policy(precision)
@@ -112,19 +112,25 @@ def scratch_unless_chief(run: Run) -> contextlib.AbstractContextManager[str | No
     return contextlib.nullcontext() if run.chief else tempfile.TemporaryDirectory(prefix="malaria-cnn-worker-")
 
 
-class KerasMultiWorker(tf.distribute.MultiWorkerMirroredStrategy):
-    """MultiWorkerMirroredStrategy with the two reductions Keras 3's fit() asks of it and it refuses
-    (keras-team/keras#20585): the first batch, reduced only to learn its shapes (uint8 images
-    cannot take part in a collective: each worker's own batch has the same shapes), and each
-    step's scalar metrics, reduced along an axis they do not have."""
+class _KerasReductions:
+    """The reductions Keras 3's fit() asks of a strategy and tf.distribute refuses (keras-team/keras#20585):
+
+    - the first batch of the train and val sets, reduced only to learn its shapes: a collective
+      carries no uint8 images and no unequal parts of a batch (the last, or a small val set's
+      only one), so the first replica's part stands in for the batch;
+    - under multi_worker, each step's scalar metrics, reduced along an axis they do not have.
+    """
 
     def reduce(self, reduce_op, value, axis=None):
-        return tf.nest.map_structure(lambda v: self._reduce_one(reduce_op, v, axis), value)
+        if isinstance(value, tuple):  # (images, labels[, sample weights]): a batch
+            return tuple(None if v is None else self.experimental_local_results(v)[0] for v in value)
+        rank = self.experimental_local_results(value)[0].shape.rank
+        return super().reduce(reduce_op, value, axis if rank else None)
 
-    def _reduce_one(self, reduce_op, value, axis):
-        if value is None:
-            return None
-        local = self.experimental_local_results(value)[0]
-        if not (local.dtype.is_floating or local.dtype in (tf.int32, tf.int64)):
-            return local
-        return super().reduce(reduce_op, value, axis if local.shape.rank else None)
+
+class MirroredStrategy(_KerasReductions, tf.distribute.MirroredStrategy):
+    """tf.distribute.MirroredStrategy, as Keras's fit() needs it."""
+
+
+class MultiWorkerMirroredStrategy(_KerasReductions, tf.distribute.MultiWorkerMirroredStrategy):
+    """tf.distribute.MultiWorkerMirroredStrategy, as Keras's fit() needs it."""
