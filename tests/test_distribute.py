@@ -69,3 +69,4 @@ def test_mixed_precision_trains_with_a_float32_head_and_resumable_state(precisio
     assert model.layers[1].compute_dtype == precision.removeprefix("mixed_")
     assert model.get_layer("probabilities").compute_dtype == "float32"
     assert model.predict(x[:4], verbose=0).dtype == np.float32
+    assert (type(model.optimizer).__name__ == "LossScaleOptimizer") == (precision == "mixed_float16")
