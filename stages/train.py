@@ -21,7 +21,7 @@ def main() -> None:
                                live_dir=Path(scratch, paths.LIVE) if scratch else paths.LIVE, run=run)
         models.save(model, model_path)
     epochs = len(history.get("loss", []))
-    done = paths.MODEL if run.chief else f"worker {run.worker} done, the chief saves the model"
+    done = paths.MODEL if run.chief else f"{run.task} done, the chief saves the model"
     print(f"train: {p.model.preset} network, {model.count_params():,} parameters, {epochs} epochs "
           f"(best val loss {min(history['val_loss']):.4f}) -> {done}")
 

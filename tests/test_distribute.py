@@ -13,9 +13,12 @@ CLUSTER = {"worker": ["127.0.0.1:2001", "127.0.0.1:2002"]}
 
 
 def test_tf_config_gives_this_process_task():
-    assert distribute.cluster_task(json.dumps({"cluster": CLUSTER, "task": {"type": "worker", "index": 1}})) == ("worker", 1)
-    chief = {"cluster": {"chief": ["a:1"], **CLUSTER}, "task": {"type": "chief", "index": 0}}
-    assert distribute.cluster_task(json.dumps(chief)) == ("chief", 0)
+    def task(kind, index, cluster=CLUSTER):
+        return distribute.cluster_task(json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}}))
+
+    assert task("worker", 0) == ("worker 0", True) and task("worker", 1) == ("worker 1", False)
+    with_chief = {"chief": ["a:1"], **CLUSTER}
+    assert task("chief", 0, with_chief) == ("chief 0", True) and task("worker", 0, with_chief) == ("worker 0", False)
 
 
 @pytest.mark.parametrize("tf_config, start", [
@@ -46,7 +49,7 @@ def test_a_bad_cpu_device_count_is_one_line(value):
 
 def test_by_default_one_device_in_float32():
     run = distribute.start(TrainParams())
-    assert (run.kind, run.strategy, run.replicas, run.chief, run.precision) == ("none", None, 1, True, "float32")
+    assert (run.kind, run.strategy, run.replicas, run.chief, run.task, run.precision) == ("none", None, 1, True, "", "float32")
 
 
 @pytest.fixture
@@ -63,7 +66,7 @@ def test_mixed_precision_trains_with_a_float32_head_and_resumable_state(precisio
     p = Params(epochs=2, model=ModelParams(compact=CompactNetParams(widths=(4, 8))),
                train=TrainParams(batch_size=16, reduce_lr=1, early_stopping=0, mixed_precision=True))
     keras.mixed_precision.set_global_policy(precision)  # what start() picks on a GPU (float16) or a CPU
-    run = distribute.Run("none", None, 1, True, 0, precision)
+    run = distribute.Run("none", None, 1, True, "", precision)
     model, history = train(p, (x[:32], y[:32]), (x[32:], y[32:]), checkpoints=tmp_path / "ckpt", run=run)
     assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
     assert model.layers[1].compute_dtype == precision.removeprefix("mixed_")

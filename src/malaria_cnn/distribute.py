@@ -31,8 +31,8 @@ class Run:
     kind: str  # none, mirrored or multi_worker (what auto resolved to)
     strategy: Any
     replicas: int
-    chief: bool  # writes the model and the metrics; every process but multi_worker's other workers
-    worker: int  # this process's index among the workers (0 outside multi_worker)
+    chief: bool  # writes the model and the metrics: every process but multi_worker's other workers
+    task: str  # this process in TF_CONFIG's cluster ("worker 1"); empty outside multi_worker
     precision: str  # Keras's dtype policy: float32, mixed_float16 or mixed_bfloat16
 
     def scope(self):
@@ -46,25 +46,24 @@ def start(cfg: TrainParams) -> Run:
     kind = cfg.distribute
     if kind == "auto":
         kind = "mirrored" if len(gpus) > 1 else "none"
-    strategy, chief, worker = None, True, 0
+    strategy, chief, task = None, True, ""
     if kind == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         strategy = MirroredStrategy([d.name for d in devices])
     elif kind == "multi_worker":
-        task = cluster_task(os.environ.get("TF_CONFIG", ""))
+        task, chief = cluster_task(os.environ.get("TF_CONFIG", ""))
         strategy = MultiWorkerMirroredStrategy()
-        chief, worker = task == ("worker", 0) or task[0] == "chief", task[1]
     precision = policy(cfg.mixed_precision, gpu=bool(gpus))
     keras.mixed_precision.set_global_policy(precision)
-    run = Run(kind, strategy, strategy.num_replicas_in_sync if strategy else 1, chief, worker, precision)
+    run = Run(kind, strategy, strategy.num_replicas_in_sync if strategy else 1, chief, task, precision)
     if strategy or precision != "float32":
         print(f"train: {describe(run, cfg.batch_size)}", file=sys.stderr)
     return run
 
 
 def describe(run: Run, batch_size: int) -> str:
-    where = {"none": "one device", "mirrored": f"mirrored over {run.replicas} devices",
-             "multi_worker": f"{run.replicas} replicas on several workers, this is worker {run.worker}"}[run.kind]
+    where = {"none": "one device", "mirrored": f"mirrored over {run.replicas} device{'s' * (run.replicas > 1)}",
+             "multi_worker": f"{run.replicas} replicas on several workers, this is {run.task}"}[run.kind]
     per_replica = f", global batch {batch_size} = {batch_size / run.replicas:g} per replica" if run.strategy else ""
     return f"{where}{per_replica}, {run.precision}"
 
@@ -82,8 +81,9 @@ def split_cpu(value: str) -> None:
         raise UserError(f"{CPU_DEVICES_ENV} must be set before TensorFlow starts (in the environment of the stage)") from None
 
 
-def cluster_task(tf_config: str) -> tuple[str, int]:
-    """(task type, index) from TF_CONFIG, checked; one line naming what to set if it is missing or wrong."""
+def cluster_task(tf_config: str) -> tuple[str, bool]:
+    """This process's task in TF_CONFIG ("worker 1") and whether it is the chief (the chief task, or
+    worker 0 of a cluster without one); one line naming what to set if TF_CONFIG is missing or wrong."""
     hint = f"set TF_CONFIG to the cluster and this process's task, e.g. TF_CONFIG={TF_CONFIG_EXAMPLE}"
     if not tf_config:
         raise UserError(f"train.distribute is multi_worker but TF_CONFIG is not set: {hint}")
@@ -96,7 +96,7 @@ def cluster_task(tf_config: str) -> tuple[str, int]:
         raise UserError(f"TF_CONFIG is not a cluster with this process's task in it: {hint}") from None
     if kind not in ("chief", "worker") or not isinstance(index, int) or not 0 <= index < len(hosts):
         raise UserError(f"TF_CONFIG's task must be a chief or worker listed in its cluster, got {task}: {hint}")
-    return kind, index
+    return f"{kind} {index}", kind == "chief" or (index == 0 and "chief" not in cluster)
 
 
 def policy(mixed_precision: str | bool, gpu: bool) -> str:

@@ -57,14 +57,17 @@ def test_multi_worker_with_two_local_workers(tmp_path):
     def tf_config(index: int) -> str:
         return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
 
-    worker = subprocess.Popen([sys.executable, "stages/train.py"], cwd=repo, env=env(TF_CONFIG=tf_config(1)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        chief = sh(["dvc", "repro"], repo, timeout=300, TF_CONFIG=tf_config(0))
-        worker_out, worker_err = worker.communicate(timeout=120)
-    finally:
-        worker.kill()
-    assert worker.returncode == 0, worker_err
+    out, err = tmp_path / "worker.out", tmp_path / "worker.err"  # files: a full pipe would stall the worker
+    with out.open("w") as stdout, err.open("w") as stderr:
+        worker = subprocess.Popen([sys.executable, "stages/train.py"], cwd=repo, env=env(TF_CONFIG=tf_config(1)),
+                                  stdout=stdout, stderr=stderr, text=True)
+        try:
+            chief = sh(["dvc", "repro"], repo, timeout=300, TF_CONFIG=tf_config(0))
+            worker.wait(timeout=120)
+        finally:
+            worker.kill()
+    assert worker.returncode == 0, err.read_text()
+    worker_out = out.read_text()
     assert ran(chief) == ["train", "evaluate"]
     assert "train: 2 replicas on several workers, this is worker 0" in chief
     assert "no checkpoints with train.distribute=multi_worker" in chief
