@@ -127,3 +127,4 @@ def test_queued_sweep_runs_two_experiments_in_parallel(shared):
     plain = sh(["dvc", "exp", "show", "--no-pager", "--only-changed"], repo, stdout_only=True, COLUMNS="250")
     for e in exps:
         assert e["name"] in plain
+        assert ran(sh(["dvc", "queue", "logs", e["name"]], repo)) == ["train", "evaluate"]  # data from the cache
