@@ -90,8 +90,8 @@ def main() -> None:
     print("| variant | s/epoch (median) | images/s | time vs float32, one device | last epoch's loss |")
     print("|---|---|---|---|---|")
     for variant, seconds in per_epoch.items():
-        s = statistics.median(seconds)
-        print(f"| {variant} | {s:.2f} | {args.cells / s:,.0f} | {s / baseline:.2f}x | {statistics.median(loss[variant]):.4f} |")
+        s, last_loss = statistics.median(seconds), statistics.median(loss[variant])
+        print(f"| {variant} | {s:.2f} | {args.cells / s:,.0f} | {s / baseline:.2f}x | {last_loss:.4f} |")
 
 
 if __name__ == "__main__":

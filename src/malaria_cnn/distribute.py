@@ -78,7 +78,7 @@ def split_cpu(value: str) -> None:
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(value))
     except RuntimeError:
-        raise UserError(f"{CPU_DEVICES_ENV} must be set before TensorFlow starts (in the environment of the stage)") from None
+        raise UserError(f"{CPU_DEVICES_ENV} must be set before TensorFlow starts: in the stage's environment") from None
 
 
 def cluster_task(tf_config: str) -> tuple[str, bool]:
