@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
-from malaria_cnn import models, params, paths
+from malaria_cnn import distribute, models, params, paths
 from malaria_cnn.data import load_splits
 from malaria_cnn.errors import run_main
 from malaria_cnn.train import train
@@ -13,12 +13,17 @@ from malaria_cnn.train import train
 
 def main() -> None:
     p = params.load()
+    run = distribute.start(p.train)  # before TensorFlow does any other work
     splits = load_splits(paths.CELLS_NPZ, paths.SPLITS_CSV, "train", "val")
-    model, history = train(p, splits["train"], splits["val"], checkpoints=paths.CHECKPOINTS, live_dir=paths.LIVE)
-    models.save(model, paths.MODEL)
+    with distribute.scratch_unless_chief(run) as scratch:  # only the chief writes into the project
+        model_path = Path(scratch, "model.keras") if scratch else paths.MODEL
+        model, history = train(p, splits["train"], splits["val"], checkpoints=paths.CHECKPOINTS,
+                               live_dir=Path(scratch, paths.LIVE) if scratch else paths.LIVE, run=run)
+        models.save(model, model_path)
     epochs = len(history.get("loss", []))
+    done = paths.MODEL if run.chief else f"{run.task} done, the chief saves the model"
     print(f"train: {p.model.preset} network, {model.count_params():,} parameters, {epochs} epochs "
-          f"(best val loss {min(history['val_loss']):.4f}) -> {paths.MODEL}")
+          f"(best val loss {min(history['val_loss']):.4f}) -> {done}")
 
 
 if __name__ == "__main__":

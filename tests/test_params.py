@@ -28,6 +28,8 @@ def test_partial_params_fill_in_defaults():
         ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
         ({"epochs": True}, "epochs must be an integer >= 1, got True"),
         ({"train": {"optimizer": "adamx"}}, "train.optimizer must be one of adam, adamw, sgd, rmsprop, got 'adamx'"),
+        ({"train": {"distribute": "horovod"}}, "train.distribute must be one of auto, none, mirrored, multi_worker, got 'horovod'"),
+        ({"train": {"mixed_precision": "yes"}}, "train.mixed_precision must be auto, true or false, got 'yes'"),
         ({"model": {"preset": "resnet"}}, "model.preset must be one of seed, compact, got 'resnet'"),
         ({"train": {"augment": "yes"}}, "train.augment must be true or false, got 'yes'"),
         ({"preprocess": {"image_size": 0}}, "preprocess.image_size must be an integer >= 8, got 0"),

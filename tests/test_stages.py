@@ -36,7 +36,7 @@ def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: unknown key 'train.optimiser' (did you mean 'train.optimizer'?); "
         "keys allowed in train: batch_size, learning_rate, optimizer, seed, augment, class_weights, "
-        "early_stopping, reduce_lr"
+        "early_stopping, reduce_lr, distribute, mixed_precision"
     ]
 
 

@@ -86,26 +86,30 @@ rng = np.random.default_rng(0)
 x = rng.integers(0, 256, (600, 32, 32, 3), dtype=np.uint8); y = (np.arange(600) % 2).astype(np.uint8)
 x[y == 1, 8:16, 8:16] = 0
 p = Params(epochs=8, model=ModelParams(preset="compact", compact=CompactNetParams(widths=(16, 32, 64))),
-           train=TrainParams(batch_size=16, seed=4, augment=True, reduce_lr=2))
+           train=TrainParams(batch_size=16, seed=4, augment=True, reduce_lr=2, distribute=sys.argv[4]))
 model, history = train(p, (x[:500], y[:500]), (x[500:], y[500:]), checkpoints=sys.argv[1], live_dir=sys.argv[2])
 np.savez(sys.argv[3], *model.get_weights())
 print("epochs", len(history["loss"]))
 """
 
 
-def _run(tmp_path, tag):
+def _run(tmp_path, tag, distribute):
     script = tmp_path / "run.py"
     script.write_text(RESUME_SCRIPT.format(src=str(ROOT / "src")))
     args = [sys.executable, str(script), str(tmp_path / f"ckpt-{tag}"), str(tmp_path / f"live-{tag}"),
-            str(tmp_path / f"weights-{tag}.npz")]
+            str(tmp_path / f"weights-{tag}.npz"), distribute]
     return args
 
 
-def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
-    whole = subprocess.run(_run(tmp_path, "whole"), capture_output=True, text=True, timeout=600)
+@pytest.mark.parametrize("distribute", ["none", "mirrored"])
+def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path, distribute, monkeypatch):
+    if distribute == "mirrored":
+        monkeypatch.setenv("MALARIA_CNN_CPU_DEVICES", "2")  # two replicas, on two logical CPU devices
+    whole = subprocess.run(_run(tmp_path, "whole", distribute), capture_output=True, text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr
 
-    proc = subprocess.Popen(_run(tmp_path, "killed"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_run(tmp_path, "killed", distribute), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     state = tmp_path / "ckpt-killed" / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -117,9 +121,10 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     done = json.loads(state.read_text())["epochs_done"]
     assert 2 <= done < 8, "the run finished before it could be killed"
 
-    resumed = subprocess.run(_run(tmp_path, "killed"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_run(tmp_path, "killed", distribute), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after epoch {done}" in resumed.stderr
+    assert ("mirrored over 2 devices" in resumed.stderr) == (distribute == "mirrored")
     assert "epochs 8" in resumed.stdout
     with np.load(tmp_path / "weights-whole.npz") as a, np.load(tmp_path / "weights-killed.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)  # as if it had never been killed

@@ -74,7 +74,9 @@ def build(cfg: ModelParams, image_size: int) -> keras.Model:
     inputs = keras.Input((image_size, image_size, 3), dtype="uint8", name="rgb_uint8")
     x = layers.Rescaling(1 / 255)(inputs)
     x = PRESETS[cfg.preset](cfg, x)
-    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name="probabilities")(x)
+    # under mixed precision the head stays float32: a float16 softmax rounds small probabilities to 0 or 1
+    head = "float32" if keras.mixed_precision.global_policy().name.startswith("mixed") else None
+    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name="probabilities", dtype=head)(x)
     return keras.Model(inputs, outputs, name=cfg.preset)
 
 

@@ -91,6 +91,10 @@ def boolean() -> Rule:
     return Rule("true or false", lambda v: isinstance(v, bool))
 
 
+def auto_or_boolean() -> Rule:
+    return Rule("auto, true or false", lambda v: v == "auto" or isinstance(v, bool))
+
+
 def integer_list(minimum: int = 1) -> Rule:
     def accepts(v: Any) -> bool:
         return isinstance(v, list) and all(_is_int(x) and x >= minimum for x in v)
@@ -138,6 +142,7 @@ GROUP_BY = ("slide", "none")
 PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
+DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,10 @@ class TrainParams:
     class_weights: bool = param(True, boolean())  # weigh classes by their inverse frequency in train
     early_stopping: int = param(6, integer(0))  # epochs without a better val loss before stopping; 0: off
     reduce_lr: int = param(3, integer(0))  # epochs without a better val loss before halving the rate; 0: off
+    # auto: mirrored when more than one GPU is visible, else none; multi_worker reads TF_CONFIG
+    distribute: str = param("auto", one_of(*DISTRIBUTE))
+    # true: float16 on a GPU, bfloat16 on a CPU; auto: true with a GPU, false on a CPU (see benchmarks)
+    mixed_precision: str | bool = param("auto", auto_or_boolean())
 
 
 @dataclass(frozen=True)

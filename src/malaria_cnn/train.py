@@ -20,7 +20,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 from dvclive.utils import standardize_metric_name
 
-from malaria_cnn import atomic, data, models
+from malaria_cnn import atomic, data, distribute, models
 from malaria_cnn.labels import CLASS_NAMES
 from malaria_cnn.params import Params
 from malaria_cnn.runtime import keras, seed_everything
@@ -54,7 +54,7 @@ class Plateau(keras.callbacks.Callback):
         self.since_best += 1
         self.since_lr += 1
         if self.lr_patience and self.since_lr >= self.lr_patience:
-            self.model.optimizer.learning_rate.assign(float(self.model.optimizer.learning_rate) / 2)
+            self.model.optimizer.learning_rate.assign(_float(self.model.optimizer.learning_rate) / 2)
             self.since_lr = 0
         if self.stop_patience and self.since_best >= self.stop_patience:
             self.model.stop_training = True
@@ -97,7 +97,7 @@ class Checkpoint(keras.callbacks.Callback):
             "epochs_done": done,
             "model": model_file,
             "best_weights": self.best_file,
-            "learning_rate": float(self.model.optimizer.learning_rate),
+            "learning_rate": _float(self.model.optimizer.learning_rate),
             "seed_generators": [g.state.numpy().tolist() for g in _seed_generators(self.model)],
             "plateau": self.plateau.state(),
             "history": self.history,
@@ -123,28 +123,37 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
 
 
 def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = None,
-          live_dir: str | Path | None = None, callbacks: list | None = None) -> tuple[keras.Model, dict]:
+          live_dir: str | Path | None = None, callbacks: list | None = None,
+          run: distribute.Run | None = None) -> tuple[keras.Model, dict]:
     """Build (or resume), compile and fit the network; return it, best weights restored, with its history.
 
     With `checkpoints`, a folder, training is checkpointed there each epoch and resumed from it;
     with `live_dir`, per-epoch metrics are logged there by DVCLive; `callbacks` are Keras's own.
+    `run` is distribute.start()'s (started here from `p.train` if not given).
     """
+    run = run or distribute.start(p.train)
     seed_everything(p.train.seed)
     (x_train, y_train), (x_val, y_val) = train, val
+    if checkpoints and run.kind == "multi_worker":
+        print("train: no checkpoints with train.distribute=multi_worker: a killed run starts from epoch 1",
+              file=sys.stderr)
+        checkpoints = None
     folder = Path(checkpoints) if checkpoints else None
     fp = fingerprint(p, train, val)
     state = _resumable_state(folder, fp)
 
     if state:
-        model = keras.models.load_model(folder / state["model"], safe_mode=True)
+        with run.scope():
+            model = keras.models.load_model(folder / state["model"], safe_mode=True)
         model.optimizer.learning_rate.assign(state["learning_rate"])
         for generator, value in zip(_seed_generators(model), state["seed_generators"]):
             generator.state.assign(np.array(value, dtype=generator.state.dtype))  # dropout goes on as it would have
         first_epoch, history = state["epochs_done"], state["history"]
         print(f"train: resuming after epoch {first_epoch} from {folder}", file=sys.stderr)
     else:
-        model = models.build(p.model, image_size=x_train.shape[1])
-        models.compile_model(model, p.train)
+        with run.scope():  # the variables of the model, its optimizer and metrics live on every replica
+            model = models.build(p.model, image_size=x_train.shape[1])
+            models.compile_model(model, p.train)
         first_epoch, history = 0, {}
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
@@ -207,6 +216,11 @@ def _replay(live: Live, history: dict) -> None:
         for key, values in history.items():
             live.log_metric(standardize_metric_name(key, "dvclive.keras"), values[e])
         live.next_step()
+
+
+def _float(variable) -> float:
+    """A scalar variable's value, also when it is mirrored across replicas."""
+    return float(keras.ops.convert_to_numpy(variable))
 
 
 def _seed_generators(model: keras.Model) -> list:

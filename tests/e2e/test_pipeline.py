@@ -9,12 +9,9 @@ from __future__ import annotations
 import csv
 import html
 import json
-import os
 import re
 import shutil
 import zipfile
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,60 +19,20 @@ import yaml
 
 import browser
 from conftest import KEPT, ROOT
-
-SCREENSHOT = ROOT / "test-output" / "plots-page.png"
+from temp_repo import GIT, STAGES, make, merge
+from temp_repo import ran as _ran
+from temp_repo import sh as _sh
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
-COPY = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "stages", "src", "report"]
-TINY = {
-    "epochs": 1,
-    "data": {"synthetic": {"per_class": 24, "slides": 6}},
-    "preprocess": {"image_size": 32, "workers": 2},
-    "model": {"compact": {"widths": [8, 16, 32]}},
-    "train": {"batch_size": 16},
-}
-STAGES = ["ingest", "preprocess", "split", "train", "threshold", "evaluate", "export"]
+SCREENSHOT = ROOT / "test-output" / "plots-page.png"
 EVALUATE_OUTS = ["metrics/metrics.json", "metrics/slides.csv", "plots/confusion.csv", "plots/roc.csv",
                  "plots/precision_recall.csv", "plots/calibration.csv", "plots/mistakes.png", "plots/gradcam.png"]
 
 
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for k, v in update.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) else v
-    return out
-
-
-def _sh(args: list[str], cwd: Path, stdout_only: bool = False) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout if stdout_only else result.stdout + result.stderr
-
-
-def _ran(output: str) -> list[str]:
-    return [s for s in STAGES if f"Running stage '{s}'" in output]
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("project")
-    for name in COPY:
-        src, dst = ROOT / name, repo / name
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, dst)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _sh(["git", "init", "-q"], repo)
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"], repo)
-    return repo
+    return make(tmp_path_factory.mktemp("project"))
 
 
 def test_repro_runs_every_stage_and_writes_the_metrics(project):
@@ -122,7 +79,7 @@ def test_rerun_from_scratch_gives_identical_outputs(project):
 
 
 def _set_params(project: Path, update: dict) -> None:
-    params = _merge(yaml.safe_load((project / "params.yaml").read_text()), update)
+    params = merge(yaml.safe_load((project / "params.yaml").read_text()), update)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -181,7 +138,7 @@ def test_predict_command_and_exported_models(project):
 
 
 def test_exp_run_with_a_set_param_is_listed_by_exp_show(project):
-    _sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "after repro"], project)
+    _sh([*GIT, "commit", "-qam", "after repro"], project)
     out = _sh(["dvc", "exp", "run", "-S", "epochs=2"], project)
     assert _ran(out) == ["train", "threshold", "evaluate", "export"]
     table = json.loads(_sh(["dvc", "exp", "show", "--json"], project, stdout_only=True))
