@@ -113,7 +113,8 @@ def scratch_unless_chief(run: Run) -> contextlib.AbstractContextManager[str | No
 
 
 class _KerasReductions:
-    """The reductions Keras 3's fit() asks of a strategy and tf.distribute refuses (keras-team/keras#20585):
+    """The reductions Keras 3's fit() asks of a strategy and tf.distribute refuses (the scalar case
+    is reported as tensorflow/tensorflow#72388):
 
     - the first batch of the train and val sets, reduced only to learn its shapes: a collective
       carries no uint8 images and no unequal parts of a batch (the last, or a small val set's
