@@ -60,3 +60,14 @@ def test_sheet_has_a_row_per_outcome():
     assert img.shape[0] > 4 * 128 and img.dtype == np.uint8
     overlay = gradcam.overlay(x[0], np.ones((16, 16)))
     assert overlay.shape == x[0].shape and overlay.dtype == np.uint8
+
+
+def test_a_network_trained_in_mixed_precision_can_be_explained():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = models.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=32)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x = np.random.default_rng(2).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    maps = gradcam.heatmaps(model, x, np.array([1, 0]))
+    assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()

@@ -35,10 +35,11 @@ def heatmaps(model: keras.Model, x: np.ndarray, classes: np.ndarray) -> np.ndarr
     kernel, bias = head.kernel, head.bias
     with tf.GradientTape() as tape:
         features, pooled = probe(tf.convert_to_tensor(x), training=False)
-        logits = tf.matmul(pooled, kernel) + bias
+        # float32 throughout, also for a network trained in mixed precision
+        logits = tf.matmul(tf.cast(pooled, "float32"), tf.cast(kernel, "float32")) + tf.cast(bias, "float32")
         score = tf.reduce_sum(tf.gather(logits, classes, axis=1, batch_dims=1))
-    grads = tape.gradient(score, features).numpy()
-    maps = np.maximum(np.einsum("nhwc,nc->nhw", features.numpy(), grads.mean(axis=(1, 2))), 0)
+    grads = np.asarray(tape.gradient(score, features), dtype=np.float32)
+    maps = np.maximum(np.einsum("nhwc,nc->nhw", np.asarray(features, dtype=np.float32), grads.mean(axis=(1, 2))), 0)
     peak = maps.max(axis=(1, 2), keepdims=True)
     maps = np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
     size = x.shape[1]
