@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the 
 from malaria_cnn import atomic, card, export, models, params, paths, threshold
 from malaria_cnn.checksum import file_sha256
 from malaria_cnn.data import load_split_cells
-from malaria_cnn.errors import UserError, run_main
+from malaria_cnn.errors import run_main
 
 
 def main() -> None:
@@ -29,10 +29,12 @@ def main() -> None:
         }
         agree = {name: export.parity(reference, export.LiteModel(blob).parasitized_probability(test_x, p.predict.batch_size), cut)
                  for name, blob in blobs.items()}
-        if agree["int8"]["agreement"] < p.export.min_int8_agreement:
-            raise UserError(f"the int8 model calls {agree['int8']['agreement']:.2%} of test cells as the Keras model "
-                            f"does, below export.min_int8_agreement ({p.export.min_int8_agreement:.2%}); "
-                            "try more export.representative crops")
+    agree["int8"]["passed"] = agree["int8"]["agreement"] >= p.export.min_int8_agreement
+    if not agree["int8"]["passed"]:
+        print(f"export: warning: the int8 model calls only {agree['int8']['agreement']:.2%} of the test cells as the "
+              f"Keras model does, below export.min_int8_agreement ({p.export.min_int8_agreement:.2%}): the model card "
+              "marks it not for use (a network whose probabilities crowd around the threshold loses its calls to "
+              "int8's 1/256 steps; train longer or use the float32 file)", file=sys.stderr)
     atomic.write_bytes(paths.TFLITE_FLOAT32, blobs["float32"])
     atomic.write_bytes(paths.TFLITE_INT8, blobs["int8"])
 

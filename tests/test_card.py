@@ -18,9 +18,15 @@ def test_card_says_what_the_model_is_and_how_it_was_checked():
     assert "P(Parasitized) >= **0.432100**" in text and "rule sensitivity (sensitivity >= 0.95)" in text
     assert "zip (crops.zip); raw archive sha256 `" + "ab" * 32 in text
     assert "| Sensitivity | 0.900 | 0.800 - 0.950 |" in text
-    assert "| TFLite int8 | 0.9950 | 0.100000 |" in text and "64 x 64" in text and "1,234 parameters" in text
+    assert "| TFLite int8 | 0.9950 | 0.100000 | - |" in text and "64 x 64" in text and "1,234 parameters" in text
     assert "synthetic" not in text
 
 
 def test_card_warns_about_synthetic_training_data():
     assert "not for real smears" in _card()
+
+
+def test_card_marks_a_copy_that_failed_its_parity_check():
+    text = card.model_card(from_dict({}), 1, 64, STORED, TEST, SIZES, "ab" * 32, {},
+                           {"TFLite int8": {"agreement": 0.9, "max_probability_difference": 0.3, "passed": False}})
+    assert "| TFLite int8 | 0.9000 | 0.300000 | **failed: not for use** |" in text

@@ -38,8 +38,10 @@ def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: 
         f"| {_LABELS[m]} | {_value(test[m])} | {_value(test[m + '_ci_lower'])} - {_value(test[m + '_ci_upper'])} |"
         for m in metric_names.NAMES)
     file_rows = "\n".join(f"| `{name}` | {_mb(size)} |" for name, size in files.items())
-    parity_rows = "\n".join(f"| {name} | {d['agreement']:.4f} | {d['max_probability_difference']:.6f} |"
-                            for name, d in parity.items())
+    check = {None: "-", True: "passed", False: "**failed: not for use**"}
+    parity_rows = "\n".join(
+        f"| {name} | {d['agreement']:.4f} | {d['max_probability_difference']:.6f} | {check[d.get('passed')]} |"
+        for name, d in parity.items())
     params = "\n".join(f"- `{section}`: `{value}`" for section, value in
                        [("epochs", p.epochs), ("model", asdict(p.model)), ("train", asdict(p.train))])
     return f"""# Model card: malaria-cnn `{p.model.preset}` network
@@ -82,10 +84,10 @@ above; intervals are 95% percentile intervals over resamples of slides:
 {file_rows}
 
 Agreement with the Keras model on the test split (share of cells called the same at the threshold, and the
-largest difference in P(Parasitized)):
+largest difference in P(Parasitized)); the int8 copy must agree on at least export.min_int8_agreement of them:
 
-| copy | agreement | max difference |
-|---|---|---|
+| copy | agreement | max difference | check |
+|---|---|---|---|
 {parity_rows}
 
 ## Training params
