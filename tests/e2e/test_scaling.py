@@ -19,7 +19,8 @@ from temp_repo import GIT, STAGES, env, make, ran, sh
 
 pytestmark = pytest.mark.e2e
 
-OUTPUTS_IN_GIT = ["dvc.lock", "metrics", "plots", "dvclive"]  # the outputs kept in git (cache: false)
+OUTPUTS_IN_GIT = ["dvc.lock", "metrics", "plots", "dvclive", "models/threshold.json",  # the outputs kept in git
+                  "models/export/MODEL_CARD.md"]  # (cache: false)
 
 
 def _trained(repo: Path) -> None:
