@@ -17,9 +17,9 @@ def main() -> None:
     chosen = threshold.choose(val["y"], prob, p.threshold)
     on_val = threshold.on_split(val["y"], prob, val["slide"], chosen)
     threshold.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_val)
+    sens, spec = (f"{v:.3f}" if v is not None else "n/a" for v in (on_val["sensitivity"], on_val["specificity"]))
     print(f"threshold: {chosen:.4f} by rule {p.threshold.rule} on {on_val['cells']} val cells from "
-          f"{on_val['slides']} slides (val sensitivity {on_val['sensitivity']}, "
-          f"specificity {on_val['specificity']}) -> {paths.THRESHOLD}")
+          f"{on_val['slides']} slides (val sensitivity {sens}, specificity {spec}) -> {paths.THRESHOLD}")
 
 
 if __name__ == "__main__":
