@@ -29,12 +29,9 @@ def main() -> None:
         }
         agree = {name: export.parity(reference, export.LiteModel(blob).parasitized_probability(test_x, p.predict.batch_size), cut)
                  for name, blob in blobs.items()}
-    agree["int8"]["passed"] = agree["int8"]["agreement"] >= p.export.min_int8_agreement
-    if not agree["int8"]["passed"]:
-        print(f"export: warning: the int8 model calls only {agree['int8']['agreement']:.2%} of the test cells as the "
-              f"Keras model does, below export.min_int8_agreement ({p.export.min_int8_agreement:.2%}): the model card "
-              "marks it not for use (a network whose probabilities crowd around the threshold loses its calls to "
-              "int8's 1/256 steps; train longer or use the float32 file)", file=sys.stderr)
+    warning = export.check_int8(agree["int8"], p.export.min_int8_agreement)
+    if warning:
+        print(f"export: warning: {warning}", file=sys.stderr)
     atomic.write_bytes(paths.TFLITE_FLOAT32, blobs["float32"])
     atomic.write_bytes(paths.TFLITE_INT8, blobs["int8"])
 
@@ -50,11 +47,7 @@ def main() -> None:
         p, model.count_params(), models.image_size(model), stored,
         json.loads(Path(paths.METRICS).read_text()), json.loads(Path(paths.SPLIT_SIZES).read_text()),
         file_sha256(paths.RAW_ZIP), files, {f"TFLite {name}": d for name, d in agree.items()}))
-    print(f"export: SavedModel, TFLite float32 ({files['model_float32.tflite'] / 1e6:.2f} MB, max probability "
-          f"difference {agree['float32']['max_probability_difference']:.2g}) and int8 "
-          f"({files['model_int8.tflite'] / 1e6:.2f} MB, {agree['int8']['agreement']:.2%} of {len(test_x)} test cells "
-          f"called as the Keras model does) -> models/export/")
-
+    print(export.summary(files, agree, len(test_x)))
 
 if __name__ == "__main__":
     run_main(main)

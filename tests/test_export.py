@@ -49,3 +49,10 @@ def test_representative_crops_spread_over_the_split():
     x = np.arange(100)[:, None]
     assert export.representative_crops(x, 5)[:, 0].tolist() == [0, 25, 50, 74, 99]
     assert len(export.representative_crops(x, 500)) == 100
+
+
+def test_int8_below_the_bound_is_marked_with_its_reason():
+    good, bad = {"agreement": 0.995}, {"agreement": 0.9}
+    assert export.check_int8(good, 0.99) is None and good["passed"] is True
+    reason = export.check_int8(bad, 0.99)
+    assert bad["passed"] is False and reason.startswith("the int8 model calls only 90.00% of the test cells")

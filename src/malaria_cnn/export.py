@@ -73,3 +73,21 @@ def parity(reference: np.ndarray, other: np.ndarray, threshold: float) -> dict:
         "agreement": round(float(np.mean((reference >= threshold) == (other >= threshold))), 6),
         "max_probability_difference": round(float(np.max(np.abs(reference - other))), 6),
     }
+
+
+def check_int8(parity_int8: dict, minimum: float) -> str | None:
+    """Record in `parity_int8` whether the int8 copy agrees often enough; the reason when it does not."""
+    parity_int8["passed"] = parity_int8["agreement"] >= minimum
+    if parity_int8["passed"]:
+        return None
+    return (f"the int8 model calls only {parity_int8['agreement']:.2%} of the test cells as the Keras model does, "
+            f"below export.min_int8_agreement ({minimum:.2%}): the model card marks it not for use (a network "
+            "whose probabilities crowd around the threshold loses its calls to int8's 1/256 steps; train longer "
+            "or use the float32 file)")
+
+
+def summary(files: dict[str, int], parity_by_copy: dict[str, dict], cells: int) -> str:
+    f32, int8 = parity_by_copy["float32"], parity_by_copy["int8"]
+    return (f"export: SavedModel, TFLite float32 ({files['model_float32.tflite'] / 1e6:.2f} MB, max probability "
+            f"difference {f32['max_probability_difference']:.2g}) and int8 ({files['model_int8.tflite'] / 1e6:.2f} MB, "
+            f"{int8['agreement']:.2%} of {cells} test cells called as the Keras model does) -> models/export/")
