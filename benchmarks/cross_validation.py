@@ -26,7 +26,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from malaria_cnn import cells, data, evaluate, models, params  # noqa: E402
+from malaria_cnn import cells, data, metrics, models, params  # noqa: E402
+from malaria_cnn.labels import POSITIVE  # noqa: E402
 from malaria_cnn.ingest import ingest  # noqa: E402
 from malaria_cnn.preprocess import preprocess  # noqa: E402
 from malaria_cnn.runtime import keras, seed_everything  # noqa: E402
@@ -119,7 +120,8 @@ def main() -> None:
             timer = EpochTimer()
             model, history = train(p, (x[fit], y[fit]), (x[val], y[val]), callbacks=[timer])
             prob = models.parasitized_probability(model, x[test], 256)
-            m = evaluate.scores(y[test], prob, 0.5)
+            point = metrics.all_metrics(np.ones((1, len(test))), y[test] == POSITIVE, prob, 0.5, bins=10)
+            m = {name: float(v[0]) for name, v in point.items()}
             m["s_per_epoch"] = float(np.median(timer.seconds))
             m["epochs"] = len(history["loss"])
             results[preset].append(m)
