@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 KEPT: list[Path] = []  # files tests leave for a person to look at, listed at the end of the run
+
+
+def committed_params() -> str:
+    """params.yaml as committed, not as an experiment applied to the workspace (`dvc exp run` writes
+    its -S values there) left it; the file itself outside a git checkout."""
+    try:
+        return subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return (ROOT / "params.yaml").read_text()
 
 
 def pytest_terminal_summary(terminalreporter):

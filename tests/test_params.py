@@ -1,12 +1,13 @@
 import pytest
+import yaml
 
 from malaria_cnn import params
 from malaria_cnn.params import ParamsError, from_dict
-from conftest import ROOT
+from conftest import committed_params
 
 
 def test_project_params_file_loads_and_matches_the_defaults():
-    assert params.load(ROOT / "params.yaml") == params.Params()
+    assert params.from_dict(yaml.safe_load(committed_params())) == params.Params()
 
 
 def test_defaults():

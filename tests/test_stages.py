@@ -1,14 +1,13 @@
 """The stage scripts: one clear line for a bad param, and dvc.yaml deps that match what they import."""
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, committed_params
 
 STAGES = ["ingest", "preprocess", "split", "train", "evaluate"]
 
@@ -20,7 +19,7 @@ def _run_stage(name, cwd):
 
 @pytest.mark.parametrize("stage", ["ingest", "preprocess", "split"])
 def test_bad_param_stops_the_stage_with_one_line_before_any_work(stage, tmp_path):
-    text = (ROOT / "params.yaml").read_text().replace("epochs: 25", "epochs: -5")
+    text = committed_params().replace("epochs: 25", "epochs: -5")
     (tmp_path / "params.yaml").write_text(text)
     result = _run_stage(stage, tmp_path)
     assert result.returncode == 2
@@ -29,7 +28,7 @@ def test_bad_param_stops_the_stage_with_one_line_before_any_work(stage, tmp_path
 
 
 def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
-    text = (ROOT / "params.yaml").read_text().replace("  optimizer: adam", "  optimiser: adam")
+    text = committed_params().replace("  optimizer: adam", "  optimiser: adam")
     (tmp_path / "params.yaml").write_text(text)
     result = _run_stage("train", tmp_path)
     assert result.returncode == 2
@@ -41,7 +40,7 @@ def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
 
 
 def test_missing_input_is_one_line(tmp_path):
-    shutil.copy(ROOT / "params.yaml", tmp_path)
+    (tmp_path / "params.yaml").write_text(committed_params())
     result = _run_stage("preprocess", tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: data/raw/cell_images.zip not found: run the ingest stage first (dvc repro)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, committed_params
 
 BIN = Path(sys.executable).parent
 COPY = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "stages", "src", "report"]
@@ -65,7 +65,7 @@ def make(repo: Path, params: dict | None = None) -> Path:
 
 def write_params(repo: Path, update: dict) -> None:
     """params.yaml: the project's own, updated by `update`."""
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), update)
+    params = merge(yaml.safe_load(committed_params()), update)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
