@@ -39,6 +39,17 @@ def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
     ]
 
 
+def test_multi_worker_without_tf_config_is_one_line_saying_what_to_set(tmp_path):
+    text = committed_params().replace("  distribute: auto", "  distribute: multi_worker")
+    (tmp_path / "params.yaml").write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: train.distribute is multi_worker but TF_CONFIG is not set: set TF_CONFIG to")
+
+
 def test_missing_input_is_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text(committed_params())
     result = _run_stage("preprocess", tmp_path)
