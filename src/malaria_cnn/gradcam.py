@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from malaria_cnn import gallery
-from malaria_cnn.labels import CLASS_NAMES, POSITIVE
+from malaria_cnn.labels import POSITIVE, call
 from malaria_cnn.runtime import keras, tf
 
 OUTCOMES = ("TP", "FP", "FN", "TN")
@@ -73,16 +73,15 @@ def sheet(model: keras.Model, x: np.ndarray, y: np.ndarray, prob: np.ndarray, sl
     """One row per outcome (TP, FP, FN, TN): each example cell beside its Grad-CAM overlay."""
     picked = examples(y, prob, threshold, per_outcome)
     order = [i for name in OUTCOMES for i in picked[name]]
-    called = (prob[order] >= threshold).astype(int) if order else np.zeros(0, int)
+    called = np.where(prob[order] >= threshold, POSITIVE, 1 - POSITIVE) if order else np.zeros(0, int)
     maps = heatmaps(model, x[order], called) if order else np.zeros((0,) + x.shape[1:3])
     heat = dict(zip(order, maps))
     rows = []
     for name in OUTCOMES:
         tiles = []
         for i in picked[name]:
-            call = CLASS_NAMES[int(prob[i] >= threshold)]
             tiles.append((x[i], f"p={prob[i]:.3f}", f"slide {slides[i]}"))
-            tiles.append((overlay(x[i], heat[i]), "Grad-CAM", f"for {call}"))
+            tiles.append((overlay(x[i], heat[i]), "Grad-CAM", f"for {call(prob[i], threshold)}"))
         rows.append((name, tiles))
     title = (f"Grad-CAM at threshold {threshold:.3f}: where the network found the evidence for its call "
              f"(red: strongest)")

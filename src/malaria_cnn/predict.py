@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from malaria_cnn import archive, images
 from malaria_cnn.errors import UserError
-from malaria_cnn.labels import CLASS_NAMES, POSITIVE
+from malaria_cnn.labels import CLASS_NAMES, POSITIVE, call
 from malaria_cnn.params import DataParams
 from malaria_cnn.preprocess import available_cores
 from malaria_cnn.sources import is_quietly_skipped
@@ -118,8 +118,7 @@ def predict(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], 
             for i, item in enumerate(batch):
                 if i in p_of:
                     p = float(p_of[i])
-                    label = CLASS_NAMES[POSITIVE] if p >= threshold else CLASS_NAMES[1 - POSITIVE]
-                    rows.append((item.name, round(p, 6), label, ""))
+                    rows.append((item.name, round(p, 6), call(p, threshold), ""))
                 else:
                     rows.append((item.name, "", "", loaded[i]))
             bar.update(len(batch))
