@@ -26,12 +26,15 @@ from sklearn.model_selection import StratifiedGroupKFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from malaria_cnn import cells, data, metrics, models, params  # noqa: E402
-from malaria_cnn.labels import POSITIVE  # noqa: E402
-from malaria_cnn.ingest import ingest  # noqa: E402
-from malaria_cnn.preprocess import preprocess  # noqa: E402
-from malaria_cnn.runtime import keras, seed_everything  # noqa: E402
-from malaria_cnn.train import train  # noqa: E402
+from malaria_cnn.core import params  # noqa: E402
+from malaria_cnn.core.labels import POSITIVE  # noqa: E402
+from malaria_cnn.data import cells_npz  # noqa: E402
+from malaria_cnn.data.ingest import ingest  # noqa: E402
+from malaria_cnn.data.preprocess import preprocess  # noqa: E402
+from malaria_cnn.evaluation import metrics  # noqa: E402
+from malaria_cnn.training import batches, model_io, networks  # noqa: E402
+from malaria_cnn.training.runtime import keras, seed_everything  # noqa: E402
+from malaria_cnn.training.train import train  # noqa: E402
 
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
@@ -59,7 +62,7 @@ def load_dev(zip_path: Path, size: int) -> dict:
         ingest(params.DataParams(source="zip", path=str(zip_path)), f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/r.csv")
         preprocess(f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/cells.npz", f"{tmp}/rej.csv",
                    params.PreprocessParams(image_size=size))
-        return cells.load(f"{tmp}/cells.npz")
+        return cells_npz.load(f"{tmp}/cells.npz")
 
 
 def folds(y: np.ndarray, slides: np.ndarray, n: int, seed: int):
@@ -83,13 +86,13 @@ def with_settings(base: params.Params, preset: str) -> params.Params:
 def throughput(p: params.Params, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Images/s of one training epoch: the pipeline's uint8 tf.data path, then the tutorial's float32 arrays."""
     seed_everything(p.train.seed)
-    model = models.build(p.model, x.shape[1])
-    models.compile_model(model, p.train)
-    batches = data.train_batches(x, y, p.train.batch_size, p.train.seed, 0, 2, augment=False)
-    steps = data.steps_per_epoch(len(x), p.train.batch_size)
-    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)  # warm-up
+    model = networks.build(p.model, x.shape[1])
+    networks.compile_model(model, p.train)
+    train_ds = batches.train_batches(x, y, p.train.batch_size, p.train.seed, 0, 2, augment=False)
+    steps = batches.steps_per_epoch(len(x), p.train.batch_size)
+    model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0)  # warm-up
     start = time.perf_counter()
-    model.fit(batches, steps_per_epoch=steps, epochs=2, initial_epoch=1, verbose=0)
+    model.fit(train_ds, steps_per_epoch=steps, epochs=2, initial_epoch=1, verbose=0)
     ours = len(x) / (time.perf_counter() - start)
 
     x_float = x.astype(np.float32)  # the tutorial feeds float arrays (unscaled; scaling is in our model)
@@ -119,7 +122,7 @@ def main() -> None:
             p = with_settings(base, preset)
             timer = EpochTimer()
             model, history = train(p, (x[fit], y[fit]), (x[val], y[val]), callbacks=[timer])
-            prob = models.parasitized_probability(model, x[test], 256)
+            prob = model_io.parasitized_probability(model, x[test], 256)
             point = metrics.all_metrics(np.ones((1, len(test))), y[test] == POSITIVE, prob, 0.5, bins=10)
             m = {name: float(v[0]) for name, v in point.items()}
             m["s_per_epoch"] = float(np.median(timer.seconds))
@@ -133,7 +136,7 @@ def main() -> None:
     print(f"\nmean ± std over {args.folds} slide-grouped folds (held-out slides, threshold 0.5)")
     print(f"{'preset':10}{'params':>10}{'accuracy':>18}{'ROC AUC':>18}{'sensitivity':>18}{'specificity':>18}{'s/epoch':>9}")
     for preset, rows in results.items():
-        count = models.build(with_settings(base, preset).model, x.shape[1]).count_params()
+        count = networks.build(with_settings(base, preset).model, x.shape[1]).count_params()
 
         def stat(key):
             v = np.array([r[key] for r in rows], dtype=float)

@@ -35,9 +35,9 @@ DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 OURS = textwrap.dedent("""
     import json, sys, time
     sys.path.insert(0, {src!r})
-    from malaria_cnn.ingest import ingest
-    from malaria_cnn.params import DataParams, PreprocessParams
-    from malaria_cnn.preprocess import preprocess
+    from malaria_cnn.data.ingest import ingest
+    from malaria_cnn.core.params import DataParams, PreprocessParams
+    from malaria_cnn.data.preprocess import preprocess
     work, stage = {work!r}, {stage!r}
     t0 = time.perf_counter()
     if stage in ("both", "ingest"):

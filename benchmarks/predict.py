@@ -1,6 +1,6 @@
 """Benchmark: prediction on CPU, Keras against TFLite float32 and int8, in one run.
 
-Throughput: `malaria_cnn.predict.predict` over every crop of the NIH dev zip (read from the
+Throughput: `malaria_cnn.release.predict.predict` over every crop of the NIH dev zip (read from the
 zip, decoded and resized on a thread per core, scored in batches of 256), as `malaria-cnn
 predict` does, images per second. Latency: one crop at a time, already decoded, milliseconds
 (median and 95th percentile over --single calls after a warm-up); Keras is called as a traced
@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
-from malaria_cnn import export, images, models, predict  # noqa: E402
-from malaria_cnn.params import ModelParams  # noqa: E402
-from malaria_cnn.runtime import keras, tf  # noqa: E402
+from malaria_cnn.core.params import ModelParams  # noqa: E402
+from malaria_cnn.data import images  # noqa: E402
+from malaria_cnn.release import export, predict  # noqa: E402
+from malaria_cnn.training import model_io, networks  # noqa: E402
+from malaria_cnn.training.runtime import keras, tf  # noqa: E402
 
 SIZE = 64
 BATCH = 256
@@ -66,14 +68,14 @@ def main() -> None:
     if not DEV_ZIP.is_file():
         sys.exit(f"the NIH dev crops are not here ({DEV_ZIP})")
     keras.utils.set_random_seed(0)
-    model = models.build(ModelParams(), SIZE)
+    model = networks.build(ModelParams(), SIZE)
     with zipfile.ZipFile(DEV_ZIP) as zf:
         names = [n for n in zf.namelist() if n.endswith(".png")]
         crops = np.stack([images.load_cell(zf.read(n), SIZE) for n in names[:: len(names) // max(args.single, 200)]])
     # Keras first: once the TFLite converter has run, TensorFlow logs a harmless op-attribute
     # error for every tf.data pipeline that model.predict builds.
     keras_call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    results = {"Keras": (throughput(lambda x: models.parasitized_probability(model, x, BATCH), args.repeat),
+    results = {"Keras": (throughput(lambda x: model_io.parasitized_probability(model, x, BATCH), args.repeat),
                          latency(keras_call, crops[: args.single]))}
     with tempfile.TemporaryDirectory() as tmp:
         export.saved_model(model, Path(tmp) / "saved")

@@ -35,9 +35,9 @@ CHILD = """
 import json, sys, time
 sys.path.insert(0, {src!r})
 import numpy as np
-from malaria_cnn import params
-from malaria_cnn.runtime import keras
-from malaria_cnn.train import train
+from malaria_cnn.core import params
+from malaria_cnn.training.runtime import keras
+from malaria_cnn.training.train import train
 
 cfg = json.loads(sys.argv[1])
 seconds = []

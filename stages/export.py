@@ -6,20 +6,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
-from malaria_cnn import atomic, card, export, models, params, paths, threshold
-from malaria_cnn.checksum import file_sha256
-from malaria_cnn.data import load_split_cells
-from malaria_cnn.errors import run_main
+from malaria_cnn.core import atomic, params, paths
+from malaria_cnn.core.errors import run_main
+from malaria_cnn.data import split
+from malaria_cnn.evaluation import operating_point
+from malaria_cnn.release import card, export
+from malaria_cnn.training import model_io
 
 
 def main() -> None:
     p = params.load()
-    splits = load_split_cells(paths.CELLS_NPZ, paths.SPLITS_CSV, "train", "test")
-    model = models.load(paths.MODEL)
-    stored = threshold.load_record(paths.THRESHOLD, paths.MODEL)
-    cut = float(stored["threshold"])
+    splits = split.load_cells(paths.CELLS_NPZ, paths.SPLITS_CSV, "train", "test")
+    model = model_io.load(paths.MODEL)
+    stored = operating_point.load_record(paths.THRESHOLD, paths.MODEL)
+    threshold = float(stored["threshold"])
     test_x = splits["test"]["x"]
-    reference = models.parasitized_probability(model, test_x, p.predict.batch_size)
+    reference = model_io.parasitized_probability(model, test_x, p.predict.batch_size)
 
     with atomic.atomic_dir(paths.SAVED_MODEL) as saved:
         export.saved_model(model, saved)
@@ -27,7 +29,7 @@ def main() -> None:
             "float32": export.tflite(saved),
             "int8": export.tflite(saved, export.representative_crops(splits["train"]["x"], p.export.representative)),
         }
-        agree = {name: export.parity(reference, export.LiteModel(blob).parasitized_probability(test_x, p.predict.batch_size), cut)
+        agree = {name: export.parity(reference, export.LiteModel(blob).parasitized_probability(test_x, p.predict.batch_size), threshold)
                  for name, blob in blobs.items()}
     warning = export.check_int8(agree["int8"], p.export.min_int8_agreement)
     if warning:
@@ -39,14 +41,14 @@ def main() -> None:
              "saved_model/": sum(f.stat().st_size for f in Path(paths.SAVED_MODEL).rglob("*") if f.is_file()),
              "model_float32.tflite": len(blobs["float32"]), "model_int8.tflite": len(blobs["int8"])}
     atomic.write_json(paths.EXPORT_METRICS, {  # the SavedModel's size varies by a byte or so from run to run
-        "test_cells": len(test_x), "threshold": round(cut, 6),
+        "test_cells": len(test_x), "threshold": round(threshold, 6),
         **{f"tflite_{name}": d for name, d in agree.items()},
         "size_bytes": {name: size for name, size in files.items() if name != "saved_model/"},
     })
     atomic.write_text(paths.MODEL_CARD, card.model_card(
-        p, model.count_params(), models.image_size(model), stored,
+        p, model.count_params(), model_io.image_size(model), stored,
         json.loads(Path(paths.METRICS).read_text()), json.loads(Path(paths.SPLIT_SIZES).read_text()),
-        file_sha256(paths.RAW_ZIP), files, {f"TFLite {name}": d for name, d in agree.items()}))
+        atomic.file_sha256(paths.RAW_ZIP), files, {f"TFLite {name}": d for name, d in agree.items()}))
     print(export.summary(files, agree, len(test_x)))
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
-from malaria_cnn import params, paths
-from malaria_cnn.errors import run_main
-from malaria_cnn.ingest import ingest
+from malaria_cnn.core import params, paths
+from malaria_cnn.core.errors import run_main
+from malaria_cnn.data.ingest import ingest
 
 
 def main() -> None:

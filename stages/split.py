@@ -5,13 +5,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
-from malaria_cnn import atomic, cells, params, paths, split
-from malaria_cnn.errors import run_main
+from malaria_cnn.core import atomic, params, paths
+from malaria_cnn.core.errors import run_main
+from malaria_cnn.data import cells_npz, split
 
 
 def main() -> None:
     cfg = params.load().split
-    arrays = cells.load(paths.CELLS_NPZ, keys=("y", "slide", "filename"))
+    arrays = cells_npz.load(paths.CELLS_NPZ, keys=("y", "slide", "filename"))
     groups = arrays["slide"] if cfg.group_by == "slide" else arrays["filename"]
     if cfg.group_by == "none":
         print("warning: split.group_by is none: cells of one slide may land in several splits, "

@@ -30,8 +30,8 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def small_cells():
     """A few dozen synthetic cells (all of them, decoded), shared by the tests that only read them."""
-    from malaria_cnn.params import SyntheticParams
-    from malaria_cnn.sources import synthetic
+    from malaria_cnn.core.params import SyntheticParams
+    from malaria_cnn.data.sources import synthetic
 
     return synthetic.cells(SyntheticParams(per_class=30, slides=6, seed=7))
 

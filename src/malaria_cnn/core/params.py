@@ -1,0 +1,239 @@
+"""params.yaml's schema: every knob once, with its default, what it may be and the comment beside it.
+
+params.yaml is written from this file (`python -m malaria_cnn.core.params`), and a test checks that
+the committed file matches. Each stage calls `load()` first, so a bad or misspelt key stops it with
+one line naming the key and what is allowed, before any work is done.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from malaria_cnn.core.atomic import write_text
+from malaria_cnn.core.schema import (  # noqa: F401  (render and ParamsError are part of this module's interface)
+    ParamsError,
+    auto_or_boolean,
+    boolean,
+    build,
+    fraction,
+    hex_digest,
+    integer,
+    integer_list,
+    one_of,
+    param,
+    positive_number,
+    probability,
+    regex,
+    render,
+    section,
+    text,
+    url,
+)
+
+PARAMS_FILE = "params.yaml"
+HEADER = """\
+Every knob of the pipeline. Change one with `dvc exp run -S key=value` (e.g. -S epochs=10);
+only the stages that read a changed key rerun. The defaults, allowed values and these comments
+come from src/malaria_cnn/core/params.py (`python -m malaria_cnn.core.params` rewrites this file)."""
+
+SOURCES = ("synthetic", "nih", "folder", "zip")
+GROUP_BY = ("slide", "none")
+PRESETS = ("seed", "compact")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
+DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
+
+
+@dataclass(frozen=True)
+class SyntheticParams:
+    per_class: int = param(500, integer(1), "cells of each class, as in the tutorial")
+    slides: int = param(20, integer(3), "synthetic patients' slides; about a quarter carry no parasitized cells")
+    seed: int = param(42, integer())
+
+
+@dataclass(frozen=True)
+class NihParams:
+    url: str = param("https://data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip", url())
+    size: int = param(353_452_851, integer(1))
+    sha256: str = param("0a949556b2414159b5100192609805376654c4266d8d187be9b1922fad43c668", hex_digest(64))
+
+
+@dataclass(frozen=True)
+class ClassDirs:
+    Parasitized: str = param("Parasitized", text())
+    Uninfected: str = param("Uninfected", text())
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = param("synthetic", one_of(*SOURCES),
+                        "synthetic: the built-in cell set (for trying the pipeline, not for real smears)\n"
+                        "nih: NIH's cell_images.zip, downloaded | folder, zip: your crops at data.path")
+    path: str = param("", text(), "the folder or zip for source folder or zip (relative to this folder, or absolute)")
+    class_dirs: ClassDirs = section(ClassDirs, "the folder of each class, found anywhere beneath data.path, any case")
+    slide_pattern: str = param("", regex(),
+                               "regex on file names naming the slide (group 1); empty: NIH's C<n>..._IMG_ naming")
+    max_entry_mb: int = param(64, integer(1), "archive entries larger than this are rejected")
+    max_total_mb: int = param(20_000, integer(1), "archives unpacking to more than this are refused")
+    synthetic: SyntheticParams = section(SyntheticParams)
+    nih: NihParams = section(NihParams, "where NIH's set is and what it must be")
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    image_size: int = param(64, integer(8), "crops are resized to image_size x image_size RGB")
+    workers: int = param(0, integer(0), "decoding processes; 0: one per available core")
+    min_side: int = param(16, integer(1), "images with a side shorter than this are rejected")
+    max_pixels: int = param(4_000_000, integer(1),
+                            "images with more pixels are rejected before decoding (decompression bombs)")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    group_by: str = param("slide", one_of(*GROUP_BY),
+                          "slide: no slide in two splits (patient-level results) | none: cells at random")
+    test_size: float = param(0.2, fraction(), "share of all cells held out for the final test")
+    val_size: float = param(0.1, fraction(), "share of the rest watched during training")
+    seed: int = param(42, integer())
+
+
+@dataclass(frozen=True)
+class SeedNetParams:
+    """The tutorial's network: two conv blocks, then a Dense -> BatchNorm -> Dropout block per dense unit."""
+
+    filters: int = param(32, integer(1), "filters of each convolution")
+    dense_units: tuple[int, ...] = param((512, 256), integer_list(1), "one Dense -> BatchNorm -> Dropout block per entry")
+    conv_dropout: float = param(0.2, fraction(allow_zero=True))
+    dense_dropout: float = param(0.2, fraction(allow_zero=True))
+
+
+@dataclass(frozen=True)
+class CompactNetParams:
+    """A small network: a conv stem, then one separable-conv stage per width, global average pooling."""
+
+    widths: tuple[int, ...] = param((24, 48, 96, 192), integer_list(1),
+                                    "the stem's filters, then one stage of two separable convolutions per width")
+    dropout: float = param(0.3, fraction(allow_zero=True))
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    preset: str = param("compact", one_of(*PRESETS),
+                        "compact: 80,930 parameters | seed: the tutorial's network (4,340,130 at 64x64)")
+    # Keras's default 0.99 averages over ~100 steps: too slow for a small set, whose few hundred
+    # steps leave the inference-time statistics far from the trained weights' (see README).
+    bn_momentum: float = param(0.9, fraction(),
+                               "BatchNorm's moving-average momentum (Keras's default 0.99 lags on small sets)")
+    seed: SeedNetParams = section(SeedNetParams, "the seed preset's knobs")
+    compact: CompactNetParams = section(CompactNetParams, "the compact preset's knobs")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    batch_size: int = param(64, integer(1),
+                            "the global batch: with N devices or workers, each computes batch_size / N of it")
+    learning_rate: float = param(0.001, positive_number())
+    optimizer: str = param("adam", one_of(*OPTIMIZERS), " | ".join(OPTIMIZERS))
+    seed: int = param(42, integer())
+    augment: bool = param(True, boolean(),
+                          "random flips, 90-degree turns, brightness, contrast and stain-colour jitter")
+    class_weights: bool = param(True, boolean(), "weigh the classes by inverse frequency in the train split")
+    early_stopping: int = param(6, integer(0), "stop after this many epochs without a better val loss (0: off); "
+                                               "best weights kept")
+    reduce_lr: int = param(3, integer(0),
+                           "halve the learning rate after this many epochs without a better val loss (0: off)")
+    distribute: str = param("auto", one_of(*DISTRIBUTE),
+                            "auto: mirrored with more than one GPU, else none | none: one device | mirrored: every\n"
+                            "local GPU (or CPU device) | multi_worker: several machines, as TF_CONFIG says (README)")
+    # auto stays float32 on a CPU: bfloat16 was not reliably faster there (benchmarks/scaling.py)
+    mixed_precision: str | bool = param("auto", auto_or_boolean(), "auto: float16 on a GPU, off on a CPU | "
+                                                                   "true: float16 on a GPU, bfloat16 on a CPU | false")
+
+
+@dataclass(frozen=True)
+class PredictParams:
+    batch_size: int = param(256, integer(1),
+                            "cells per forward pass wherever the model scores cells (threshold, evaluate)")
+
+
+@dataclass(frozen=True)
+class ThresholdParams:
+    rule: str = param("sensitivity", one_of(*THRESHOLD_RULES),
+                      "sensitivity: the highest specificity with val sensitivity >= min_sensitivity\n"
+                      "youden: the highest sensitivity + specificity - 1 | fixed: value")
+    min_sensitivity: float = param(0.95, probability())
+    value: float = param(0.5, fraction(), "for rule fixed: call a cell Parasitized when P(Parasitized) >= value")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    bootstrap: int = param(1000, integer(100), "slide (patient) resamples behind each confidence interval")
+    confidence: float = param(0.95, fraction(), "of each interval")
+    seed: int = param(42, integer())
+    calibration_bins: int = param(10, integer(2),
+                                  "equal-width probability bins of the calibration curve and its error (ECE)")
+    gallery: int = param(16, integer(0),
+                         "most confident mistakes shown in plots/mistakes.png (missed parasitized first)")
+    gradcam: int = param(4, integer(0), "cells per outcome (TP, FP, FN, TN) in plots/gradcam.png")
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    representative: int = param(200, integer(1), "train crops that calibrate the int8 model's value ranges")
+    min_int8_agreement: float = param(0.99, probability(),
+                                      "the int8 model must call at least this share of test cells as the Keras model does")
+
+
+@dataclass(frozen=True)
+class Params:
+    epochs: int = param(25, integer(1), "training epochs (the tutorial's 25)")
+    data: DataParams = section(DataParams, "read by ingest")
+    preprocess: PreprocessParams = section(PreprocessParams)
+    split: SplitParams = section(SplitParams)
+    model: ModelParams = section(ModelParams)
+    train: TrainParams = section(TrainParams)
+    predict: PredictParams = section(PredictParams)
+    threshold: ThresholdParams = section(ThresholdParams, "chosen on the val split, stored in models/threshold.json, "
+                                                          "used unchanged on test")
+    evaluate: EvaluateParams = section(EvaluateParams, "the test split")
+    export: ExportParams = section(ExportParams, "SavedModel and TFLite copies of the model in models/export/")
+
+
+def load(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and check params.yaml; raise ParamsError with one readable line if anything is off."""
+    path = Path(path)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found (run the stages from the project's root folder)") from None
+    try:
+        raw = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path} is not valid YAML{where}") from None
+    return from_dict(raw if raw is not None else {}, source=str(path))
+
+
+def from_dict(raw: Any, source: str = PARAMS_FILE) -> Params:
+    """Build Params from a mapping, checking every key and value."""
+    p = build(Params, raw, prefix="", source=source)
+    if p.data.source in ("folder", "zip") and not p.data.path:
+        raise ParamsError(f"{source}: data.path must name the {p.data.source} to read when data.source is {p.data.source}")
+    if len(set(name.lower() for name in (p.data.class_dirs.Parasitized, p.data.class_dirs.Uninfected))) < 2:
+        raise ParamsError(f"{source}: data.class_dirs must name two different folders")
+    return p
+
+
+def default_file() -> str:
+    """params.yaml as it is committed: the defaults, with their comments."""
+    return render(Params(), HEADER)
+
+
+if __name__ == "__main__":
+    write_text(sys.argv[1] if len(sys.argv) > 1 else PARAMS_FILE, default_file())

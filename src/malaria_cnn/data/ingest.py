@@ -1,0 +1,119 @@
+"""Ingest: gather a data source's cells into the raw archive, its manifest and its rejects.
+
+Every file is accounted for: a cell in the manifest, a row with its reason in the rejects CSV,
+or one of the non-image files (hidden, system) skipped quietly and counted in the summary.
+Byte-for-byte duplicates are kept once; the same file under both classes is left out of both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import zipfile
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from tqdm import tqdm
+
+from malaria_cnn.core import atomic
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.core.params import DataParams
+from malaria_cnn.data import archive, manifest
+from malaria_cnn.data.duplicates import dedupe
+from malaria_cnn.data.slides import slide_of
+from malaria_cnn.data.sources import Cell, folder, nih, synthetic, zipped
+
+REJECTS_HEADER = ["file", "reason"]
+
+
+def _gather(cfg: DataParams, out_zip: Path, stack: ExitStack) -> tuple[list[Cell], list, int, bool]:
+    """(cells, rejects, quietly skipped, whether the cells must be packed into out_zip)."""
+    if cfg.source == "synthetic":
+        return synthetic.cells(cfg.synthetic), [], 0, True
+    if cfg.source == "folder":
+        return (*folder.cells(Path(cfg.path), cfg.class_dirs), True)
+    if cfg.source == "zip":
+        archive.open_zip(cfg.path).close()  # one clear error for a missing file or a non-zip
+        with atomic.atomic_path(out_zip) as tmp:
+            shutil.copyfile(cfg.path, tmp)
+    else:
+        nih.fetch(cfg.nih, out_zip)
+    zf = stack.enter_context(archive.open_zip(out_zip))
+    return (*zipped.cells(zf, cfg), False)
+
+
+def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_rejects: str | Path) -> str:
+    """Write the archive, manifest and rejects for `cfg.source`; return a one-line summary."""
+    out_zip = Path(out_zip)
+    with ExitStack() as stack:
+        cells, rejects, skipped, pack = _gather(cfg, out_zip, stack)
+        hashes, readable = [], []
+        for cell in tqdm(cells, desc="checksum", unit="cell", disable=None):
+            try:
+                data = cell.read()
+            except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+                rejects.append((cell.where, f"unreadable: {exc}"))
+                continue
+            if not data:
+                rejects.append((cell.where, "empty file"))
+                continue
+            readable.append(cell)
+            hashes.append(manifest.sha256(data))
+        keep, duplicates = dedupe(hashes, [c.label for c in readable], [c.where for c in readable])
+        kept = [(c, h) for c, h, k in zip(readable, hashes, keep) if k]
+        _require_every_class([c.label for c, _ in kept], cfg)
+        if pack:
+            kept = _unique_members(kept)
+            archive.write(out_zip, ((c.member, c.read()) for c, _ in kept))
+
+    no_slide = 0
+    records = []
+    for cell, digest in kept:
+        slide = slide_of(cell.member, cfg.slide_pattern)
+        no_slide += slide is None
+        records.append(manifest.ManifestRow(cell.member, cell.label, slide or cell.member, digest))
+    manifest.write(out_manifest, records)
+    atomic.write_csv(out_rejects, REJECTS_HEADER, sorted(rejects) + duplicates)
+    return _summary(cfg, records, len(rejects), len(duplicates), skipped, no_slide, out_zip, out_rejects)
+
+
+def _require_every_class(labels: list[str], cfg: DataParams) -> None:
+    counts = Counter(labels)
+    for label in CLASS_NAMES:
+        if not counts[label]:
+            where = f" in {cfg.path}" if cfg.source in ("folder", "zip") else ""
+            folder_name = getattr(cfg.class_dirs, label)
+            raise UserError(f"no usable {label} image found{where} (looked for a folder named {folder_name!r}, any case)")
+
+
+def _unique_members(kept: list[tuple[Cell, str]]) -> list[tuple[Cell, str]]:
+    """Give cells that would share a name in the archive (same name, different content) a ~2, ~3... suffix."""
+    seen: set[str] = set()
+    out = []
+    for cell, digest in kept:
+        member, n = cell.member, 1
+        while member in seen:
+            n += 1
+            stem, dot, ext = cell.member.rpartition(".")
+            member = f"{stem}~{n}{dot}{ext}"
+        seen.add(member)
+        out.append((Cell(member, cell.label, cell.read, cell.origin), digest))
+    return out
+
+
+def _summary(cfg, records, n_rejected, n_duplicates, skipped, no_slide, out_zip, out_rejects) -> str:
+    per_class = Counter(r.label for r in records)
+    counts = ", ".join(f"{per_class[c]:,} {c}" for c in reversed(CLASS_NAMES))
+    slides = len({r.slide for r in records})
+    line = f"ingest {cfg.source}: {len(records):,} cells ({counts}) from {slides:,} slides -> {out_zip}"
+    line += f"; {n_rejected:,} rejected, {n_duplicates:,} duplicates or label conflicts left out"
+    if n_rejected or n_duplicates:
+        line += f" (reasons in {out_rejects})"
+    if skipped:
+        line += f"; {skipped:,} non-image files skipped"
+    if no_slide:
+        print(f"warning: {no_slide:,} file names name no slide, so each of those cells is its own group and "
+              "the split cannot keep their patients apart (set data.slide_pattern)", file=sys.stderr)
+    return line

@@ -1,0 +1,137 @@
+"""Split cells into train/val/test, stratified by label and grouped by slide, and check for leakage.
+
+Grouping by slide keeps every cell of a patient's slide in one split, so test results speak of
+patients the model has never seen. The split is a seeded search over random orders of the
+slides for the cut whose class counts come closest to the requested fractions.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from malaria_cnn.core import atomic
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.data import cells_npz
+
+SPLITS = ("train", "val", "test")
+HEADER = ["file", "label", "slide", "split"]
+
+
+def _carve(counts: np.ndarray, fraction: float, rng: np.random.Generator, tries: int) -> np.ndarray:
+    """Choose groups (rows of `counts`, a groups x classes table) holding about `fraction` of each class.
+
+    Returns a boolean mask over groups. At least one group is taken and at least one left.
+    """
+    n_groups = len(counts)
+    target = fraction * counts.sum(axis=0)
+    present = counts.sum(axis=0) > 0
+    best_cost, best = np.inf, None
+    for _ in range(tries):
+        order = rng.permutation(n_groups)
+        cum = np.cumsum(counts[order], axis=0)  # class counts taken after 1, 2, ... groups
+        k = int(np.searchsorted(cum.sum(axis=1), target.sum()))
+        for take in {max(1, k), max(1, k + 1)}:
+            take = min(take, n_groups - 1)
+            taken, left = cum[take - 1], cum[-1] - cum[take - 1]
+            cost = np.abs(taken - target).sum()
+            # a split without one of the classes cannot measure sensitivity or specificity
+            cost += 1e9 * (np.sum(present & (taken == 0)) + np.sum(present & (left == 0)))
+            if cost < best_cost:
+                best_cost, best = cost, order[:take]
+    mask = np.zeros(n_groups, bool)
+    mask[best] = True
+    return mask
+
+
+def assign(labels: np.ndarray, groups: np.ndarray, test_size: float, val_size: float, seed: int,
+           tries: int = 200) -> np.ndarray:
+    """Name each cell's split ("train", "val" or "test").
+
+    `test_size` is a fraction of all cells, `val_size` a fraction of what the test split leaves.
+    """
+    uniq, group_of = np.unique(groups, return_inverse=True)
+    if len(uniq) < 3:
+        raise UserError(
+            f"splitting by slide needs at least 3 slides, found {len(uniq)}; "
+            "set split.group_by: none to split cells at random (results will then not be patient-level)"
+        )
+    classes = np.unique(labels, return_inverse=True)[1]
+    counts = np.zeros((len(uniq), classes.max() + 1), np.int64)
+    np.add.at(counts, (group_of, classes), 1)
+
+    rng = np.random.default_rng(seed)
+    is_test = _carve(counts, test_size, rng, tries)
+    rest = np.flatnonzero(~is_test)
+    if len(rest) < 2:
+        raise UserError("too few slides left after the test split for train and val")
+    is_val = np.zeros(len(uniq), bool)
+    is_val[rest[_carve(counts[rest], val_size, rng, tries)]] = True
+
+    group_split = np.where(is_test, "test", np.where(is_val, "val", "train"))
+    return group_split[group_of]
+
+
+def check_no_leakage(groups: np.ndarray, splits: np.ndarray) -> None:
+    """Raise if any group has cells in more than one split."""
+    for a in SPLITS:
+        for b in SPLITS:
+            if a < b:
+                shared = set(groups[splits == a]) & set(groups[splits == b])
+                if shared:
+                    raise UserError(f"slides in both {a} and {b}: {', '.join(sorted(shared)[:5])}")
+
+
+def sizes(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray) -> dict:
+    """Cells per class and slides in each split."""
+    out = {}
+    for name in SPLITS:
+        sel = splits == name
+        out[name] = {c: int(np.sum(labels[sel] == i)) for i, c in enumerate(CLASS_NAMES)}
+        out[name]["slides"] = len(set(groups[sel]))
+    return out
+
+
+def summary(sizes: dict) -> str:
+    """One line: cells and slides per split."""
+    parts = [f"{name} {sum(s[c] for c in CLASS_NAMES)} cells from {s['slides']} slides" for name, s in sizes.items()]
+    return "split: " + "; ".join(parts)
+
+
+def write(dest: str | Path, files: np.ndarray, labels: np.ndarray, slides: np.ndarray, splits: np.ndarray) -> None:
+    """One row per cell, in the npz's order: file, label name, slide, split."""
+    rows = zip(files, (CLASS_NAMES[i] for i in labels), slides, splits)
+    atomic.write_csv(dest, HEADER, rows)
+
+
+def read(path: str | Path, files: np.ndarray) -> np.ndarray:
+    """Each cell's split name, checked against the npz's file order."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: run the split stage first (dvc repro)") from None
+    if len(rows) != len(files) or any(r["file"] != f for r, f in zip(rows, files)):
+        raise UserError(f"{path} does not match the preprocessed cells: rerun the split stage (dvc repro)")
+    return np.array([r["split"] for r in rows])
+
+
+def load_cells(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, dict[str, np.ndarray]]:
+    """{name: {"x", "y", "slide", "filename": arrays}} for each split named."""
+    arrays = cells_npz.load(npz_path)
+    assigned = read(splits_path, arrays["filename"])
+    out = {}
+    for name in names:
+        sel = assigned == name
+        if not sel.any():
+            raise UserError(f"the {name} split is empty: use more cells or other split sizes")
+        out[name] = {key: values[sel] for key, values in arrays.items()}
+    return out
+
+
+def load_xy(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{name: (x, y)} for each split named."""
+    return {name: (c["x"], c["y"]) for name, c in load_cells(npz_path, splits_path, *names).items()}

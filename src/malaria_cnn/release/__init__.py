@@ -1,0 +1,1 @@
+"""Stage export and the `malaria-cnn` command: SavedModel, TFLite, model card; predicting new crops."""

@@ -1,0 +1,1 @@
+"""Stage train: network presets, tf.data batches, the resumable training loop, devices, saving models."""

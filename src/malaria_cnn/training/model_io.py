@@ -1,0 +1,90 @@
+"""Saving a model so its bytes depend only on its contents, and loading one safely."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
+from malaria_cnn.core.atomic import atomic_path
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
+from malaria_cnn.training.runtime import keras
+
+
+def save(model: keras.Model, dest: str | Path) -> None:
+    """Save as a .keras archive whose bytes change only when the weights or the config do.
+
+    Keras stamps the save time into the archive (metadata.json and the entry dates) and memory
+    addresses into config.json: all are fixed here, so retraining to the same weights gives the
+    same file and the same DVC hash.
+    """
+    with tempfile.TemporaryDirectory() as scratch, atomic_path(dest) as tmp:
+        raw = Path(scratch) / "model.keras"
+        model.save(raw)
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
+            for item in src.infolist():
+                data = src.read(item)
+                if item.filename == "metadata.json":
+                    meta = json.loads(data)
+                    meta.pop("date_saved", None)
+                    data = json.dumps(meta, sort_keys=True).encode()
+                elif item.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
+                entry = zipfile.ZipInfo(item.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                out.writestr(entry, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def _renumber_shared_objects(config):
+    """Replace the memory addresses Keras writes as `shared_object_id` by 1, 2, 3... in order of appearance."""
+    ids: dict[int, int] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {
+                k: ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else walk(v) for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(config)
+
+
+def load(path: str | Path) -> keras.Model:
+    """Load a saved model in Keras's safe mode (no code from the file runs), with one clear error if
+    it is missing, not a Keras model, or a Keras model of another kind than this project's."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: run the train stage first (dvc repro)")
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many kinds for a file that is not one of its models
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path} is not a readable Keras model ({reason})") from None
+    check(model, path)
+    return model
+
+
+def check(model: keras.Model, path: str | Path) -> None:
+    """Raise unless the model takes square RGB uint8 crops and outputs this project's two probabilities."""
+    shape = tuple(model.inputs[0].shape) if model.inputs else ()
+    dtype = str(model.inputs[0].dtype) if model.inputs else ""
+    head = [layer for layer in model.layers if layer.name == "probabilities"]
+    ours = (len(shape) == 4 and shape[1] == shape[2] and shape[1] and shape[3] == 3 and "uint8" in dtype
+            and head and tuple(model.outputs[0].shape)[-1] == len(CLASS_NAMES))
+    if not ours:
+        raise UserError(f"{path} is a Keras model but not a malaria-cnn one: it should take RGB uint8 crops "
+                        f"(None, s, s, 3) and end in a 'probabilities' layer of {len(CLASS_NAMES)}; "
+                        f"it takes {shape} {dtype}")
+
+
+def image_size(model: keras.Model) -> int:
+    """The side of the square crops the model takes."""
+    return int(model.inputs[0].shape[1])
+
+
+def parasitized_probability(model: keras.Model, x, batch_size: int):
+    """P(Parasitized) for each crop in x (RGB uint8, n x s x s x 3)."""
+    return model.predict(x, batch_size=batch_size, verbose=0)[:, POSITIVE]

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from malaria_cnn.core.params import EvaluateParams
+from malaria_cnn.evaluation import evaluate, metrics
+
+CFG = EvaluateParams(bootstrap=200)
+
+
+def _test_split(seed=0, slides=8, per_slide=25):
+    rng = np.random.default_rng(seed)
+    n = slides * per_slide
+    y = (rng.random(n) < 0.5).astype(int)
+    prob = np.clip(np.where(y == 1, rng.normal(0.75, 0.2, n), rng.normal(0.25, 0.2, n)), 0, 1)
+    return y, prob, np.repeat([f"C{i}" for i in range(slides)], per_slide)
+
+
+def test_report_has_every_metric_beside_its_interval():
+    y, prob, slides = _test_split()
+    m = evaluate.report(y, prob, slides, 0.5, CFG)
+    for name in metrics.NAMES:
+        assert m[f"{name}_ci_lower"] <= m[name] <= m[f"{name}_ci_upper"], name
+    assert m["cells"] == 200 and m["slides"] == 8 and m["threshold"] == 0.5
+    c = m["counts"]
+    assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == 200
+    assert m["sensitivity"] == pytest.approx(c["tp"] / (c["tp"] + c["fn"]), abs=1e-6)
+    assert "resamples_undefined" not in m  # both classes on every slide
+
+
+def test_report_is_the_same_for_the_same_seed_and_moves_with_the_threshold():
+    y, prob, slides = _test_split(1)
+    assert evaluate.report(y, prob, slides, 0.5, CFG) == evaluate.report(y, prob, slides, 0.5, CFG)
+    lower = evaluate.report(y, prob, slides, 0.2, CFG)
+    assert lower["sensitivity"] > evaluate.report(y, prob, slides, 0.5, CFG)["sensitivity"]
+    assert lower["roc_auc"] == evaluate.report(y, prob, slides, 0.5, CFG)["roc_auc"]
+
+
+def test_one_class_leaves_undefined_metrics_empty_and_says_so():
+    y, prob, slides = np.zeros(6, int), np.linspace(0.1, 0.6, 6), np.array(list("aabbcc"))
+    m = evaluate.report(y, prob, slides, 0.5, CFG)
+    assert m["sensitivity"] is None and m["roc_auc"] is None and m["specificity"] == pytest.approx(4 / 6, abs=1e-6)
+    assert m["resamples_undefined"]["sensitivity"] == 200
+    assert "sensitivity n/a" in evaluate.summary(m, CFG)
+    assert evaluate.roc_rows(y, prob) == [] and evaluate.pr_rows(y, prob) == []
+
+
+def test_per_slide_rows():
+    y = np.array([1, 1, 0, 0, 1])
+    prob = np.array([0.9, 0.2, 0.1, 0.8, 0.7])
+    slides = np.array(["a", "a", "a", "b", "b"])
+    assert evaluate.per_slide_rows(y, prob, slides, 0.5) == [
+        ("a", 3, 2, 1, 2, round(2 / 3, 6), 0.4),
+        ("b", 2, 1, 2, 1, 0.5, 0.75),
+    ]
+
+
+def test_curve_rows():
+    y, prob, _ = _test_split(2)
+    pr = evaluate.pr_rows(y, prob)
+    recall, precision = np.array([r for r, _, _ in pr]), np.array([p for _, p, _ in pr])
+    assert average_precision_score(y, prob) == pytest.approx(np.sum(-np.diff(np.r_[recall, 0]) * precision), abs=1e-4)
+    roc = evaluate.roc_rows(y, prob)
+    assert roc[0][:2] == (0.0, 0.0) and roc[-1][:2] == (1.0, 1.0) and all(0 <= t <= 1 for *_, t in roc)
+    cal = evaluate.calibration_rows(y, prob, 10)
+    assert sum(row[2] for row in cal) == len(y)
+    for low, high, _, mean_p, share, perfect in cal:
+        assert low <= mean_p <= high and 0 <= share <= 1 and perfect == mean_p
+    assert evaluate.confusion_rows(np.array([1, 0]), np.array([0.9, 0.6]), 0.5) == [
+        ("Parasitized", "Parasitized"), ("Uninfected", "Parasitized")]
+
+
+def test_summary_is_one_line_with_intervals():
+    y, prob, slides = _test_split(3)
+    line = evaluate.summary(evaluate.report(y, prob, slides, 0.5, CFG), CFG)
+    assert "\n" not in line and line.startswith("evaluate: 200 test cells from 8 slides at threshold 0.500")
+    assert "sensitivity 0." in line and "ROC AUC 0." in line and "95% CI over 200 slide resamples" in line

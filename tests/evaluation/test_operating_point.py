@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+import pytest
+
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.core.params import ThresholdParams
+from malaria_cnn.evaluation import operating_point
+
+#               parasitized ............................  uninfected ..........
+Y = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+P = np.array([.95, .9, .85, .8, .75, .7, .6, .45, .35, .1, .65, .5, .4, .3, .25, .2, .15, .1, .05, .02])
+
+
+def _calls(t):
+    called = P >= t
+    return (called & (Y == 1)).sum() / 10, (~called & (Y == 0)).sum() / 10
+
+
+def test_sensitivity_rule_keeps_the_target_with_the_best_specificity():
+    t = operating_point.choose(Y, P, ThresholdParams(rule="sensitivity", min_sensitivity=0.9))
+    sens, spec = _calls(t)
+    assert sens >= 0.9 and spec == 0.7  # 9 of 10 found needs 0.35: below 0.4, 0.5 and 0.65
+    assert t == pytest.approx((0.35 + 0.3) / 2)  # halfway to the next lower score
+    t80 = operating_point.choose(Y, P, ThresholdParams(rule="sensitivity", min_sensitivity=0.8))
+    assert _calls(t80) == (0.8, 0.8) and t80 == pytest.approx((0.45 + 0.4) / 2)
+
+
+def test_youden_rule_maximises_sensitivity_plus_specificity():
+    t = operating_point.choose(Y, P, ThresholdParams(rule="youden"))
+    best = max(sum(_calls(s)) for s in np.unique(P))
+    assert sum(_calls(t)) == pytest.approx(best)
+
+
+def test_ties_go_to_the_threshold_that_finds_more_parasitized_cells():
+    y = np.array([1, 1, 1, 0, 0])
+    p = np.array([0.99, 0.98, 0.6, 0.2, 0.1])  # perfectly separated: any cut in (0.2, 0.6] is perfect
+    t = operating_point.choose(y, p, ThresholdParams(rule="sensitivity", min_sensitivity=0.5))
+    assert t == pytest.approx(0.4)  # the middle of the gap, not just under 0.98
+    assert operating_point.choose(y, p, ThresholdParams(rule="youden")) == pytest.approx(0.4)
+
+
+def test_fixed_rule_ignores_the_data():
+    assert operating_point.choose(Y, P, ThresholdParams(rule="fixed", value=0.3)) == 0.3
+
+
+def test_one_class_in_validation_is_a_clear_error():
+    with pytest.raises(UserError, match="needs both classes in the validation split"):
+        operating_point.choose(np.zeros(4, int), np.full(4, 0.2), ThresholdParams(rule="youden"))
+
+
+def test_stored_threshold_belongs_to_its_model(tmp_path):
+    model, other = tmp_path / "model.keras", tmp_path / "other.keras"
+    model.write_bytes(b"weights")
+    other.write_bytes(b"other weights")
+    path = tmp_path / "threshold.json"
+    operating_point.save(path, 0.37, ThresholdParams(), model, {"cells": 20})
+    assert operating_point.load(path, model) == 0.37
+    assert json.loads(path.read_text())["rule"] == "sensitivity"
+    with pytest.raises(UserError, match="chosen for another model"):
+        operating_point.load(path, other)
+    with pytest.raises(UserError, match="not found"):
+        operating_point.load(tmp_path / "missing.json", model)
+    path.write_text("{not json")
+    with pytest.raises(UserError, match="not a threshold file"):
+        operating_point.load(path, model)
+
+
+def test_on_split_reports_what_the_threshold_does():
+    out = operating_point.on_split(Y, P, np.array(["a"] * 10 + ["b"] * 10), 0.5)
+    assert out == {"cells": 20, "slides": 2, "sensitivity": 0.7, "specificity": 0.8}

@@ -1,0 +1,33 @@
+from malaria_cnn.core.params import from_dict
+from malaria_cnn.evaluation import metrics
+from malaria_cnn.release import card
+
+STORED = {"threshold": 0.4321, "rule": "sensitivity", "min_sensitivity": 0.95,
+          "validation": {"cells": 80, "slides": 2, "sensitivity": 1.0, "specificity": 0.9}}
+TEST = {"cells": 200, "slides": 4, **{m: 0.9 for m in metrics.NAMES},
+        **{f"{m}_ci_lower": 0.8 for m in metrics.NAMES}, **{f"{m}_ci_upper": 0.95 for m in metrics.NAMES}}
+SIZES = {"train": {"Parasitized": 10, "Uninfected": 12, "slides": 3}, "test": {"Parasitized": 5, "Uninfected": 5, "slides": 1}}
+
+
+def _card(**params):
+    return card.model_card(from_dict(params), 1234, 64, STORED, TEST, SIZES, "ab" * 32,
+                           {"model_int8.tflite": 120_000}, {"TFLite int8": {"agreement": 0.995, "max_probability_difference": 0.1}})
+
+
+def test_card_says_what_the_model_is_and_how_it_was_checked():
+    text = _card(data={"source": "zip", "path": "crops.zip"})
+    assert "P(Parasitized) >= **0.432100**" in text and "rule sensitivity (sensitivity >= 0.95)" in text
+    assert "zip (crops.zip); raw archive sha256 `" + "ab" * 32 in text
+    assert "| Sensitivity | 0.900 | 0.800 - 0.950 |" in text
+    assert "| TFLite int8 | 0.9950 | 0.100000 | - |" in text and "64 x 64" in text and "1,234 parameters" in text
+    assert "synthetic" not in text
+
+
+def test_card_warns_about_synthetic_training_data():
+    assert "not for real smears" in _card()
+
+
+def test_card_marks_a_copy_that_failed_its_parity_check():
+    text = card.model_card(from_dict({}), 1, 64, STORED, TEST, SIZES, "ab" * 32, {},
+                           {"TFLite int8": {"agreement": 0.9, "max_probability_difference": 0.3, "passed": False}})
+    assert "| TFLite int8 | 0.9000 | 0.300000 | **failed: not for use** |" in text

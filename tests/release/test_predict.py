@@ -1,0 +1,93 @@
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.core.params import PreprocessParams
+from malaria_cnn.data import archive, cells_npz, manifest
+from malaria_cnn.data.preprocess import preprocess
+from malaria_cnn.release import predict
+
+
+class Recorder:
+    """A stand-in model: P(Parasitized) = mean red / 255, and every batch it was given."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, x):
+        self.seen.append(x.copy())
+        return x[..., 0].mean(axis=(1, 2)) / 255
+
+
+def _odd_files():
+    rgb = np.random.default_rng(0).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    return {
+        "photo.jpg": cv2.imencode(".jpg", rgb)[1].tobytes(),
+        "grey.png": cv2.imencode(".png", rgb[..., 0])[1].tobytes(),
+        "alpha.png": cv2.imencode(".png", np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)]))[1].tobytes(),
+    }
+
+
+def test_predict_sees_exactly_the_arrays_training_saw(tmp_path, small_cells):
+    files = {c.member.split("/")[-1]: c.read() for c in small_cells[:5] + small_cells[-5:]} | _odd_files()
+    labels = ["Parasitized" if i % 2 else "Uninfected" for i in range(len(files))]
+    members = [archive.member_name(label, name) for label, name in zip(labels, files)]
+    archive.write(tmp_path / "raw.zip", zip(members, files.values()))
+    manifest.write(tmp_path / "manifest.csv",
+                   [manifest.ManifestRow(m, label, "C1", manifest.sha256(d)) for m, label, d in zip(members, labels, files.values())])
+    preprocess(tmp_path / "raw.zip", tmp_path / "manifest.csv", tmp_path / "cells.npz", tmp_path / "rejects.csv",
+               PreprocessParams(image_size=40, workers=1))
+    trained = dict(zip(cells_npz.load(tmp_path / "cells.npz")["filename"], cells_npz.load(tmp_path / "cells.npz")["x"]))
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    seen = Recorder()
+    rows = predict.predict(seen, [folder], size=40, threshold=0.5, batch_size=4)
+    arrays = np.concatenate(seen.seen)
+    assert len(rows) == len(files) == len(arrays)
+    for (path, *_), x in zip(rows, arrays):
+        name = path.rsplit("/", 1)[-1]
+        label = labels[list(files).index(name)]
+        assert np.array_equal(x, trained[archive.member_name(label, name)]), name
+
+
+def test_folders_zips_and_files_with_bad_ones_reported(tmp_path, small_cells):
+    good = [c.read() for c in small_cells[:3]]
+    folder = tmp_path / "in" / "nested"
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(good[0])
+    (folder / "broken.png").write_bytes(good[1][:200])
+    (folder / ".hidden.png").write_bytes(good[0])
+    (folder / "notes.txt").write_text("not a crop")
+    with zipfile.ZipFile(tmp_path / "crops.zip", "w") as zf:
+        zf.writestr("x/b.png", good[1])
+        zf.writestr("../evil.png", good[2])
+        zf.writestr("x/empty.png", b"")
+    (tmp_path / "not_a.zip").write_bytes(b"garbage")
+    single = tmp_path / "c.png"
+    single.write_bytes(good[2])
+    rows = predict.predict(Recorder(), [tmp_path / "in", tmp_path / "crops.zip", tmp_path / "not_a.zip", single],
+                           size=32, threshold=0.0, batch_size=2)
+    by_name = {r[0].replace(str(tmp_path), ""): r for r in rows}
+    assert list(by_name) == ["/in/nested/a.png", "/in/nested/broken.png", "/crops.zip:x/b.png",
+                             "/crops.zip:../evil.png", "/crops.zip:x/empty.png", "/not_a.zip", "/c.png"]
+    for name in ("/in/nested/a.png", "/crops.zip:x/b.png", "/c.png"):
+        assert by_name[name][2] == CLASS_NAMES[1] and by_name[name][3] == ""  # threshold 0: all Parasitized
+    assert "truncated" in by_name["/in/nested/broken.png"][3]
+    assert "unsafe path" in by_name["/crops.zip:../evil.png"][3]
+    assert by_name["/crops.zip:x/empty.png"][3] and by_name["/not_a.zip"][3] == "not a zip archive"
+    line = predict.summary(rows, 0.0, "out.csv")
+    assert line == "predict: 3 cells read, 3 Parasitized (100.0%) at threshold 0.000; 4 files failed (reasons in out.csv) -> out.csv"
+
+
+@pytest.mark.parametrize("threshold, parasitized", [(0.0, 2), (1.01, 0)])
+def test_labels_follow_the_threshold(tmp_path, small_cells, threshold, parasitized):
+    for i, c in enumerate(small_cells[:2]):
+        (tmp_path / f"{i}.png").write_bytes(c.read())
+    rows = predict.predict(Recorder(), [tmp_path], size=16, threshold=threshold, batch_size=8)
+    assert sum(r[2] == "Parasitized" for r in rows) == parasitized
+    assert all(0 <= r[1] <= 1 for r in rows)

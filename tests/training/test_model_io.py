@@ -1,0 +1,58 @@
+"""Saving models byte-stably and loading them safely."""
+
+import numpy as np
+import pytest
+
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.core.params import ModelParams, SeedNetParams
+from malaria_cnn.training import model_io, networks
+from malaria_cnn.training.runtime import keras
+
+TINY = ModelParams(preset="seed", seed=SeedNetParams(filters=4, dense_units=(8,)))
+
+
+def test_saved_bytes_depend_only_on_the_model(tmp_path):
+    model = networks.build(TINY, image_size=16)
+    model_io.save(model, tmp_path / "a.keras")
+    model_io.save(model, tmp_path / "b.keras")
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    loaded = model_io.load(tmp_path / "a.keras")
+    x = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert np.allclose(model_io.parasitized_probability(loaded, x, 2), model.predict(x, verbose=0)[:, 1], atol=1e-6)
+
+
+def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="run the train stage first"):
+        model_io.load(tmp_path / "missing.keras")
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="is not a readable Keras model"):
+        model_io.load(tmp_path / "junk.keras")
+
+
+def test_a_corrupt_model_file_is_one_clear_error(tmp_path):
+    good = tmp_path / "model.keras"
+    model_io.save(networks.build(TINY, image_size=16), good)
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UserError, match="is not a readable Keras model") as info:
+        model_io.load(cut)
+    assert "\n" not in str(info.value)
+
+
+def test_a_keras_model_that_is_not_ours_is_refused(tmp_path):
+    inputs = keras.Input((10,))
+    other = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(UserError, match="not a malaria-cnn one"):
+        model_io.load(tmp_path / "other.keras")
+
+
+def test_safe_mode_refuses_code_in_the_file(tmp_path):
+    inputs = keras.Input((16, 16, 3), dtype="uint8")
+    x = keras.layers.Lambda(lambda t: keras.ops.cast(t, "float32") / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    risky = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probabilities")(x))
+    risky.save(tmp_path / "lambda.keras")
+    with pytest.raises(UserError, match="is not a readable Keras model"):
+        model_io.load(tmp_path / "lambda.keras")

@@ -1,0 +1,140 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from malaria_cnn.core.params import (
+    CompactNetParams,
+    ModelParams,
+    Params,
+    SeedNetParams,
+    TrainParams,
+)
+from malaria_cnn.training import batches
+from malaria_cnn.training.train import class_weights, train
+
+from conftest import ROOT
+
+TINY = Params(epochs=2, model=ModelParams(preset="seed", seed=SeedNetParams(filters=4, dense_units=(8,))),
+              train=TrainParams(batch_size=8, seed=3, augment=False, class_weights=False, early_stopping=0, reduce_lr=0))
+
+
+def _data(n=32, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    y = (np.arange(n) % 2).astype(np.uint8)
+    x[y == 1, 4:8, 4:8] = 0  # a dark patch marks the positives
+    return x, y
+
+
+def test_same_params_same_weights_and_history():
+    train_set, val_set = _data(), _data(16, seed=1)
+    m1, h1 = train(TINY, train_set, val_set)
+    m2, h2 = train(TINY, train_set, val_set)
+    assert h1 == h2
+    assert all(np.array_equal(a, b) for a, b in zip(m1.get_weights(), m2.get_weights()))
+    assert set(h1) >= {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"} and len(h1["loss"]) == 2
+
+
+def test_early_stopping_keeps_the_best_weights(tmp_path):
+    p = Params(epochs=30, model=ModelParams(preset="compact", compact=CompactNetParams(widths=(4, 8))),
+               train=TrainParams(batch_size=8, seed=1, early_stopping=2, reduce_lr=1, learning_rate=0.05))
+    train_set, val_set = _data(), _data(16, seed=1)
+    model, history = train(p, train_set, val_set, checkpoints=tmp_path / "ckpt", live_dir=tmp_path / "live")
+    epochs = len(history["val_loss"])
+    best = int(np.argmin(history["val_loss"]))
+    assert epochs < 30 and epochs - 1 - best == 2  # stopped two epochs after the best one
+    from malaria_cnn.training.batches import dataset
+    assert model.evaluate(dataset(*val_set, 8), verbose=0)[0] == pytest.approx(history["val_loss"][best], rel=1e-4)
+    assert not (tmp_path / "ckpt").exists()  # finished: nothing left to resume
+    # DVCLive curves: one row per epoch for train and validation
+    assert len((tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().splitlines()) == epochs + 1
+    assert json.loads((tmp_path / "live/metrics.json").read_text())["step"] == epochs - 1
+
+
+def test_class_weights_balance_the_classes():
+    assert class_weights(np.array([0, 0, 0, 1])) == {0: pytest.approx(2 / 3), 1: 2.0}
+    assert class_weights(np.array([0, 1])) == {0: 1.0, 1: 1.0}
+
+
+def test_augmentation_is_seeded_and_keeps_the_background_black():
+    x = np.zeros((16, 12, 12, 3), np.uint8)
+    x[:, 3:9, 3:9] = 180
+    x[:, 3, 3] = 40  # a dark corner to show the turns
+    a = batches.augment_batch(x, np.array([1, 2], np.int64)).numpy()
+    assert np.array_equal(a, batches.augment_batch(x, np.array([1, 2], np.int64)).numpy())
+    assert not np.array_equal(a, batches.augment_batch(x, np.array([1, 3], np.int64)).numpy())
+    assert a.dtype == np.uint8 and a[:, 0, 0].max() == 0 and a[:, -1, -1].max() == 0
+    corners = {tuple(np.argwhere(img[..., 0] == img[..., 0][img[..., 0] > 0].min())[0]) for img in a}
+    assert len(corners) > 1  # the dark corner moved: images were turned or flipped
+
+
+def test_training_batches_depend_on_the_epoch_not_on_the_process():
+    x, y = _data(20)
+    whole = [b[1].numpy() for b in batches.train_batches(x, y, 8, seed=5, first_epoch=0, epochs=3, augment=True)]
+    resumed = [b[1].numpy() for b in batches.train_batches(x, y, 8, seed=5, first_epoch=2, epochs=3, augment=True)]
+    assert len(whole) == 9 and len(resumed) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(whole[6:], resumed))
+    images = [b[0].numpy() for b in batches.train_batches(x, y, 8, seed=5, first_epoch=0, epochs=3, augment=True)]
+    again = [b[0].numpy() for b in batches.train_batches(x, y, 8, seed=5, first_epoch=2, epochs=3, augment=True)]
+    assert all(np.array_equal(a, b) for a, b in zip(images[6:], again))
+
+
+RESUME_SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, {src!r})
+from malaria_cnn.core.params import CompactNetParams, ModelParams, Params, TrainParams
+from malaria_cnn.training.train import train
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, (600, 32, 32, 3), dtype=np.uint8); y = (np.arange(600) % 2).astype(np.uint8)
+x[y == 1, 8:16, 8:16] = 0
+p = Params(epochs=8, model=ModelParams(preset="compact", compact=CompactNetParams(widths=(16, 32, 64))),
+           train=TrainParams(batch_size=16, seed=4, augment=True, reduce_lr=2, distribute=sys.argv[4]))
+model, history = train(p, (x[:500], y[:500]), (x[500:], y[500:]), checkpoints=sys.argv[1], live_dir=sys.argv[2])
+np.savez(sys.argv[3], *model.get_weights())
+print("epochs", len(history["loss"]))
+"""
+
+
+def _run(tmp_path, tag, distribute):
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT.format(src=str(ROOT / "src")))
+    args = [sys.executable, str(script), str(tmp_path / f"ckpt-{tag}"), str(tmp_path / f"live-{tag}"),
+            str(tmp_path / f"weights-{tag}.npz"), distribute]
+    return args
+
+
+@pytest.mark.parametrize("distribute", ["none", "mirrored"])
+def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path, distribute, monkeypatch):
+    if distribute == "mirrored":
+        monkeypatch.setenv("MALARIA_CNN_CPU_DEVICES", "2")  # two replicas, on two logical CPU devices
+    whole = subprocess.run(_run(tmp_path, "whole", distribute), capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+
+    proc = subprocess.Popen(_run(tmp_path, "killed", distribute), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    state = tmp_path / "ckpt-killed" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # kill -9: no clean-up runs
+    proc.wait()
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done < 8, "the run finished before it could be killed"
+
+    resumed = subprocess.run(_run(tmp_path, "killed", distribute), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after epoch {done}" in resumed.stderr
+    assert ("mirrored over 2 devices" in resumed.stderr) == (distribute == "mirrored")
+    assert "epochs 8" in resumed.stdout
+    with np.load(tmp_path / "weights-whole.npz") as a, np.load(tmp_path / "weights-killed.npz") as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)  # as if it had never been killed
+    eval_rows = (tmp_path / "live-killed/plots/metrics/eval/loss.tsv").read_text().splitlines()
+    assert eval_rows == (tmp_path / "live-whole/plots/metrics/eval/loss.tsv").read_text().splitlines()[:1] + eval_rows[1:]
+    assert len(eval_rows) == 9
