@@ -1,27 +1,25 @@
-"""Stage threshold: choose the decision threshold on the val split -> models/threshold.json."""
+"""Stage threshold: choose the decision threshold on the out-of-fold predictions -> models/threshold.json."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
-from malaria_cnn.core import params, paths
+from malaria_cnn.core import atomic, params, paths
 from malaria_cnn.core.errors import run_main
-from malaria_cnn.data import split
-from malaria_cnn.evaluation import operating_point
-from malaria_cnn.training import model_io
+from malaria_cnn.evaluation import operating_point, oof
 
 
 def main() -> None:
     p = params.load()
-    val = split.load_cells(paths.CELLS_NPZ, paths.SPLITS_CSV, "val")["val"]
-    prob = model_io.parasitized_probability(model_io.load(paths.MODEL), val["x"], p.predict.batch_size)
-    chosen = operating_point.choose(val["y"], prob, p.threshold)
-    on_val = operating_point.on_split(val["y"], prob, val["slide"], chosen)
-    operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_val)
-    sens, spec = (f"{v:.3f}" if v is not None else "n/a" for v in (on_val["sensitivity"], on_val["specificity"]))
-    print(f"threshold: {chosen:.4f} by rule {p.threshold.rule} on {on_val['cells']} val cells from "
-          f"{on_val['slides']} slides (val sensitivity {sens}, specificity {spec}) -> {paths.THRESHOLD}")
+    scored = oof.read(paths.OOF)
+    y, prob, slides, folds = scored["y"], scored["prob"], scored["slide"], scored["fold"]
+    chosen = operating_point.choose(y, prob, p.threshold)
+    on_oof = {**operating_point.on_split(y, prob, slides, chosen), "folds": p.cv.folds}
+    report = operating_point.fold_report(y, prob, slides, folds, p.threshold) if p.cv.folds > 1 else None
+    operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report)
+    atomic.write_json(paths.CV_METRICS, operating_point.cv_metrics(chosen, on_oof, report))
+    print(operating_point.summary(chosen, p.threshold.rule, on_oof, report))
 
 
 if __name__ == "__main__":

@@ -58,9 +58,11 @@ def test_leak_check_catches_a_shared_slide():
 
 def test_table_round_trip_and_mismatch(tmp_path):
     files = np.array(["x.png", "y.png"])
-    split.write(tmp_path / "s.csv", files, np.array([0, 1]), np.array(["a", "b"]), np.array(["train", "test"]))
-    assert (tmp_path / "s.csv").read_text().splitlines()[1] == "x.png,Uninfected,a,train"
-    assert split.read(tmp_path / "s.csv", files).tolist() == ["train", "test"]
+    split.write(tmp_path / "s.csv", files, np.array([0, 1]), np.array(["a", "b"]), np.array(["train", "test"]),
+                np.array([3, -1]))
+    assert (tmp_path / "s.csv").read_text().splitlines()[1] == "x.png,Uninfected,a,train,3"
+    names, folds = split.read(tmp_path / "s.csv", files)
+    assert names.tolist() == ["train", "test"] and folds.tolist() == [3, -1]
     with pytest.raises(UserError, match="does not match the preprocessed cells"):
         split.read(tmp_path / "s.csv", np.array(["y.png", "x.png"]))
 
@@ -70,3 +72,47 @@ def test_sizes_counts_classes_and_slides():
     assert sizes["train"] == {"Uninfected": 1, "Parasitized": 1, "slides": 1}
     assert sizes["val"] == {"Uninfected": 0, "Parasitized": 1, "slides": 1}
     assert split.summary(sizes) == "split: train 2 cells from 1 slides; val 1 cells from 1 slides; test 1 cells from 1 slides"
+
+
+def _with_folds(k, n_slides=30, seed=0):
+    labels, groups = _cells(n_slides, seed)
+    splits = split.assign(labels, groups, 0.2, 0.1, seed=1)
+    splits[splits == "val"] = "train"
+    return labels, groups, splits, split.assign_folds(labels, groups, splits, k, seed=1)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_folds_cover_every_non_test_cell_once_and_no_slide_twice(k):
+    labels, groups, splits, folds = _with_folds(k)
+    split.check_folds(groups, splits, folds)
+    assert set(folds[splits == "test"]) == {split.NOT_HELD_OUT}  # free of test slides
+    assert set(folds[splits != "test"]) == set(range(k))  # every non-test cell in exactly one fold
+    for f in range(k):
+        assert not set(groups[folds == f]) & set(groups[(folds != f)])  # slide-disjoint
+        train, held = split.fold_members(folds, splits, f)
+        assert not (train & held).any() and not (train & (splits == "test")).any()
+        assert (train | held).sum() == (splits != "test").sum()
+    shares = [labels[folds == f].mean() for f in range(k)]
+    assert max(shares) - min(shares) < 0.25  # stratified: each fold near the overall share of parasitized cells
+
+
+def test_one_fold_is_the_val_split():
+    labels, groups = _cells()
+    splits = split.assign(labels, groups, 0.2, 0.1, seed=1)
+    folds = split.assign_folds(labels, groups, splits, 1, seed=1)
+    assert np.array_equal(folds == 0, splits == "val") and set(folds[splits != "val"]) == {split.NOT_HELD_OUT}
+
+
+def test_fold_checks_catch_a_shared_slide_and_a_test_cell():
+    groups, splits = np.array(["a", "a", "b", "c"]), np.array(["train", "train", "train", "test"])
+    with pytest.raises(UserError, match="slide a is in folds 0 and 1"):
+        split.check_folds(groups, splits, np.array([0, 1, 1, -1]))
+    with pytest.raises(UserError, match="a test cell was put in a cross-validation fold"):
+        split.check_folds(groups, splits, np.array([0, 0, 1, 1]))
+
+
+def test_more_folds_than_slides_is_a_clear_error():
+    labels, groups = _cells(6)
+    splits = split.assign(labels, groups, 0.2, 0.1, seed=1)
+    with pytest.raises(UserError, match="cv.folds is 9 but only"):
+        split.assign_folds(labels, groups, splits, 9, seed=1)

@@ -20,8 +20,11 @@ TINY = {
     "preprocess": {"image_size": 32, "workers": 2},
     "model": {"compact": {"widths": [8, 16, 32]}},
     "train": {"batch_size": 16},
+    "cv": {"folds": 2},
 }
-STAGES = ["ingest", "preprocess", "split", "train", "threshold", "evaluate", "export"]
+TRAIN = [f"train@{k}" for k in range(10)]  # one stage per fold slot (params.FOLD_SLOTS)
+FROM_TRAIN = [*TRAIN, "oof", "final", "threshold", "evaluate", "export"]
+STAGES = ["ingest", "preprocess", "split", *FROM_TRAIN]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 

@@ -19,7 +19,7 @@ import yaml
 
 import browser
 from conftest import KEPT, ROOT
-from temp_repo import GIT, STAGES, make, merge
+from temp_repo import FROM_TRAIN, GIT, STAGES, make, merge
 from temp_repo import ran as _ran
 from temp_repo import sh as _sh
 
@@ -52,7 +52,14 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     shown = _sh(["dvc", "metrics", "show"], project)
     assert "metrics/metrics.json" in shown and "sensitivity" in shown
     sizes = json.loads((project / "data/split/sizes.json").read_text())
-    assert sum(s["slides"] for s in sizes.values()) == 6  # every slide in exactly one split
+    assert sum(sizes[s]["slides"] for s in ("train", "val", "test")) == 6  # every slide in exactly one split
+    assert sum(f["slides"] for f in sizes["folds"]) == sizes["train"]["slides"]  # and each train slide in one fold
+    with open(project / "data/oof/predictions.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == sizes["train"]["Parasitized"] + sizes["train"]["Uninfected"]
+    cv = json.loads((project / "metrics/cv.json").read_text())
+    assert cv["folds"] == 2 and cv["threshold"] == pytest.approx(stored["threshold"], abs=1e-6)
+    assert "metrics/cv.json" in shown and "fold_sensitivity_mean" in shown
+    assert "train@3: not used (cv.folds=2)" in out
 
 
 def test_second_repro_does_nothing(project):
@@ -92,7 +99,7 @@ def test_evaluate_param_reruns_only_evaluate(project):
 def test_threshold_rule_reruns_threshold_and_evaluate(project):
     _set_params(project, {"threshold": {"rule": "fixed", "value": 0.3}})
     out = _sh(["dvc", "repro"], project)
-    assert _ran(out) == ["threshold", "evaluate", "export"]
+    assert _ran(out) == ["threshold", "evaluate", "export"]  # the folds and the model stay
     assert json.loads((project / "metrics/metrics.json").read_text())["threshold"] == 0.3
 
 
@@ -141,7 +148,7 @@ def test_predict_command_and_exported_models(project):
 def test_exp_run_with_a_set_param_is_listed_by_exp_show(project):
     _sh([*GIT, "commit", "-qam", "after repro"], project)
     out = _sh(["dvc", "exp", "run", "-S", "epochs=2"], project)
-    assert _ran(out) == ["train", "threshold", "evaluate", "export"]
+    assert _ran(out) == FROM_TRAIN
     table = json.loads(_sh(["dvc", "exp", "show", "--json"], project, stdout_only=True))
     exps = [e for row in table for e in (row.get("experiments") or [])]
     assert exps, table
@@ -155,7 +162,7 @@ def test_exp_run_on_real_nih_crops(project, nih_dev_zip):
     assert _ran(out) == STAGES
     assert "ingest zip: 8,511 cells (5,168 Parasitized, 3,343 Uninfected) from 49 slides" in out
     sizes = json.loads((project / "data/split/sizes.json").read_text())
-    assert sum(s["slides"] for s in sizes.values()) == 49  # no slide in two splits
+    assert sum(sizes[s]["slides"] for s in ("train", "val", "test")) == 49  # no slide in two splits
     metrics = json.loads((project / "metrics/metrics.json").read_text())
     assert metrics["cells"] == sizes["test"]["Parasitized"] + sizes["test"]["Uninfected"]
     assert metrics["slides"] == sizes["test"]["slides"]

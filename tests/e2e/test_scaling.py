@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from temp_repo import GIT, STAGES, env, make, ran, sh
+from temp_repo import FROM_TRAIN, GIT, STAGES, env, make, ran, sh
 
 pytestmark = pytest.mark.e2e
 
-OUTPUTS_IN_GIT = ["dvc.lock", "metrics", "plots", "dvclive", "models/threshold.json",  # the outputs kept in git
+OUTPUTS_IN_GIT = ["dvc.lock", "metrics", "plots", "models/threshold.json",  # the outputs kept in git
                   "models/export/MODEL_CARD.md"]  # (cache: false)
 
 
 def _trained(repo: Path) -> None:
     """The train stage left a model and its training curves, and evaluate scored it."""
     assert (repo / "models/model.keras").stat().st_size > 0
-    assert json.loads((repo / "dvclive/metrics.json").read_text())["step"] >= 0
+    assert json.loads((repo / "models/folds/0/dvclive/metrics.json").read_text())["step"] >= 0
     metrics = json.loads((repo / "metrics/metrics.json").read_text())
     assert metrics["cells"] > 0 and 0 <= metrics["accuracy"] <= 1
 
@@ -35,7 +35,7 @@ def test_mirrored_over_two_logical_cpu_devices(tmp_path):
     repo = make(tmp_path, {"train": {"distribute": "mirrored"}})
     out = sh(["dvc", "repro"], repo, MALARIA_CNN_CPU_DEVICES="2")
     assert ran(out) == STAGES
-    assert "train: mirrored over 2 devices, global batch 16 = 8 per replica, float32" in out
+    assert out.count("train: mirrored over 2 devices, global batch 16 = 8 per replica, float32") == 2  # both folds
     _trained(repo)
 
 
@@ -50,7 +50,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 def test_multi_worker_with_two_local_workers(tmp_path):
-    repo = make(tmp_path, {"train": {"distribute": "multi_worker"}})
+    repo = make(tmp_path, {"train": {"distribute": "multi_worker"}, "cv": {"folds": 1}})
     sh(["dvc", "repro", "split"], repo)  # every worker needs the same data
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
 
@@ -59,7 +59,7 @@ def test_multi_worker_with_two_local_workers(tmp_path):
 
     out, err = tmp_path / "worker.out", tmp_path / "worker.err"  # files: a full pipe would stall the worker
     with out.open("w") as stdout, err.open("w") as stderr:
-        worker = subprocess.Popen([sys.executable, "stages/train.py"], cwd=repo, env=env(TF_CONFIG=tf_config(1)),
+        worker = subprocess.Popen([sys.executable, "stages/train.py", "0"], cwd=repo, env=env(TF_CONFIG=tf_config(1)),
                                   stdout=stdout, stderr=stderr, text=True)
         try:
             chief = sh(["dvc", "repro"], repo, timeout=300, TF_CONFIG=tf_config(0))
@@ -68,15 +68,16 @@ def test_multi_worker_with_two_local_workers(tmp_path):
             worker.kill()
     assert worker.returncode == 0, err.read_text()
     worker_out = out.read_text()
-    assert ran(chief) == ["train", "threshold", "evaluate", "export"]
+    assert ran(chief) == FROM_TRAIN
     assert "train: 2 replicas on several workers, this is worker 0" in chief
     assert "no checkpoints with train.distribute=multi_worker" in chief
     assert "worker 1 done, the chief saves the model" in worker_out
-    best = [line.split("best val loss ")[1].split(")")[0] for line in (chief + worker_out).splitlines()
-            if "best val loss" in line]
+    best = [line.split("val loss ")[1].split(")")[0] for line in (chief + worker_out).splitlines()
+            if line.startswith("train@0: ") and "val loss" in line]
     assert len(best) == 2 and best[0] == best[1]  # one model, trained together
     _trained(repo)
-    assert sorted(p.name for p in (repo / "models").iterdir()) == [".gitignore", "export", "model.keras", "threshold.json"]
+    assert sorted(p.name for p in (repo / "models").iterdir()) == [".gitignore", "export", "folds", "model.keras",
+                                                                            "threshold.json"]
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +126,8 @@ def test_queued_sweep_runs_two_experiments_in_parallel(shared):
     assert sorted(d["params"]["params.yaml"]["data"]["epochs"] for d in data) == [2, 3]
     for d in data:
         assert 0 <= d["metrics"]["metrics/metrics.json"]["data"]["accuracy"] <= 1
-        assert d["metrics"]["dvclive/metrics.json"]["data"]["step"] == d["params"]["params.yaml"]["data"]["epochs"] - 1
+        assert d["metrics"]["metrics/cv.json"]["data"]["folds"] == 2
     plain = sh(["dvc", "exp", "show", "--no-pager", "--only-changed"], repo, stdout_only=True, COLUMNS="250")
     for e in exps:
         assert e["name"] in plain
-        assert ran(sh(["dvc", "queue", "logs", e["name"]], repo)) == ["train", "threshold", "evaluate", "export"]  # data from the cache
+        assert ran(sh(["dvc", "queue", "logs", e["name"]], repo)) == FROM_TRAIN  # the data from the cache

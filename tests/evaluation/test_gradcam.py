@@ -72,3 +72,14 @@ def test_a_network_trained_in_mixed_precision_can_be_explained():
     x = np.random.default_rng(2).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
     maps = gradcam.heatmaps(model, x, np.array([1, 0]))
     assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
+
+
+def test_an_ensemble_is_explained_by_its_members_maps():
+    from malaria_cnn.training import ensemble
+
+    model = ensemble.average([_brightness_model(), _brightness_model()])
+    x = np.zeros((1, 32, 32, 3), np.uint8)
+    x[0, 4:8, 20:24] = 255
+    maps = gradcam.heatmaps(model, x, np.array([1]))
+    peak = np.unravel_index(np.argmax(maps[0]), maps[0].shape)
+    assert maps.max() == pytest.approx(1) and abs(peak[0] - 5.5) <= 2 and abs(peak[1] - 21.5) <= 2

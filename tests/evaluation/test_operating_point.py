@@ -69,3 +69,26 @@ def test_stored_threshold_belongs_to_its_model(tmp_path):
 def test_on_split_reports_what_the_threshold_does():
     out = operating_point.on_split(Y, P, np.array(["a"] * 10 + ["b"] * 10), 0.5)
     assert out == {"cells": 20, "slides": 2, "sensitivity": 0.7, "specificity": 0.8}
+
+
+def test_fold_report_scores_each_fold_at_the_other_folds_threshold():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    prob = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, 0.2, 600), 0, 1)
+    folds = np.repeat(np.arange(3), 200)
+    cfg = ThresholdParams(rule="sensitivity", min_sensitivity=0.9)
+    report = operating_point.fold_report(y, prob, np.repeat(["a", "b", "c"], 200), folds, cfg)
+    assert [f["fold"] for f in report["folds"]] == [0, 1, 2]
+    for f in report["folds"]:
+        rest = folds != f["fold"]
+        assert f["threshold"] == pytest.approx(operating_point.choose(y[rest], prob[rest], cfg), abs=1e-6)
+        this = folds == f["fold"]
+        called = prob[this] >= f["threshold"]
+        assert f["sensitivity"] == pytest.approx((called & (y[this] == 1)).sum() / (y[this] == 1).sum(), abs=1e-6)
+    sens = [f["sensitivity"] for f in report["folds"]]
+    assert report["sensitivity_mean"] == pytest.approx(np.mean(sens), abs=1e-6)
+    assert report["sensitivity_min"] == pytest.approx(min(sens), abs=1e-6) and report["sensitivity_sd"] > 0
+    line = operating_point.summary(0.5, "sensitivity", {"cells": 600, "slides": 3, "folds": 3, "sensitivity": 0.9,
+                                                       "specificity": 0.8}, report)
+    assert line.startswith("threshold: 0.5000 by rule sensitivity on 600 out-of-fold cells from 3 slides")
+    assert "fold by fold at the other folds' threshold: sensitivity" in line

@@ -3,10 +3,14 @@ from malaria_cnn.evaluation import metrics
 from malaria_cnn.release import card
 
 STORED = {"threshold": 0.4321, "rule": "sensitivity", "min_sensitivity": 0.95,
-          "validation": {"cells": 80, "slides": 2, "sensitivity": 1.0, "specificity": 0.9}}
+          "chosen_on": {"cells": 80, "slides": 8, "folds": 5, "sensitivity": 1.0, "specificity": 0.9},
+          "fold_by_fold": {"sensitivity_mean": 0.96, "sensitivity_sd": 0.02, "sensitivity_min": 0.93,
+                           "specificity_mean": 0.9, "specificity_sd": 0.05, "specificity_min": 0.81}}
 TEST = {"cells": 200, "slides": 4, **{m: 0.9 for m in metrics.NAMES},
         **{f"{m}_ci_lower": 0.8 for m in metrics.NAMES}, **{f"{m}_ci_upper": 0.95 for m in metrics.NAMES}}
-SIZES = {"train": {"Parasitized": 10, "Uninfected": 12, "slides": 3}, "test": {"Parasitized": 5, "Uninfected": 5, "slides": 1}}
+SIZES = {"train": {"Parasitized": 10, "Uninfected": 12, "slides": 3}, "val": {"Parasitized": 0, "Uninfected": 0, "slides": 0},
+         "test": {"Parasitized": 5, "Uninfected": 5, "slides": 1},
+         "folds": [{"fold": 0, "cells": 12, "parasitized": 5, "slides": 2}, {"fold": 1, "cells": 10, "parasitized": 5, "slides": 1}]}
 
 
 def _card(**params):
@@ -21,6 +25,9 @@ def test_card_says_what_the_model_is_and_how_it_was_checked():
     assert "| Sensitivity | 0.900 | 0.800 - 0.950 |" in text
     assert "| TFLite int8 | 0.9950 | 0.100000 | - |" in text and "64 x 64" in text and "1,234 parameters" in text
     assert "synthetic" not in text
+    assert "the out-of-fold predictions of 5 fold models" in text and "the mean of 5 `compact` networks" in text
+    assert "sensitivity 0.960 +- 0.020 (lowest 0.930)" in text
+    assert "| train, fold 1 | 5 | 5 | 1 |" in text and "| val |" not in text
 
 
 def test_card_warns_about_synthetic_training_data():

@@ -47,6 +47,8 @@ PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
 DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
+FINAL_MODELS = ("ensemble", "refit")
+FOLD_SLOTS = 10  # dvc.yaml declares a train stage for each of folds 0..9; cv.folds uses the first ones
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,18 @@ class SplitParams:
     group_by: str = param("slide", one_of(*GROUP_BY),
                           "slide: no slide in two splits (patient-level results) | none: cells at random")
     test_size: float = param(0.2, fraction(), "share of all cells held out for the final test")
-    val_size: float = param(0.1, fraction(), "share of the rest watched during training")
+    val_size: float = param(0.1, fraction(), "with cv.folds 1: share of the rest watched during training")
     seed: int = param(42, integer())
+
+
+@dataclass(frozen=True)
+class CvParams:
+    folds: int = param(5, integer(1, FOLD_SLOTS),
+                       "the non-test slides in this many slide-disjoint folds, a model for each, scored on\n"
+                       "the fold it did not see (out of fold) | 1: one train/val split, scored on val")
+    final: str = param("ensemble", one_of(*FINAL_MODELS),
+                       "the model shipped and tested | ensemble: the fold models' mean probability\n"
+                       "refit: one model on all non-test slides, for the fold models' median best epochs")
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,8 @@ class TrainParams:
     augment: bool = param(True, boolean(),
                           "random flips, 90-degree turns, brightness, contrast and stain-colour jitter")
     class_weights: bool = param(True, boolean(), "weigh the classes by inverse frequency in the train split")
+    exclude_label_issues: bool = param(False, boolean(), "cv.final refit: leave the crops the label audit flags out of "
+                                                         "training\n(never out of test)")
     early_stopping: int = param(6, integer(0), "stop after this many epochs without a better val loss (0: off); "
                                                "best weights kept")
     reduce_lr: int = param(3, integer(0),
@@ -156,6 +170,11 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class AuditParams:
+    sheet: int = param(24, integer(0), "most suspect crops shown in plots/label_issues.png")
+
+
+@dataclass(frozen=True)
 class PredictParams:
     batch_size: int = param(256, integer(1),
                             "cells per forward pass wherever the model scores cells (threshold, evaluate)")
@@ -164,7 +183,7 @@ class PredictParams:
 @dataclass(frozen=True)
 class ThresholdParams:
     rule: str = param("sensitivity", one_of(*THRESHOLD_RULES),
-                      "sensitivity: the highest specificity with val sensitivity >= min_sensitivity\n"
+                      "sensitivity: the highest specificity with sensitivity >= min_sensitivity\n"
                       "youden: the highest sensitivity + specificity - 1 | fixed: value")
     min_sensitivity: float = param(0.95, probability())
     value: float = param(0.5, fraction(), "for rule fixed: call a cell Parasitized when P(Parasitized) >= value")
@@ -195,11 +214,13 @@ class Params:
     data: DataParams = section(DataParams, "read by ingest")
     preprocess: PreprocessParams = section(PreprocessParams)
     split: SplitParams = section(SplitParams)
+    cv: CvParams = section(CvParams, "read by split, train, oof and final")
     model: ModelParams = section(ModelParams)
     train: TrainParams = section(TrainParams)
+    audit: AuditParams = section(AuditParams, "crops whose label the out-of-fold models contradict most confidently")
     predict: PredictParams = section(PredictParams)
-    threshold: ThresholdParams = section(ThresholdParams, "chosen on the val split, stored in models/threshold.json, "
-                                                          "used unchanged on test")
+    threshold: ThresholdParams = section(ThresholdParams, "chosen on the out-of-fold predictions, used unchanged "
+                                                          "on test")
     evaluate: EvaluateParams = section(EvaluateParams, "the test split")
     export: ExportParams = section(ExportParams, "SavedModel and TFLite copies of the model in models/export/")
 
@@ -227,6 +248,9 @@ def from_dict(raw: Any, source: str = PARAMS_FILE) -> Params:
         raise ParamsError(f"{source}: data.path must name the {p.data.source} to read when data.source is {p.data.source}")
     if len(set(name.lower() for name in (p.data.class_dirs.Parasitized, p.data.class_dirs.Uninfected))) < 2:
         raise ParamsError(f"{source}: data.class_dirs must name two different folders")
+    if p.train.exclude_label_issues and p.cv.final != "refit":
+        raise ParamsError(f"{source}: train.exclude_label_issues needs cv.final: refit (the fold models of an "
+                          "ensemble are trained before the audit)")
     return p
 
 

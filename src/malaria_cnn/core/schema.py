@@ -49,9 +49,11 @@ def _as_float(v: Any) -> float | None:
         return None
 
 
-def integer(minimum: int | None = None) -> Rule:
+def integer(minimum: int | None = None, maximum: int | None = None) -> Rule:
     if minimum is None:
         return Rule("an integer", _is_int)
+    if maximum is not None:
+        return Rule(f"an integer from {minimum} to {maximum}", lambda v: _is_int(v) and minimum <= v <= maximum)
     return Rule(f"an integer >= {minimum}", lambda v: _is_int(v) and v >= minimum)
 
 

@@ -1,8 +1,9 @@
-"""Split cells into train/val/test, stratified by label and grouped by slide, and check for leakage.
+"""Split cells into train/val/test and cross-validation folds, stratified by label and grouped by slide.
 
-Grouping by slide keeps every cell of a patient's slide in one split, so test results speak of
-patients the model has never seen. The split is a seeded search over random orders of the
-slides for the cut whose class counts come closest to the requested fractions.
+Grouping by slide keeps every cell of a patient's slide in one split (and one fold), so results
+speak of patients the model has never seen. The test split is a seeded search over random orders
+of the slides for the cut whose class counts come closest to the requested fraction; the folds of
+the rest come from scikit-learn's StratifiedGroupKFold. Leakage is checked, not assumed.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
 
 from malaria_cnn.core import atomic
 from malaria_cnn.core.errors import UserError
-from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.data import cells_npz
 
 SPLITS = ("train", "val", "test")
-HEADER = ["file", "label", "slide", "split"]
+NOT_HELD_OUT = -1  # the fold of a test cell, and of a train cell when there is one fold
+HEADER = ["file", "label", "slide", "split", "fold"]
 
 
 def _carve(counts: np.ndarray, fraction: float, rng: np.random.Generator, tries: int) -> np.ndarray:
@@ -75,6 +78,53 @@ def assign(labels: np.ndarray, groups: np.ndarray, test_size: float, val_size: f
     return group_split[group_of]
 
 
+def assign_folds(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each cell's fold (0..folds-1), or NOT_HELD_OUT; for folds >= 2 every non-test cell has one.
+
+    `splits` names each cell's split as `assign` does ("train", "val", "test"). Fold k's model trains on the
+    non-test cells outside fold k and scores fold k; with one fold, the fold is the val split.
+    """
+    out = np.full(len(labels), NOT_HELD_OUT, np.int64)
+    if folds == 1:
+        out[splits == "val"] = 0
+        return out
+    rest = np.flatnonzero(splits != "test")
+    n_groups = len(np.unique(groups[rest]))
+    if n_groups < folds:
+        raise UserError(f"cv.folds is {folds} but only {n_groups} slides are left after the test split: "
+                        "use fewer folds or more slides")
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, held) in enumerate(cv.split(np.zeros(len(rest)), labels[rest], groups[rest])):
+        out[rest[held]] = k
+    return out
+
+
+def check_folds(groups: np.ndarray, splits: np.ndarray, folds: np.ndarray) -> None:
+    """Raise unless folds are slide-disjoint and hold no test cell."""
+    if np.any(folds[splits == "test"] != NOT_HELD_OUT):
+        raise UserError("a test cell was put in a cross-validation fold")
+    owner: dict = {}
+    for group, fold in zip(groups[folds != NOT_HELD_OUT], folds[folds != NOT_HELD_OUT]):
+        if owner.setdefault(group, fold) != fold:
+            raise UserError(f"slide {group} is in folds {owner[group]} and {fold}")
+
+
+def fold_sizes(labels: np.ndarray, groups: np.ndarray, folds: np.ndarray, n_folds: int) -> list[dict]:
+    """Cells per class and slides in each fold."""
+    out = []
+    for k in range(n_folds):
+        sel = folds == k
+        out.append({"fold": k, "cells": int(sel.sum()), "parasitized": int(np.sum(labels[sel] == POSITIVE)),
+                    "slides": len(set(groups[sel]))})
+    return out
+
+
+def fold_members(folds: np.ndarray, splits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held_out) boolean masks of fold k's model: it trains on the non-test cells outside fold k."""
+    held = folds == k
+    return (splits != "test") & ~held, held
+
+
 def check_no_leakage(groups: np.ndarray, splits: np.ndarray) -> None:
     """Raise if any group has cells in more than one split."""
     for a in SPLITS:
@@ -96,33 +146,39 @@ def sizes(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray) -> dict:
 
 
 def summary(sizes: dict) -> str:
-    """One line: cells and slides per split."""
-    parts = [f"{name} {sum(s[c] for c in CLASS_NAMES)} cells from {s['slides']} slides" for name, s in sizes.items()]
+    """One line: cells and slides per split (and per fold)."""
+    parts = [f"{name} {sum(s[c] for c in CLASS_NAMES)} cells from {s['slides']} slides"
+             for name, s in sizes.items() if name in SPLITS and s["slides"]]
+    per_fold = sizes.get("folds", [])
+    if len(per_fold) > 1:
+        slides = sorted(f["slides"] for f in per_fold)
+        parts.append(f"train in {len(per_fold)} folds of {slides[0]}-{slides[-1]} slides")
     return "split: " + "; ".join(parts)
 
 
-def write(dest: str | Path, files: np.ndarray, labels: np.ndarray, slides: np.ndarray, splits: np.ndarray) -> None:
-    """One row per cell, in the npz's order: file, label name, slide, split."""
-    rows = zip(files, (CLASS_NAMES[i] for i in labels), slides, splits)
+def write(dest: str | Path, files: np.ndarray, labels: np.ndarray, slides: np.ndarray, splits: np.ndarray,
+          folds: np.ndarray) -> None:
+    """One row per cell, in the npz's order: file, label name, slide, split, cross-validation fold."""
+    rows = zip(files, (CLASS_NAMES[i] for i in labels), slides, splits, folds)
     atomic.write_csv(dest, HEADER, rows)
 
 
-def read(path: str | Path, files: np.ndarray) -> np.ndarray:
-    """Each cell's split name, checked against the npz's file order."""
+def read(path: str | Path, files: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's split name and fold, checked against the npz's file order."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except FileNotFoundError:
         raise UserError(f"{path} not found: run the split stage first (dvc repro)") from None
-    if len(rows) != len(files) or any(r["file"] != f for r, f in zip(rows, files)):
+    if len(rows) != len(files) or any(r["file"] != f or "fold" not in r for r, f in zip(rows, files)):
         raise UserError(f"{path} does not match the preprocessed cells: rerun the split stage (dvc repro)")
-    return np.array([r["split"] for r in rows])
+    return np.array([r["split"] for r in rows]), np.array([int(r["fold"]) for r in rows], np.int64)
 
 
 def load_cells(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, dict[str, np.ndarray]]:
     """{name: {"x", "y", "slide", "filename": arrays}} for each split named."""
     arrays = cells_npz.load(npz_path)
-    assigned = read(splits_path, arrays["filename"])
+    assigned = read(splits_path, arrays["filename"])[0]
     out = {}
     for name in names:
         sel = assigned == name
@@ -132,6 +188,11 @@ def load_cells(npz_path: str | Path, splits_path: str | Path, *names: str) -> di
     return out
 
 
-def load_xy(npz_path: str | Path, splits_path: str | Path, *names: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{name: (x, y)} for each split named."""
-    return {name: (c["x"], c["y"]) for name, c in load_cells(npz_path, splits_path, *names).items()}
+def load_fold(npz_path: str | Path, splits_path: str | Path, k: int) -> tuple[dict, dict]:
+    """(train, held_out) cells of fold k's model, each {"x", "y", "slide", "filename": arrays}."""
+    arrays = cells_npz.load(npz_path)
+    assigned, fold = read(splits_path, arrays["filename"])
+    train, held = fold_members(fold, assigned, k)
+    if not held.any() or not train.any():
+        raise UserError(f"fold {k} has no cells to {'score' if train.any() else 'train on'}: rerun the split stage")
+    return ({key: v[train] for key, v in arrays.items()}, {key: v[held] for key, v in arrays.items()})

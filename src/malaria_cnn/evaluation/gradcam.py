@@ -13,6 +13,7 @@ import numpy as np
 
 from malaria_cnn.core.labels import POSITIVE, call
 from malaria_cnn.evaluation import gallery
+from malaria_cnn.training import ensemble
 from malaria_cnn.training.runtime import keras, tf
 
 OUTCOMES = ("TP", "FP", "FN", "TN")
@@ -29,7 +30,16 @@ def last_feature_layer(model: keras.Model) -> keras.layers.Layer:
 
 
 def heatmaps(model: keras.Model, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """(n, h, w) heat maps in [0, 1] at the input's size, for crops x and the class to explain in each."""
+    """(n, h, w) heat maps in [0, 1] at the input's size, for crops x and the class to explain in each.
+
+    For an ensemble, the mean of its members' maps, scaled again to a peak of 1.
+    """
+    maps = np.mean([_network_heatmaps(member, x, classes) for member in ensemble.members(model)], axis=0)
+    peak = maps.max(axis=(1, 2), keepdims=True)
+    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+
+
+def _network_heatmaps(model: keras.Model, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
     head = model.get_layer("probabilities")
     probe = keras.Model(model.inputs, [last_feature_layer(model).output, head.input])
     kernel, bias = head.kernel, head.bias

@@ -1,4 +1,4 @@
-"""The decision threshold: chosen on the validation split by a rule, stored beside the model.
+"""The decision threshold: chosen by a rule on out-of-fold predictions, stored beside the model.
 
 A cell is called Parasitized when P(Parasitized) >= threshold. The rules (params `threshold.*`):
 - `sensitivity`: the highest specificity among thresholds whose sensitivity reaches
@@ -6,8 +6,9 @@ A cell is called Parasitized when P(Parasitized) >= threshold. The rules (params
 - `youden`: the highest sensitivity + specificity - 1;
 - `fixed`: `value`, whatever the validation split says.
 Ties go to the lowest threshold, the one that finds the most parasitized cells. A chosen
-threshold sits halfway between the lowest validation score it calls Parasitized and the next
-lower score, so it does not rest on one cell's exact score. The test split never takes part.
+threshold sits halfway between the lowest score it calls Parasitized and the next lower score, so
+it does not rest on one cell's exact score. The test split never takes part. `fold_report` shows
+how firmly the rule stands: each fold scored at the threshold the other folds choose.
 """
 
 from __future__ import annotations
@@ -58,14 +59,34 @@ def on_split(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: flo
     return out
 
 
-def save(path: str | Path, threshold: float, p: ThresholdParams, model_path: str | Path, validation: dict) -> None:
-    """Write the threshold with the rule that chose it and the checksum of the model it belongs to."""
+def fold_report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, folds: np.ndarray, p: ThresholdParams) -> dict:
+    """For each fold, the threshold the rule picks on the other folds and what it gives on this one;
+    then the mean, standard deviation and minimum of those sensitivities and specificities."""
+    per_fold = []
+    for k in np.unique(folds):
+        rest, this = folds != k, folds == k
+        threshold = choose(y[rest], prob[rest], p)
+        per_fold.append({"fold": int(k), "threshold": round(threshold, 6),
+                         **on_split(y[this], prob[this], slides[this], threshold)})
+    out: dict = {"folds": per_fold}
+    for name in ("sensitivity", "specificity"):
+        values = np.array([f[name] for f in per_fold if f[name] is not None], float)
+        for stat, fn in (("mean", np.mean), ("sd", np.std), ("min", np.min)):
+            out[f"{name}_{stat}"] = round(float(fn(values)), 6) if len(values) else None
+    return out
+
+
+def save(path: str | Path, threshold: float, p: ThresholdParams, model_path: str | Path, chosen_on: dict,
+         folds: dict | None = None) -> None:
+    """Write the threshold with the rule that chose it, what it gave where it was chosen, how it fared
+    fold by fold, and the checksum of the model it belongs to."""
     atomic.write_json(path, {
         "threshold": threshold,
         "rule": p.rule,
         "min_sensitivity": p.min_sensitivity if p.rule == "sensitivity" else None,
         "model_sha256": file_sha256(model_path),
-        "validation": validation,
+        "chosen_on": chosen_on,
+        "fold_by_fold": folds,
     })
 
 
@@ -89,3 +110,29 @@ def load_record(path: str | Path, model_path: str | Path) -> dict:
 def load(path: str | Path, model_path: str | Path) -> float:
     """The stored threshold, checked against the model it was chosen for."""
     return float(load_record(path, model_path)["threshold"])
+
+
+def cv_metrics(threshold: float, chosen_on: dict, report: dict | None) -> dict:
+    """metrics/cv.json: the threshold, what it gives out of fold, and its fold-by-fold spread (flat keys)."""
+    out = {"threshold": round(threshold, 6), "oof_cells": chosen_on["cells"], "oof_slides": chosen_on["slides"],
+           "folds": chosen_on["folds"], "oof_sensitivity": chosen_on["sensitivity"],
+           "oof_specificity": chosen_on["specificity"]}
+    if report:
+        out.update({f"fold_{k}": v for k, v in report.items() if k != "folds"})
+    return out
+
+
+def summary(threshold: float, rule: str, chosen_on: dict, report: dict | None) -> str:
+    """One line: the threshold, where it was chosen, and how it fared fold by fold."""
+    def num(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    where = (f"{chosen_on['cells']} out-of-fold cells from {chosen_on['slides']} slides" if chosen_on["folds"] > 1
+             else f"{chosen_on['cells']} val cells from {chosen_on['slides']} slides")
+    line = (f"threshold: {threshold:.4f} by rule {rule} on {where} (sensitivity {num(chosen_on['sensitivity'])}, "
+            f"specificity {num(chosen_on['specificity'])})")
+    if report:
+        line += (f"; fold by fold at the other folds' threshold: sensitivity {num(report['sensitivity_mean'])} "
+                 f"+- {num(report['sensitivity_sd'])} (min {num(report['sensitivity_min'])}), specificity "
+                 f"{num(report['specificity_mean'])} +- {num(report['specificity_sd'])}")
+    return line

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from malaria_cnn.core.params import Params
+from malaria_cnn.data.split import SPLITS
 from malaria_cnn.evaluation import metrics as metric_names
 
 _LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "sensitivity": "Sensitivity",
@@ -20,6 +21,28 @@ def _value(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+def _chosen_on(chosen: dict) -> str:
+    folds = chosen.get("folds", 1)
+    return f"the out-of-fold predictions of {folds} fold models" if folds > 1 else "the validation split"
+
+
+def _fold_by_fold(report: dict | None) -> str:
+    if not report:
+        return ""
+    return (f"\n  Fold by fold, at the threshold the other folds chose: sensitivity {_value(report['sensitivity_mean'])} "
+            f"+- {_value(report['sensitivity_sd'])} (lowest {_value(report['sensitivity_min'])}), specificity "
+            f"{_value(report['specificity_mean'])} +- {_value(report['specificity_sd'])} "
+            f"(lowest {_value(report['specificity_min'])}).")
+
+
+def _network(p: Params, folds: int) -> str:
+    if folds < 2:
+        return f"one `{p.model.preset}` network"
+    if p.cv.final == "ensemble":
+        return f"the mean of {folds} `{p.model.preset}` networks, one per cross-validation fold"
+    return f"one `{p.model.preset}` network refitted on all non-test slides"
+
+
 def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: dict, sizes: dict,
                data_sha256: str, files: dict[str, int], parity: dict[str, dict]) -> str:
     """The card's Markdown.
@@ -31,9 +54,11 @@ def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: 
     warning = ("\n> **Trained on the built-in synthetic cells.** This model is for trying the pipeline, "
                "not for real smears.\n" if p.data.source == "synthetic" else "")
     rule = stored["rule"] + (f" (sensitivity >= {stored['min_sensitivity']})" if stored.get("min_sensitivity") else "")
-    val = stored["validation"]
+    chosen = stored["chosen_on"]
     split_rows = "\n".join(f"| {name} | {s['Parasitized']:,} | {s['Uninfected']:,} | {s['slides']} |"
-                           for name, s in sizes.items())
+                           for name, s in sizes.items() if name in SPLITS and s["slides"])
+    split_rows += "".join(f"\n| train, fold {f['fold']} | {f['parasitized']:,} | {f['cells'] - f['parasitized']:,} | "
+                          f"{f['slides']} |" for f in sizes.get("folds", []) if len(sizes["folds"]) > 1)
     metric_rows = "\n".join(
         f"| {_LABELS[m]} | {_value(test[m])} | {_value(test[m + '_ci_lower'])} - {_value(test[m + '_ci_upper'])} |"
         for m in metric_names.NAMES)
@@ -43,7 +68,8 @@ def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: 
         f"| {name} | {d['agreement']:.4f} | {d['max_probability_difference']:.6f} | {check[d.get('passed')]} |"
         for name, d in parity.items())
     params = "\n".join(f"- `{section}`: `{value}`" for section, value in
-                       [("epochs", p.epochs), ("model", asdict(p.model)), ("train", asdict(p.train))])
+                       [("epochs", p.epochs), ("cv", asdict(p.cv)), ("model", asdict(p.model)),
+                        ("train", asdict(p.train))])
     return f"""# Model card: malaria-cnn `{p.model.preset}` network
 {warning}
 Tells **parasitized** from **uninfected** red blood cells in thin-smear microscopy crops, one cell per image.
@@ -54,10 +80,10 @@ Tells **parasitized** from **uninfected** red blood cells in thin-smear microsco
   Resize a crop as the pipeline does: `malaria_cnn.data.images.load_cell` (area averaging when shrinking).
 - Output: P(Uninfected), P(Parasitized), in that order.
 - Decision: a cell is called **Parasitized** when P(Parasitized) >= **{stored['threshold']:.6f}**.
-  The threshold was chosen on the validation split by the rule {rule}; there it gave sensitivity
-  {_value(val['sensitivity'])} and specificity {_value(val['specificity'])} on {val['cells']:,} cells
-  from {val['slides']} slides.
-- Network: {parameters:,} parameters.
+  The threshold was chosen by the rule {rule} on {_chosen_on(chosen)}; there it gave sensitivity
+  {_value(chosen['sensitivity'])} and specificity {_value(chosen['specificity'])} on {chosen['cells']:,} cells
+  from {chosen['slides']} slides.{_fold_by_fold(stored.get('fold_by_fold'))}
+- Network: {_network(p, chosen.get('folds', 1))}, {parameters:,} parameters.
 
 ## Data
 

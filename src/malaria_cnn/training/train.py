@@ -47,6 +47,8 @@ class Plateau(keras.callbacks.Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "since_best": self.since_best, "since_lr": self.since_lr}
 
     def on_epoch_end(self, epoch, logs=None):
+        if "val_loss" not in logs:  # trained without a validation split: nothing to watch
+            return
         loss = float(logs["val_loss"])
         if loss < self.best:
             self.best, self.best_epoch, self.since_best, self.since_lr = loss, epoch, 0, 0
@@ -109,10 +111,10 @@ class Checkpoint(keras.callbacks.Callback):
                 old.unlink()
 
 
-def fingerprint(p: Params, train: Split, val: Split) -> str:
+def fingerprint(p: Params, train: Split, val: Split | None) -> str:
     """What a checkpoint must match to be resumed: the model and training params, and the data."""
     digest = hashlib.sha256(json.dumps([asdict(p.model), asdict(p.train)], sort_keys=True).encode())
-    for array in (*train, *val):
+    for array in (*train, *(val or ())):
         digest.update(np.ascontiguousarray(array))
     return digest.hexdigest()
 
@@ -123,10 +125,12 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
     return {i: float(len(y) / (len(CLASS_NAMES) * c)) for i, c in enumerate(counts) if c}
 
 
-def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = None,
+def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | None = None,
           live_dir: str | Path | None = None, callbacks: list | None = None,
           run: distribute.Run | None = None) -> tuple[keras.Model, dict]:
     """Build (or resume), compile and fit the network; return it, best weights restored, with its history.
+
+    Without `val`, it trains for p.epochs with no early stopping and keeps the last weights.
 
     With `checkpoints`, a folder, training is checkpointed there each epoch and resumed from it;
     with `live_dir`, per-epoch metrics are logged there by DVCLive; `callbacks` are Keras's own.
@@ -134,7 +138,7 @@ def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = 
     """
     run = run or distribute.start(p.train)
     seed_everything(p.train.seed)
-    (x_train, y_train), (x_val, y_val) = train, val
+    x_train, y_train = train
     if checkpoints and run.kind == "multi_worker":
         print("train: no checkpoints with train.distribute=multi_worker: a killed run starts from epoch 1",
               file=sys.stderr)
@@ -180,7 +184,7 @@ def train(p: Params, train: Split, val: Split, checkpoints: str | Path | None = 
         model.fit(
             batches.train_batches(x_train, y_train, p.train.batch_size, p.train.seed, first_epoch, p.epochs, p.train.augment),
             steps_per_epoch=batches.steps_per_epoch(len(x_train), p.train.batch_size),
-            validation_data=batches.dataset(x_val, y_val, p.train.batch_size),
+            validation_data=batches.dataset(*val, p.train.batch_size) if val else None,
             initial_epoch=first_epoch,
             epochs=p.epochs,
             class_weight=class_weights(y_train) if p.train.class_weights else None,
