@@ -73,6 +73,18 @@ def test_augmentation_is_seeded_and_keeps_the_background_black():
     assert len(corners) > 1  # the dark corner moved: images were turned or flipped
 
 
+def test_stain_jitter_in_hed_space_changes_colour_not_shape_and_keeps_black():
+    x = np.zeros((8, 12, 12, 3), np.uint8)
+    x[:, 3:9, 3:9] = [200, 120, 190]  # a pink-purple, Giemsa-like cell on black
+    a = batches.augment_batch(x, np.array([1, 2], np.int64), stain="hed").numpy()
+    assert np.array_equal(a, batches.augment_batch(x, np.array([1, 2], np.int64), stain="hed").numpy())
+    assert a[:, 0, 0].max() == 0 and (a[:, 3:9, 3:9] > 0).all()  # black stays black, the cell stays lit
+    colours = a[:, 5, 5].astype(int)
+    assert np.ptp(colours, axis=0).max() > 5  # the images' colours differ
+    still = batches.hed_jitter(x.astype(np.float32) / 255, np.array([0, 0], np.int64), sigma=0.0).numpy()
+    assert np.abs(still * 255 - x).max() < 1.0  # with no jitter, stain space round-trips to the same colours
+
+
 def test_training_batches_depend_on_the_epoch_not_on_the_process():
     x, y = _data(20)
     whole = [b[1].numpy() for b in batches.train_batches(x, y, 8, seed=5, first_epoch=0, epochs=3, augment=True)]
@@ -138,3 +150,15 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path, distribute,
     eval_rows = (tmp_path / "live-killed/plots/metrics/eval/loss.tsv").read_text().splitlines()
     assert eval_rows == (tmp_path / "live-whole/plots/metrics/eval/loss.tsv").read_text().splitlines()[:1] + eval_rows[1:]
     assert len(eval_rows) == 9
+
+
+def test_cosine_schedule_decays_the_rate_by_epoch_and_label_smoothing_reaches_the_loss():
+    import dataclasses
+    import math
+
+    p = dataclasses.replace(TINY, epochs=4, train=dataclasses.replace(TINY.train, schedule="cosine", reduce_lr=1,
+                                                                      label_smoothing=0.2))
+    model, history = train(p, _data(), _data(16, seed=1))
+    expected = p.train.learning_rate * 0.5 * (1 + math.cos(math.pi * 3 / 4))  # the last epoch's rate
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(expected, rel=1e-5)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)

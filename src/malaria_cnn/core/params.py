@@ -45,6 +45,8 @@ SOURCES = ("synthetic", "nih", "folder", "zip")
 GROUP_BY = ("slide", "none")
 PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("plateau", "cosine")
+STAIN_JITTER = ("gain", "hed")
 THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
 DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
 FINAL_MODELS = ("ensemble", "refit")
@@ -154,6 +156,11 @@ class TrainParams:
     seed: int = param(42, integer())
     augment: bool = param(True, boolean(),
                           "random flips, 90-degree turns, brightness, contrast and stain-colour jitter")
+    stain_jitter: str = param("gain", one_of(*STAIN_JITTER),
+                              "gain: a random gain per RGB channel | hed: jitter in stain (HED) optical density")
+    label_smoothing: float = param(0.0, fraction(allow_zero=True), "0: hard labels | e.g. 0.1: targets 0.05 and 0.95")
+    schedule: str = param("plateau", one_of(*SCHEDULES), "plateau: halve the rate on a flat val loss (reduce_lr) | "
+                                                         "cosine: decay it to 0 over epochs")
     class_weights: bool = param(True, boolean(), "weigh the classes by inverse frequency in the train split")
     exclude_label_issues: bool = param(False, boolean(), "cv.final refit: leave the crops the label audit flags out of "
                                                          "training\n(never out of test)")

@@ -19,7 +19,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, first_epoch: int, epochs: int,
-                  augment: bool) -> tf.data.Dataset:
+                  augment: bool, stain: str = "gain") -> tf.data.Dataset:
     """Training batches for epochs first_epoch .. epochs-1, steps_per_epoch() of them per epoch.
 
     Each epoch's order and each batch's augmentation are fixed by (seed, epoch, batch), not by
@@ -36,16 +36,35 @@ def train_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, firs
 
     def gather(idx, batch_seed):
         batch = tf.gather(images, idx)
-        return (augment_batch(batch, batch_seed) if augment else batch), tf.gather(labels, idx)
+        return (augment_batch(batch, batch_seed, stain) if augment else batch), tf.gather(labels, idx)
 
     epochs_ds = tf.data.Dataset.from_tensor_slices((orders, np.arange(first_epoch, epochs, dtype=np.int64)))
     return epochs_ds.flat_map(epoch_batches).map(gather, num_parallel_calls=tf.data.AUTOTUNE,
                                                  deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+# Ruifrok and Johnston's stain vectors (as scikit-image's rgb2hed): optical density = stains @ _RGB_FROM_HED
+_RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], np.float32)
+_HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED).astype(np.float32)
+
+
+def hed_jitter(x: tf.Tensor, seed: tf.Tensor, sigma: float = 0.05) -> tf.Tensor:
+    """Stain-colour jitter in stain space (Tellez et al. 2018): each stain's optical density scaled by
+    U(1 - sigma, 1 + sigma) and shifted by U(-sigma, sigma). x is float RGB in [0, 1]; black stays black."""
+    n = tf.shape(x)[0]
+    s = tf.random.experimental.stateless_split(seed, 2)
+    alpha = tf.random.stateless_uniform([n, 1, 1, 3], s[0], 1 - sigma, 1 + sigma)
+    beta = tf.random.stateless_uniform([n, 1, 1, 3], s[1], -sigma, sigma)
+    density = -tf.math.log(tf.maximum(x, 1e-6))
+    stains = tf.einsum("nhwc,cd->nhwd", density, _HED_FROM_RGB) * alpha + beta
+    rgb = tf.clip_by_value(tf.exp(-tf.einsum("nhwd,dc->nhwc", stains, _RGB_FROM_HED)), 0.0, 1.0)
+    return tf.where(tf.reduce_max(x, axis=-1, keepdims=True) > 0, rgb, 0.0)
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, stain: str = "gain") -> tf.Tensor:
     """Each image drawn independently: one of the 8 symmetries of a square (flips and 90-degree
-    turns), brightness, contrast and per-channel gain (stain colour); black background stays black.
+    turns), brightness, contrast and stain colour (`gain`: a gain per RGB channel; `hed`: jitter in
+    stain space, see hed_jitter); black background stays black.
 
     Stateless: the same images and seed give the same output. Only training batches pass here.
     """
@@ -60,6 +79,8 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     c = tf.random.stateless_uniform([n, 1, 1, 1], s[1], 0.8, 1.2)
     x = x * (c + (1.0 - c) * x)
     brightness = tf.random.stateless_uniform([n, 1, 1, 1], s[2], 0.85, 1.15)
-    stain = tf.random.stateless_uniform([n, 1, 1, 3], s[3], 0.92, 1.08)
-    x = tf.clip_by_value(x * brightness * stain, 0.0, 1.0)
+    if stain == "hed":
+        x = hed_jitter(tf.clip_by_value(x * brightness, 0.0, 1.0), s[3])
+    else:
+        x = tf.clip_by_value(x * brightness * tf.random.stateless_uniform([n, 1, 1, 3], s[3], 0.92, 1.08), 0.0, 1.0)
     return tf.cast(tf.round(x * 255.0), tf.uint8)

@@ -86,6 +86,7 @@ def compile_model(model: keras.Model, cfg: TrainParams) -> None:
     """Adam (or another optimizer from params) on categorical cross-entropy, reporting accuracy."""
     model.compile(
         optimizer=OPTIMIZERS[cfg.optimizer](learning_rate=cfg.learning_rate),
-        loss="categorical_crossentropy",
+        loss=(keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing) if cfg.label_smoothing
+              else "categorical_crossentropy"),
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
     )

@@ -164,13 +164,17 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
 
-    plateau = Plateau(p.train.early_stopping, p.train.reduce_lr, state["plateau"] if state else None)
+    cosine = p.train.schedule == "cosine"
+    plateau = Plateau(p.train.early_stopping, 0 if cosine else p.train.reduce_lr, state["plateau"] if state else None)
     if state and state["best_weights"]:
         current = model.get_weights()
         model.load_weights(folder / state["best_weights"])
         plateau.best_weights = model.get_weights()
         model.set_weights(current)
     callbacks = [EpochHistory(history), plateau, *(callbacks or [])]
+    if cosine:  # by epoch index alone, so a resumed run continues the same curve
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: p.train.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / p.epochs))))
     if folder:
         callbacks.append(Checkpoint(folder, fp, plateau, history, state["best_weights"] if state else None))
     live = None
@@ -182,7 +186,8 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
     stopped = state and state["plateau"]["since_best"] >= p.train.early_stopping > 0
     if first_epoch < p.epochs and not stopped:
         model.fit(
-            batches.train_batches(x_train, y_train, p.train.batch_size, p.train.seed, first_epoch, p.epochs, p.train.augment),
+            batches.train_batches(x_train, y_train, p.train.batch_size, p.train.seed, first_epoch, p.epochs, p.train.augment,
+                                  p.train.stain_jitter),
             steps_per_epoch=batches.steps_per_epoch(len(x_train), p.train.batch_size),
             validation_data=batches.dataset(*val, p.train.batch_size) if val else None,
             initial_epoch=first_epoch,
