@@ -1,14 +1,15 @@
-"""Benchmark: slide-grouped 5-fold cross-validation of network presets on real NIH crops.
+"""Benchmark: nested slide-grouped cross-validation of the pipeline's levers on real NIH crops.
 
-Each fold holds out a fifth of the slides (patients) for testing; of the rest, about a tenth of
-the slides watch training (validation: early stopping, learning-rate halving). Every preset is
-trained on the same folds with its own training settings and scored on the held-out slides at
-threshold 0.5: accuracy, ROC AUC, sensitivity and specificity (Parasitized is positive), and the
-seconds per training epoch. Then the input path's training throughput: the pipeline's uint8
-tf.data batches against the tutorial's `model.fit` on float32 arrays, same network, same run.
+Outer folds score: each holds out about a third of the 49 dev slides that nothing in its round
+sees. Inside each round the pipeline runs as `dvc repro` would on the other slides: slide-grouped
+inner folds, one model per fold (early stopping on its held-out fold), out-of-fold (OOF)
+predictions, the threshold rule on them (sensitivity >= 0.95), and the shipped model (the inner
+models' ensemble; for the baseline also a refit, a refit without the crops the label audit flags,
+and test-time augmentation). The held-out slides are then scored once per variant: accuracy and
+ROC AUC at 0.5, sensitivity and specificity at the OOF threshold. Nothing is chosen on them.
 
-    python benchmarks/cross_validation.py                      # seed vs compact (the default)
-    python benchmarks/cross_validation.py --folds 5 --presets seed compact
+    python benchmarks/cross_validation.py                           # every lever, 3 outer x 3 inner folds
+    python benchmarks/cross_validation.py --levers baseline hed --outer 3 --inner 3
 """
 
 from __future__ import annotations
@@ -28,134 +29,134 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from malaria_cnn.core import params  # noqa: E402
 from malaria_cnn.core.labels import POSITIVE  # noqa: E402
-from malaria_cnn.data import cells_npz  # noqa: E402
+from malaria_cnn.data import cells_npz, split  # noqa: E402
 from malaria_cnn.data.ingest import ingest  # noqa: E402
 from malaria_cnn.data.preprocess import preprocess  # noqa: E402
-from malaria_cnn.evaluation import metrics  # noqa: E402
-from malaria_cnn.training import batches, model_io, networks  # noqa: E402
-from malaria_cnn.training.runtime import keras, seed_everything  # noqa: E402
+from malaria_cnn.evaluation import audit, metrics, operating_point  # noqa: E402
+from malaria_cnn.training import ensemble, model_io  # noqa: E402
+from malaria_cnn.training.runtime import keras  # noqa: E402
 from malaria_cnn.training.train import train  # noqa: E402
 
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
-# The tutorial's way of training its network (25 epochs, nothing else) and the project's default.
-SETTINGS = {
-    "seed": dict(model=dict(preset="seed"), train=dict(augment=False, class_weights=False, early_stopping=0, reduce_lr=0)),
-    "compact": dict(model=dict(preset="compact"), train=dict(augment=True, class_weights=True, early_stopping=6, reduce_lr=3)),
+# Each lever: params changed from the committed params.yaml (the baseline).
+LEVERS = {
+    "baseline": {},
+    "size96": {"preprocess": {"image_size": 96}},
+    "size128": {"preprocess": {"image_size": 128}},
+    "hed": {"train": {"stain_jitter": "hed"}},
+    "smoothing": {"train": {"label_smoothing": 0.1}},
+    "cosine12": {"epochs": 12, "train": {"schedule": "cosine", "early_stopping": 0}},
+    "wide": {"model": {"compact": {"widths": (32, 64, 128, 256)}}},
 }
 
 
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
+def with_lever(base: params.Params, change: dict) -> params.Params:
+    def apply(obj, update):
+        return dataclasses.replace(obj, **{k: apply(getattr(obj, k), v) if isinstance(v, dict) else v
+                                           for k, v in update.items()})
+    return apply(base, change)
 
 
-def load_dev(zip_path: Path, size: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        ingest(params.DataParams(source="zip", path=str(zip_path)), f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/r.csv")
-        preprocess(f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/cells.npz", f"{tmp}/rej.csv",
-                   params.PreprocessParams(image_size=size))
-        return cells_npz.load(f"{tmp}/cells.npz")
+def load_dev(zip_path: Path, size: int, cache: dict) -> dict:
+    if size not in cache:
+        with tempfile.TemporaryDirectory() as tmp:
+            ingest(params.DataParams(source="zip", path=str(zip_path)), f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/r.csv")
+            preprocess(f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/cells.npz", f"{tmp}/rej.csv",
+                       params.PreprocessParams(image_size=size))
+            cache[size] = cells_npz.load(f"{tmp}/cells.npz")
+    return cache[size]
 
 
-def folds(y: np.ndarray, slides: np.ndarray, n: int, seed: int):
-    """(train, val, test) index arrays per fold, grouped by slide, stratified by label."""
-    outer = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
-    for rest, test in outer.split(np.zeros(len(y)), y, slides):
-        inner = StratifiedGroupKFold(n_splits=10, shuffle=True, random_state=seed)
-        fit, val = next(inner.split(np.zeros(len(rest)), y[rest], slides[rest]))
-        yield rest[fit], rest[val], test
+def symmetries(x: np.ndarray) -> list[np.ndarray]:
+    """The 8 symmetries of a square (flips and quarter turns) of a batch of crops."""
+    turned = x.transpose(0, 2, 1, 3)
+    return [v[:, ::a, ::b] for v in (x, turned) for a in (1, -1) for b in (1, -1)]
 
 
-def with_settings(base: params.Params, preset: str) -> params.Params:
-    s = SETTINGS[preset]
-    return dataclasses.replace(
-        base,
-        model=dataclasses.replace(base.model, **s["model"]),
-        train=dataclasses.replace(base.train, **s["train"]),
-    )
+def scores(y: np.ndarray, prob: np.ndarray, threshold: float) -> dict:
+    positive = y == POSITIVE
+    at_half = metrics.all_metrics(np.ones((1, len(y))), positive, prob, 0.5, bins=10)
+    at_t = metrics.all_metrics(np.ones((1, len(y))), positive, prob, threshold, bins=10)
+    return {"accuracy": float(at_half["accuracy"][0]), "roc_auc": float(at_half["roc_auc"][0]),
+            "sensitivity": float(at_t["sensitivity"][0]), "specificity": float(at_t["specificity"][0])}
 
 
-def throughput(p: params.Params, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Images/s of one training epoch: the pipeline's uint8 tf.data path, then the tutorial's float32 arrays."""
-    seed_everything(p.train.seed)
-    model = networks.build(p.model, x.shape[1])
-    networks.compile_model(model, p.train)
-    train_ds = batches.train_batches(x, y, p.train.batch_size, p.train.seed, 0, 2, augment=False)
-    steps = batches.steps_per_epoch(len(x), p.train.batch_size)
-    model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0)  # warm-up
+def one_round(p: params.Params, x, y, slides, rest, test, inner: int, extras: bool) -> dict[str, dict]:
+    """The pipeline on the `rest` cells, scored on the `test` cells: {variant: scores}."""
+    names = np.array([f"c{i}" for i in range(len(rest))])
+    fold = split.assign_folds(y[rest], slides[rest], np.full(len(rest), "train"), inner, p.split.seed)
+    models, prob_oof, best = [], np.zeros(len(rest)), []
     start = time.perf_counter()
-    model.fit(train_ds, steps_per_epoch=steps, epochs=2, initial_epoch=1, verbose=0)
-    ours = len(x) / (time.perf_counter() - start)
-
-    x_float = x.astype(np.float32)  # the tutorial feeds float arrays (unscaled; scaling is in our model)
-    y_hot = keras.utils.to_categorical(y, 2)
-    model.fit(x_float[:256], y_hot[:256], batch_size=p.train.batch_size, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(x_float, y_hot, batch_size=p.train.batch_size, epochs=1, verbose=0, shuffle=True)
-    return ours, len(x) / (time.perf_counter() - start)
+    for k in range(inner):
+        fit, held = fold != k, fold == k
+        model, history = train(p, (x[rest][fit], y[rest][fit]), (x[rest][held], y[rest][held]))
+        prob_oof[held] = model_io.parasitized_probability(model, x[rest][held], 256)
+        models.append(model)
+        best.append(int(np.argmin(history["val_loss"])) + 1)
+    minutes = (time.perf_counter() - start) / 60
+    threshold = operating_point.choose(y[rest], prob_oof, p.threshold)
+    shipped = ensemble.average(models)
+    out = {"ensemble": {**scores(y[test], model_io.parasitized_probability(shipped, x[test], 256), threshold),
+                        "train_min": minutes}}
+    if extras:
+        tta = np.mean([model_io.parasitized_probability(shipped, v, 256) for v in symmetries(x[test])], axis=0)
+        out["ensemble + TTA"] = scores(y[test], tta, threshold)
+        epochs = max(1, int(np.round(np.median(best))))
+        refit = dataclasses.replace(p, epochs=epochs)
+        model, _ = train(refit, (x[rest], y[rest]), None)
+        out["refit"] = scores(y[test], model_io.parasitized_probability(model, x[test], 256), threshold)
+        flagged = audit.label_issues(y[rest], prob_oof)
+        keep = ~np.isin(names, names[flagged])
+        model, _ = train(refit, (x[rest][keep], y[rest][keep]), None)
+        out["refit without label issues"] = {**scores(y[test], model_io.parasitized_probability(model, x[test], 256),
+                                                      threshold), "flagged": int(len(flagged))}
+    keras.backend.clear_session()
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zip", type=Path, default=DEV_ZIP)
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--presets", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    ap.add_argument("--epochs", type=int, default=25)
+    ap.add_argument("--outer", type=int, default=3)
+    ap.add_argument("--inner", type=int, default=3)
+    ap.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
     args = ap.parse_args()
+    if not args.zip.is_file():
+        sys.exit(f"error: {args.zip} not found (the NIH dev crops; see ../shared/data/README.md)")
 
-    base = dataclasses.replace(params.load(ROOT / "params.yaml"), epochs=args.epochs)
-    arrays = load_dev(args.zip, base.preprocess.image_size)
-    x, y, slides = arrays["x"], arrays["y"], arrays["slide"]
-    print(f"{len(y):,} crops from {len(set(slides))} slides, image size {x.shape[1]}, {args.folds} folds", flush=True)
+    base, cache = params.load(ROOT / "params.yaml"), {}
+    results: dict[str, list[dict]] = {}
+    y_all = slides_all = None
+    for lever in args.levers:
+        p = with_lever(base, LEVERS[lever])
+        arrays = load_dev(args.zip, p.preprocess.image_size, cache)
+        x, y, slides = arrays["x"], arrays["y"], arrays["slide"]
+        y_all, slides_all = y, slides
+        outer = StratifiedGroupKFold(n_splits=args.outer, shuffle=True, random_state=base.split.seed)
+        for r, (rest, test) in enumerate(outer.split(np.zeros(len(y)), y, slides)):
+            got = one_round(p, x, y, slides, rest, test, args.inner, extras=lever == "baseline")
+            for variant, s in got.items():
+                name = lever if variant == "ensemble" else f"{lever}: {variant}"
+                results.setdefault(name, []).append(s)
+                print(f"outer {r + 1}/{args.outer} {name:38} acc {s['accuracy']:.4f} auc {s['roc_auc']:.4f} "
+                      f"sens {s['sensitivity']:.4f} spec {s['specificity']:.4f}"
+                      + (f"  ({s['train_min']:.1f} min of training)" if "train_min" in s else ""), flush=True)
 
-    results: dict[str, list[dict]] = {k: [] for k in args.presets}
-    for k, (fit, val, test) in enumerate(folds(y, slides, args.folds, seed=base.split.seed)):
-        for preset in args.presets:
-            p = with_settings(base, preset)
-            timer = EpochTimer()
-            model, history = train(p, (x[fit], y[fit]), (x[val], y[val]), callbacks=[timer])
-            prob = model_io.parasitized_probability(model, x[test], 256)
-            point = metrics.all_metrics(np.ones((1, len(test))), y[test] == POSITIVE, prob, 0.5, bins=10)
-            m = {name: float(v[0]) for name, v in point.items()}
-            m["s_per_epoch"] = float(np.median(timer.seconds))
-            m["epochs"] = len(history["loss"])
-            results[preset].append(m)
-            print(f"fold {k + 1}: {preset:8} acc {m['accuracy']:.4f}  auc {m['roc_auc']:.4f}  "
-                  f"sens {m['sensitivity']:.4f}  spec {m['specificity']:.4f}  "
-                  f"{m['epochs']} epochs, {m['s_per_epoch']:.1f} s/epoch "
-                  f"({len(set(slides[test]))} test slides, {len(test)} cells)", flush=True)
-
-    print(f"\nmean ± std over {args.folds} slide-grouped folds (held-out slides, threshold 0.5)")
-    print(f"{'preset':10}{'params':>10}{'accuracy':>18}{'ROC AUC':>18}{'sensitivity':>18}{'specificity':>18}{'s/epoch':>9}")
-    for preset, rows in results.items():
-        count = networks.build(with_settings(base, preset).model, x.shape[1]).count_params()
-
-        def stat(key):
-            v = np.array([r[key] for r in rows], dtype=float)
-            return f"{v.mean():.4f} ± {v.std():.4f}"
-
-        seconds = np.mean([r["s_per_epoch"] for r in rows])
-        print(f"{preset:10}{count:>10,}{stat('accuracy'):>18}{stat('roc_auc'):>18}{stat('sensitivity'):>18}"
-              f"{stat('specificity'):>18}{seconds:9.1f}")
-    if len(results) == 2 and "seed" in results:
-        other = next(k for k in results if k != "seed")
-        ratio = np.mean([r["s_per_epoch"] for r in results[other]]) / np.mean([r["s_per_epoch"] for r in results["seed"]])
-        print(f"{other} time per epoch / seed's: {ratio:.2f}")
-
-    print("\ntraining throughput, one epoch on the first fold's train cells (images/s):")
-    fit, _, _ = next(folds(y, slides, args.folds, seed=base.split.seed))
-    for preset in args.presets:
-        ours, tutorial = throughput(with_settings(base, preset), x[fit], y[fit])
-        print(f"{preset:10} pipeline (uint8 tf.data) {ours:7.0f}   tutorial (float32 arrays) {tutorial:7.0f}   "
-              f"ratio {ours / tutorial:.2f}")
+    print(f"\n{len(y_all):,} crops, {len(set(slides_all))} slides; {args.outer} outer x {args.inner} inner slide-grouped "
+          f"folds; mean ± sd over the outer folds (held-out slides)")
+    print(f"| lever | accuracy | ROC AUC | sensitivity at OOF threshold | specificity | training min / round |")
+    print("|---|---|---|---|---|---|")
+    reference = {k: np.mean([r[k] for r in results.get("baseline", [])]) if "baseline" in results else None
+                 for k in ("accuracy", "roc_auc", "sensitivity", "specificity")}
+    for name, rows in results.items():
+        def cell(key):
+            v = np.array([r[key] for r in rows])
+            delta = f" ({v.mean() - reference[key]:+.4f})" if reference[key] is not None and name != "baseline" else ""
+            return f"{v.mean():.4f} ± {v.std():.4f}{delta}"
+        minutes = f"{np.mean([r['train_min'] for r in rows]):.1f}" if "train_min" in rows[0] else "-"
+        print(f"| {name} | {cell('accuracy')} | {cell('roc_auc')} | {cell('sensitivity')} | {cell('specificity')} "
+              f"| {minutes} |")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from conftest import ROOT, committed_params
 STAGES = ["ingest", "preprocess", "split", "train", "oof", "final", "threshold", "evaluate", "export"]
 
 
-def _run_stage(name, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py")], cwd=cwd,
+def _run_stage(name, cwd, *args):
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -31,20 +31,35 @@ def test_bad_param_stops_the_stage_with_one_line_before_any_work(stage, tmp_path
 def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
     text = committed_params().replace("  optimizer: adam", "  optimiser: adam")
     (tmp_path / "params.yaml").write_text(text)
-    result = _run_stage("train", tmp_path)
+    result = _run_stage("train", tmp_path, "0")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: unknown key 'train.optimiser' (did you mean 'train.optimizer'?); "
-        "keys allowed in train: batch_size, learning_rate, optimizer, seed, augment, class_weights, "
-        "early_stopping, reduce_lr, distribute, mixed_precision"
+        "keys allowed in train: batch_size, learning_rate, optimizer, seed, augment, stain_jitter, label_smoothing, "
+        "schedule, class_weights, exclude_label_issues, early_stopping, reduce_lr, distribute, mixed_precision"
     ]
+
+
+@pytest.mark.parametrize("args", [[], ["10"], ["x"]])
+def test_train_stage_needs_a_fold_slot(tmp_path, args):
+    (tmp_path / "params.yaml").write_text(committed_params())
+    result = _run_stage("train", tmp_path, *args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: usage: python stages/train.py FOLD (0 to 9)"
+
+
+def test_an_idle_fold_slot_writes_its_placeholder_without_tensorflow(tmp_path):
+    (tmp_path / "params.yaml").write_text(committed_params().replace("  folds: 5", "  folds: 2"))
+    result = _run_stage("train", tmp_path, "7")
+    assert result.returncode == 0 and result.stdout.strip() == "train@7: not used (cv.folds=2)"
+    assert os.listdir(tmp_path / "models/folds/7") == ["UNUSED"] and "tensorflow" not in result.stderr.lower()
 
 
 def test_multi_worker_without_tf_config_is_one_line_saying_what_to_set(tmp_path):
     text = committed_params().replace("  distribute: auto", "  distribute: multi_worker")
     (tmp_path / "params.yaml").write_text(text)
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    result = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py")], cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "0"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
