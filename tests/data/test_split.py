@@ -70,3 +70,15 @@ def test_sizes_counts_classes_and_slides():
     assert sizes["train"] == {"Uninfected": 1, "Parasitized": 1, "slides": 1}
     assert sizes["val"] == {"Uninfected": 0, "Parasitized": 1, "slides": 1}
     assert split.summary(sizes) == "split: train 2 cells from 1 slides; val 1 cells from 1 slides; test 1 cells from 1 slides"
+
+
+def test_every_split_gets_healthy_slides_when_there_are_enough():
+    """Slide-level specificity needs slides without a parasitized cell in val and test too."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(30), 20)
+    healthy = rng.permutation(30)[:6]
+    labels = np.where(np.isin(groups, healthy), 0, rng.integers(0, 2, len(groups)))
+    for seed in range(5):
+        splits = split.assign(labels, groups, 0.2, 0.15, seed)
+        for name in split.SPLITS:
+            assert set(groups[splits == name]) & set(healthy), (seed, name)
