@@ -52,10 +52,15 @@ class Crops:
     def __init__(self, cells: list[Cell], size: int, lim: predict.Limits):
         self.cells, self.size, self.lim = cells, size, lim
         self.shape = (len(cells), size, size, 3)
+        self.read: dict[int, np.ndarray] = {}  # the few crops the sheets show, each decoded once
 
     def __getitem__(self, index):
         if np.ndim(index) == 0:
-            return images.load_cell(self.cells[int(index)].read(), self.size, self.lim.min_side, self.lim.max_pixels)
+            i = int(index)
+            if i not in self.read:
+                data = self.cells[i].read()
+                self.read[i] = images.load_cell(data, self.size, self.lim.min_side, self.lim.max_pixels)
+            return self.read[i]
         return np.stack([self[i] for i in index]) if len(index) else np.zeros((0, *self.shape[1:]), np.uint8)
 
 
@@ -77,7 +82,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
             cell = item.key
             slide = slide_of(cell.member, pattern) or cell.member
             kept.append((item.name, cell, CLASS_NAMES.index(cell.label), slide, manifest.sha256(item.data), prob))
-        keep, duplicates = dedupe([k[4] for k in kept], [k[2] for k in kept], [k[0] for k in kept])
+        keep, duplicates = dedupe([k[4] for k in kept], [CLASS_NAMES[k[2]] for k in kept], [k[0] for k in kept])
         kept = [k for k, ok in zip(kept, keep) if ok]
         if not kept:
             raise UserError(f"no usable labelled crop in {', '.join(args.paths)} (reasons in {out / 'rejects.csv'})")
