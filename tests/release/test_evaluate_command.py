@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import browser
-from conftest import KEPT, ROOT
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import CompactNetParams, EvaluateParams, ModelParams, PreprocessParams, ThresholdParams
 from malaria_cnn.data import archive, cells_npz, manifest
@@ -19,6 +17,9 @@ from malaria_cnn.data.preprocess import preprocess
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.evaluation import operating_point, outputs, patients
 from malaria_cnn.training import model_io, networks
+
+import browser
+from conftest import KEPT, ROOT
 
 CLI = Path(sys.executable).parent / "malaria-cnn"
 SIZE = 24
