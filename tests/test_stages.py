@@ -10,7 +10,7 @@ import yaml
 
 from conftest import ROOT, committed_params
 
-STAGES = ["ingest", "preprocess", "split", "train", "threshold", "evaluate", "export"]
+STAGES = ["listing", "ingest", "preprocess", "split", "train", "threshold", "evaluate", "export", "card"]
 
 
 def _run_stage(name, cwd):

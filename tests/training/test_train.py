@@ -53,7 +53,9 @@ def test_early_stopping_keeps_the_best_weights(tmp_path):
     assert not (tmp_path / "ckpt").exists()  # finished: nothing left to resume
     # DVCLive curves: one row per epoch for train and validation
     assert len((tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().splitlines()) == epochs + 1
-    assert json.loads((tmp_path / "live/metrics.json").read_text())["step"] == epochs - 1
+    summary = json.loads((tmp_path / "live/metrics.json").read_text())  # what `dvc exp show` compares
+    assert summary["step"] == best and summary["eval"]["loss"] == pytest.approx(history["val_loss"][best])
+    assert summary["train"]["accuracy"] == pytest.approx(history["accuracy"][best])
 
 
 def test_class_weights_balance_the_classes():

@@ -1,5 +1,6 @@
 """Where each stage reads and writes, relative to the project's root (dvc.yaml lists the same)."""
 
+LISTING = "data/listing.tsv"
 RAW_ZIP = "data/raw/cell_images.zip"
 MANIFEST = "data/raw/manifest.csv"
 RAW_REJECTS = "data/raw/rejects.csv"

@@ -7,22 +7,15 @@ crops (a user's, or NIH's cell_images.zip that nih.py downloads). ingest.py pick
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.core.names import safe_name  # noqa: F401  (the sources' and predict's)
 from malaria_cnn.core.params import ClassDirs
 from malaria_cnn.data.images import IMAGE_SUFFIXES
 
 _SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
-codecs.register_error("percent", lambda e: ("".join(f"%{b:02X}" for b in e.object[e.start:e.end]), e.end))
-
-
-def safe_name(name: str) -> str:
-    """A file name as UTF-8 text: bytes that are not UTF-8 (old Windows and camera exports; Python keeps
-    them as surrogates) become %XX, so the name can be written to a CSV or an archive and still be told apart."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "percent")
 
 
 @dataclass(frozen=True)
