@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from malaria_cnn.data.images import encode_png
+
 from temp_repo import make, ran, sh
 
 pytestmark = pytest.mark.e2e
