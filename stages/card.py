@@ -23,8 +23,7 @@ def _json(path: str) -> dict:
 def main() -> None:
     p = params.load()
     exported = _json(paths.EXPORT_METRICS)
-    files = {**exported["size_bytes"], "saved_model/": sum(f.stat().st_size for f in Path(paths.SAVED_MODEL).rglob("*")
-                                                            if f.is_file())}
+    files = exported["size_bytes"]  # not the SavedModel's: its bytes vary from export to export
     no_slide = sum(r.slide == r.file for r in manifest.read(paths.MANIFEST))  # ingest's own group for unnamed files
     parity = {f"TFLite {name}": exported[f"tflite_{name}"] for name in ("float32", "int8")}
     atomic.write_text(paths.MODEL_CARD, card.model_card(
