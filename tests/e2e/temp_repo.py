@@ -46,7 +46,6 @@ def sh(args: list[str], cwd: Path, stdout_only: bool = False, timeout: int = 600
 
 def ran(output: str) -> list[str]:
     """The stages that ran, leaving out `listing`, which runs every time (and says so)."""
-    assert "Running stage 'listing'" in output or "Stage 'listing' is cached" in output, output
     return [s for s in STAGES if f"Running stage '{s}'" in output]
 
 
