@@ -6,8 +6,9 @@ predict` does, images per second. Latency: one crop at a time, already decoded, 
 (median and 95th percentile over --single calls after a warm-up); Keras is called as a traced
 `tf.function`, the way a service would, not through `model.predict`, whose set-up per call
 would dominate. The network is the default `compact` preset at 64x64 with freshly initialised
-weights (speed does not depend on the weights); the int8 copy is calibrated on 200 dev crops.
-Ratios are against Keras, measured in the same run.
+weights (speed does not depend on the weights); the shipped model is the ensemble of
+--members such networks (`cv.folds` of the default params), exported to TFLite float32 and
+int8 (calibrated on 200 dev crops). Ratios are against one Keras network, measured in the same run.
 
     python benchmarks/predict.py
 """
@@ -27,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
-from malaria_cnn.core.params import ModelParams  # noqa: E402
+from malaria_cnn.core.params import CvParams, ModelParams  # noqa: E402
 from malaria_cnn.data import images  # noqa: E402
 from malaria_cnn.release import export, predict  # noqa: E402
-from malaria_cnn.training import model_io, networks  # noqa: E402
+from malaria_cnn.training import ensemble, model_io, networks  # noqa: E402
 from malaria_cnn.training.runtime import keras, tf  # noqa: E402
 
 SIZE = 64
@@ -64,32 +65,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs per model (median)")
     parser.add_argument("--single", type=int, default=300, help="single-crop calls per model")
+    parser.add_argument("--members", type=int, default=CvParams().folds, help="networks in the shipped ensemble")
     args = parser.parse_args()
     if not DEV_ZIP.is_file():
         sys.exit(f"the NIH dev crops are not here ({DEV_ZIP})")
     keras.utils.set_random_seed(0)
-    model = networks.build(ModelParams(), SIZE)
+    single = networks.build(ModelParams(), SIZE)
+    model = ensemble.average([single] + [networks.build(ModelParams(), SIZE) for _ in range(args.members - 1)])
     with zipfile.ZipFile(DEV_ZIP) as zf:
         names = [n for n in zf.namelist() if n.endswith(".png")]
         crops = np.stack([images.load_cell(zf.read(n), SIZE) for n in names[:: len(names) // max(args.single, 200)]])
     # Keras first: once the TFLite converter has run, TensorFlow logs a harmless op-attribute
     # error for every tf.data pipeline that model.predict builds.
-    keras_call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    results = {"Keras": (throughput(lambda x: model_io.parasitized_probability(model, x, BATCH), args.repeat),
-                         latency(keras_call, crops[: args.single]))}
+    results = {}
+    for name, net in (("Keras", single), (f"Keras x{args.members}", model)):
+        call = tf.function(lambda x, net=net: net(x, training=False), reduce_retracing=True)
+        results[name] = (throughput(lambda x, net=net: model_io.parasitized_probability(net, x, BATCH), args.repeat),
+                         latency(call, crops[: args.single]))
     with tempfile.TemporaryDirectory() as tmp:
         export.saved_model(model, Path(tmp) / "saved")
-        blobs = {"TFLite float32": export.tflite(Path(tmp) / "saved"),
-                 "TFLite int8": export.tflite(Path(tmp) / "saved", crops[:200])}
+        blobs = {f"TFLite x{args.members} f32": export.tflite(Path(tmp) / "saved"),
+                 f"TFLite x{args.members} int8": export.tflite(Path(tmp) / "saved", crops[:200])}
     for name, blob in blobs.items():
         lite = export.LiteModel(blob)
         results[name] = (throughput(lambda x: lite.parasitized_probability(x, BATCH), args.repeat),
                          latency(lite.probabilities, crops[: args.single]))
     (base_rate, n), (base_ms, _) = results["Keras"]
     print(f"{n:,} crops of {DEV_ZIP.name}, {SIZE}x{SIZE}, batches of {BATCH}; single crops: {args.single}")
-    print(f"{'model':16s} {'images/s':>9s} {'x Keras':>8s} {'median ms':>10s} {'p95 ms':>7s} {'x Keras':>8s}")
+    print(f"{'model':18s} {'images/s':>9s} {'x Keras':>8s} {'median ms':>10s} {'p95 ms':>7s} {'x Keras':>8s}")
     for name, ((rate, _), (med, p95)) in results.items():
-        print(f"{name:16s} {rate:9,.0f} {rate / base_rate:8.2f} {med:10.2f} {p95:7.2f} {base_ms / med:8.2f}")
+        print(f"{name:18s} {rate:9,.0f} {rate / base_rate:8.2f} {med:10.2f} {p95:7.2f} {base_ms / med:8.2f}")
 
 
 if __name__ == "__main__":

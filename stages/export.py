@@ -1,6 +1,5 @@
-"""Stage export: SavedModel, TFLite float32 and int8, their parity on the test split, the model card."""
+"""Stage export: SavedModel, TFLite float32 and int8, and their parity on the test split."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from malaria_cnn.core import atomic, params, paths
 from malaria_cnn.core.errors import run_main
 from malaria_cnn.data import split
 from malaria_cnn.evaluation import operating_point
-from malaria_cnn.release import card, export
+from malaria_cnn.release import export
 from malaria_cnn.training import model_io
 
 
@@ -44,12 +43,10 @@ def main() -> None:
         "test_cells": len(test_x), "threshold": round(threshold, 6),
         **{f"tflite_{name}": d for name, d in agree.items()},
         "size_bytes": {name: size for name, size in files.items() if name != "saved_model/"},
+        "parameters": model.count_params(), "image_size": model_io.image_size(model),  # for the model card
     })
-    atomic.write_text(paths.MODEL_CARD, card.model_card(
-        p, model.count_params(), model_io.image_size(model), stored,
-        json.loads(Path(paths.METRICS).read_text()), json.loads(Path(paths.SPLIT_SIZES).read_text()),
-        atomic.file_sha256(paths.RAW_ZIP), files, {f"TFLite {name}": d for name, d in agree.items()}))
     print(export.summary(files, agree, len(test_x)))
+
 
 if __name__ == "__main__":
     run_main(main)

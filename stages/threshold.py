@@ -1,4 +1,5 @@
-"""Stage threshold: choose the decision threshold on the out-of-fold predictions -> models/threshold.json."""
+"""Stage threshold: choose the cell threshold and the slide rule on the out-of-fold predictions
+-> models/threshold.json, models/slide_rule.json, metrics/cv.json."""
 
 import sys
 from pathlib import Path
@@ -7,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the 
 
 from malaria_cnn.core import atomic, params, paths
 from malaria_cnn.core.errors import run_main
-from malaria_cnn.evaluation import operating_point, oof
+from malaria_cnn.evaluation import oof, operating_point, patients
 
 
 def main() -> None:
@@ -19,7 +20,10 @@ def main() -> None:
     report = operating_point.fold_report(y, prob, slides, folds, p.threshold) if p.cv.folds > 1 else None
     operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report)
     atomic.write_json(paths.CV_METRICS, operating_point.cv_metrics(chosen, on_oof, report))
-    print(operating_point.summary(chosen, p.threshold.rule, on_oof, report))
+    rule, how = patients.choose_rule(y, prob, slides, chosen)
+    patients.save(paths.SLIDE_RULE, rule, how, paths.MODEL)
+    print(f"{operating_point.summary(chosen, p.threshold.rule, on_oof, report)} -> {paths.THRESHOLD}; "
+          f"a slide is called infected with {rule.describe()} ({how}) -> {paths.SLIDE_RULE}")
 
 
 if __name__ == "__main__":

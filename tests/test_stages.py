@@ -10,7 +10,8 @@ import yaml
 
 from conftest import ROOT, committed_params
 
-STAGES = ["ingest", "preprocess", "split", "train", "oof", "final", "threshold", "evaluate", "export"]
+STAGES = ["listing", "ingest", "preprocess", "split", "train", "oof", "final", "threshold", "evaluate", "export",
+          "card"]
 
 
 def _run_stage(name, cwd, *args):

@@ -10,6 +10,7 @@ from malaria_cnn.core.params import ClassDirs, DataParams, SyntheticParams
 from malaria_cnn.data import manifest
 from malaria_cnn.data.images import encode_png
 from malaria_cnn.data.ingest import ingest
+from malaria_cnn.data.sources import zipped
 
 
 def _ingest(tmp_path: Path, **cfg) -> tuple[str, list[manifest.ManifestRow], dict[str, str]]:
@@ -175,3 +176,44 @@ def test_real_nih_crops_as_a_nested_folder(tmp_path, nih_dev_zip):
     _, records, rejects = _ingest(tmp_path, source="folder", path=str(root))
     assert len(records) + sum(not r.startswith("duplicate of") for r in rejects.values()) == len(names)
     assert sum(r.startswith("duplicate of") for r in rejects.values()) == len(names)
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_under_a_safe_name(tmp_path):
+    import os
+
+    from malaria_cnn.core.params import PreprocessParams
+    from malaria_cnn.data.preprocess import preprocess
+
+    root = tmp_path / "lab"
+    for label, seed in (("Parasitized", 1), ("Uninfected", 2)):
+        (root / label).mkdir(parents=True)
+        (root / label / f"C{seed}P1_IMG_ok.png").write_bytes(_png(seed))
+    os.makedirs(os.fsencode(root / "Uninfected"), exist_ok=True)
+    with open(os.fsencode(root / "Uninfected") + b"/C7P1_IMG_caf\xe9.png", "wb") as fh:  # Latin-1, as old Windows
+        fh.write(_png(7))
+    with open(os.fsencode(root) + b"/stray_\xff.png", "wb") as fh:  # outside the class folders: a reject
+        fh.write(_png(8))
+    line, records, rejects = _ingest(tmp_path, source="folder", path=str(root))
+    assert "3 cells" in line and "cell_images/Uninfected/C7P1_IMG_caf%E9.png" in [r.file for r in records]
+    assert list(rejects) == ["stray_%FF.png"]
+    _check_archive_matches(tmp_path, records)
+    out = preprocess(tmp_path / "raw/cell_images.zip", tmp_path / "raw/manifest.csv", tmp_path / "cells.npz",
+                     tmp_path / "rejects.csv", PreprocessParams(image_size=16, workers=1))
+    assert out.startswith("preprocess: 3 cells")
+
+
+def test_two_zip_entries_of_one_name_are_rejected_not_a_changed_archive(tmp_path):
+    from malaria_cnn.core.params import PreprocessParams
+    from malaria_cnn.data.preprocess import preprocess
+
+    crops = tmp_path / "crops.zip"
+    with zipfile.ZipFile(crops, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("Parasitized/C1P1_IMG_a.png", _png(1))
+        zf.writestr("Uninfected/C2P1_IMG_b.png", _png(2))
+        zf.writestr("Uninfected/C3P1_IMG_twice.png", _png(3))
+        zf.writestr("Uninfected/C3P1_IMG_twice.png", _png(4))
+    line, records, rejects = _ingest(tmp_path, source="zip", path=str(crops))
+    assert "2 cells" in line and rejects == {"Uninfected/C3P1_IMG_twice.png": zipped.REPEATED}
+    out = preprocess(tmp_path / "raw/cell_images.zip", tmp_path / "raw/manifest.csv", tmp_path / "cells.npz",
+                     tmp_path / "rejects.csv", PreprocessParams(image_size=16, workers=1))
+    assert out.startswith("preprocess: 2 cells")

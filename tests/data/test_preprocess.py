@@ -1,4 +1,6 @@
 import csv
+import os
+import threading
 
 import cv2
 import numpy as np
@@ -104,3 +106,36 @@ def test_missing_inputs_say_which_stage_to_run(tmp_path):
         _run(tmp_path)
     with pytest.raises(UserError, match="run the preprocess stage first"):
         cells_npz.load(tmp_path / "cells.npz")
+
+
+_FORKS: list[list[str]] = []
+_WATCH = []  # set while a test watches forks
+
+
+def _record_threads_at_fork():
+    import threading
+
+    if _WATCH:
+        _FORKS.append([t.name for t in threading.enumerate() if t is not threading.main_thread()])
+
+
+os.register_at_fork(before=_record_threads_at_fork)
+
+
+def test_workers_are_forked_before_any_thread_of_ours_starts(raw):
+    """A thread running in the parent while it forks (tqdm's monitor, say) can leave a lock held in the child."""
+    from tqdm import tqdm
+
+    tmp_path, _, records = raw
+    if tqdm.monitor is not None:  # left by an earlier bar in this process: stop it, as a fresh stage starts without
+        tqdm.monitor.exit()
+        tqdm.monitor = None
+    before = {t.name for t in threading.enumerate()}
+    _FORKS.clear()
+    _WATCH.append(True)
+    try:
+        decode_all(tmp_path / "cells.zip", records, PreprocessParams(image_size=16, workers=2))
+    finally:
+        _WATCH.clear()
+    assert len(_FORKS) == 2  # one per worker
+    assert all(set(names) <= before for names in _FORKS), _FORKS

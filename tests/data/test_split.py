@@ -116,3 +116,15 @@ def test_more_folds_than_slides_is_a_clear_error():
     splits = split.assign(labels, groups, 0.2, 0.1, seed=1)
     with pytest.raises(UserError, match="cv.folds is 9 but only"):
         split.assign_folds(labels, groups, splits, 9, seed=1)
+
+
+def test_every_split_gets_healthy_slides_when_there_are_enough():
+    """Slide-level specificity needs slides without a parasitized cell in val and test too."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(30), 20)
+    healthy = rng.permutation(30)[:6]
+    labels = np.where(np.isin(groups, healthy), 0, rng.integers(0, 2, len(groups)))
+    for seed in range(5):
+        splits = split.assign(labels, groups, 0.2, 0.15, seed)
+        for name in split.SPLITS:
+            assert set(groups[splits == name]) & set(healthy), (seed, name)

@@ -103,7 +103,7 @@ def test_push_then_a_fresh_clone_pulls_and_has_nothing_to_do(shared, tmp_path):
     sh(["dvc", "pull"], clone)
     assert (clone / "models/model.keras").read_bytes() == (repo / "models/model.keras").read_bytes()
     out = sh(["dvc", "repro"], clone)
-    assert ran(out) == [] and "Data and pipelines are up to date" in out
+    assert ran(out) == []
     shown = sh(["dvc", "metrics", "show"], clone, stdout_only=True)
     assert "accuracy" in shown and shown == sh(["dvc", "metrics", "show"], repo, stdout_only=True)
 

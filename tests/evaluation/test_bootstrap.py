@@ -45,3 +45,23 @@ def test_chunks_give_the_same_intervals(monkeypatch):
     whole = bootstrap.intervals(_sensitivity(y, called), slides, 300, 0.9, seed=2)
     monkeypatch.setattr(bootstrap, "_CHUNK_CELLS", 7 * 40)
     assert bootstrap.intervals(_sensitivity(y, called), slides, 300, 0.9, seed=2) == whole
+
+
+def test_every_resample_weighs_whole_slides_and_draws_as_many_slides_as_there_are():
+    """Resampling cells instead of slides would weigh cells of one slide differently."""
+    rng = np.random.default_rng(4)
+    slides = rng.permutation(np.repeat(["a", "b", "c", "d", "e"], [3, 40, 7, 1, 20]))  # interleaved, unequal
+    seen = []
+
+    def record(weights):
+        seen.append(weights.copy())
+        return {"m": weights.sum(axis=1)}
+
+    bootstrap.intervals(record, slides, 300, 0.95, seed=1)
+    weights = np.concatenate(seen)
+    assert weights.shape == (300, len(slides))
+    for s in np.unique(slides):
+        cell_weights = weights[:, slides == s]
+        assert (cell_weights == cell_weights[:, :1]).all(), s  # every cell of a slide drawn together
+    per_slide = np.stack([weights[:, slides == s][:, 0] for s in np.unique(slides)], axis=1)
+    assert (per_slide.sum(axis=1) == 5).all() and len({tuple(r) for r in per_slide}) <= 126  # C(9, 5) at most

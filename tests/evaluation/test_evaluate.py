@@ -3,9 +3,9 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.evaluation import evaluate, metrics
+from malaria_cnn.evaluation import evaluate, metrics, patients
 
-CFG = EvaluateParams(bootstrap=200)
+CFG = EvaluateParams(bootstrap=200, min_slides=8)
 
 
 def _test_split(seed=0, slides=8, per_slide=25):
@@ -40,7 +40,7 @@ def test_one_class_leaves_undefined_metrics_empty_and_says_so():
     y, prob, slides = np.zeros(6, int), np.linspace(0.1, 0.6, 6), np.array(list("aabbcc"))
     m = evaluate.report(y, prob, slides, 0.5, CFG)
     assert m["sensitivity"] is None and m["roc_auc"] is None and m["specificity"] == pytest.approx(4 / 6, abs=1e-6)
-    assert m["resamples_undefined"]["sensitivity"] == 200
+    assert m["resamples_undefined"]["roc_auc"] == 200 and m["sensitivity_ci_lower"] is None
     assert "sensitivity n/a" in evaluate.summary(m, CFG)
     assert evaluate.roc_rows(y, prob) == [] and evaluate.pr_rows(y, prob) == []
 
@@ -74,4 +74,37 @@ def test_summary_is_one_line_with_intervals():
     y, prob, slides = _test_split(3)
     line = evaluate.summary(evaluate.report(y, prob, slides, 0.5, CFG), CFG)
     assert "\n" not in line and line.startswith("evaluate: 200 test cells from 8 slides at threshold 0.500")
-    assert "sensitivity 0." in line and "ROC AUC 0." in line and "95% CI over 200 slide resamples" in line
+    assert "sensitivity 0." in line and "ROC AUC 0." in line
+    assert "[95% CI: Korn-Graubard over slides for proportions, 200 slide resamples for the rest]" in line
+    assert "unreliable" not in line  # 8 slides, evaluate.min_slides 8
+
+
+def test_few_slides_are_marked_unreliable_everywhere_the_interval_shows():
+    y, prob, slides = _test_split(4, slides=4)
+    m = evaluate.report(y, prob, slides, 0.5, CFG)
+    assert m["intervals_reliable"] is False
+    assert evaluate.summary(m, CFG).endswith("WARNING: intervals unreliable: 4 slides, fewer than "
+                                             "evaluate.min_slides (8)")
+
+
+def test_perfect_slides_give_an_interval_not_a_point():
+    """A percentile bootstrap over 4 slides all at specificity 1.0 returns exactly 1.0-1.0."""
+    slides = np.repeat(["a", "b", "c", "d"], 50)
+    y = np.tile([0, 1], 100)
+    prob = np.where(y == 1, 0.9, 0.1)
+    m = evaluate.report(y, prob, slides, 0.5, CFG)
+    assert m["specificity"] == 1.0 and m["specificity_ci_upper"] == 1.0
+    assert 0.8 < m["specificity_ci_lower"] < 0.97  # 100 cells, but only 4 slides to vary over
+
+
+def test_slide_level_calls_are_reported_with_intervals():
+    slides = np.repeat(["a", "b", "c", "d", "e"], 10)
+    y = np.r_[np.ones(10), np.zeros(10), np.r_[np.ones(3), np.zeros(7)], np.zeros(20)].astype(int)
+    prob = np.r_[np.full(10, 0.9), np.full(10, 0.1), np.full(3, 0.8), np.full(7, 0.2), np.full(10, 0.1),
+                 np.r_[0.7, np.full(9, 0.1)]]
+    m = evaluate.report(y, prob, slides, 0.5, CFG, patients.SlideRule("cells", 1))
+    assert (m["slides_infected"], m["slides_uninfected"]) == (2, 3)
+    assert m["slide_sensitivity"] == 1.0 and m["slide_specificity"] == pytest.approx(2 / 3, abs=1e-6)
+    assert m["slide_specificity_ci_lower"] < 2 / 3 < m["slide_specificity_ci_upper"]
+    line = evaluate.summary(m, CFG)
+    assert "slides (at least 1 cell called parasitized): sensitivity 1.000 (" in line and "of 3 uninfected" in line

@@ -83,3 +83,27 @@ def test_an_ensemble_is_explained_by_its_members_maps():
     maps = gradcam.heatmaps(model, x, np.array([1]))
     peak = np.unravel_index(np.argmax(maps[0]), maps[0].shape)
     assert maps.max() == pytest.approx(1) and abs(peak[0] - 5.5) <= 2 and abs(peak[1] - 21.5) <= 2
+
+
+def test_sheet_shows_each_outcomes_crops_beside_their_overlays():
+    from malaria_cnn.evaluation import gallery
+
+    model = _brightness_model(16)
+    x = np.zeros((4, 16, 16, 3), np.uint8)
+    x[0, 2:6, 2:6] = 250  # TP: a bright spot, called parasitized
+    x[1, 10:14, 10:14] = 200  # FP
+    x[2, 1:3, 12:15] = 90  # FN
+    x[3] = 5  # TN
+    y, prob = np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.2, 0.1])
+    sheet = gradcam.gradcam_sheet(model, x, y, prob, np.array(list("abcd")), 0.5, per_outcome=1)
+    left = 44 + gallery._PAD  # the row label, then the first tile
+    for row, i in enumerate([0, 1, 2, 3]):  # TP, FP, FN, TN: one row each, in that order
+        top = 30 + row * (gallery.TILE + gallery._CAPTION + gallery._PAD)
+        crop = sheet[top:top + gallery.TILE, left:left + gallery.TILE]
+        assert np.array_equal(crop, gallery._tile(x[i])), row  # the crop itself, enlarged
+        second = left + gallery.TILE + gallery._PAD
+        over = sheet[top:top + gallery.TILE, second:second + gallery.TILE]
+        assert np.array_equal(over, gallery._tile(gradcam.overlay(x[i], gradcam.heatmaps(model, x[i:i + 1],
+                                                                                       np.array([prob[i] >= 0.5]).astype(int))[0])))
+    spot = sheet[30 + 2 * 128 // 16: 30 + 6 * 128 // 16, second + 2 * 8: second + 6 * 8]
+    assert spot[..., 0].mean() > spot[..., 2].mean()  # the TP's bright spot is where the overlay is red

@@ -92,3 +92,46 @@ def test_fold_report_scores_each_fold_at_the_other_folds_threshold():
                                                        "specificity": 0.8}, report)
     assert line.startswith("threshold: 0.5000 by rule sensitivity on 600 out-of-fold cells from 3 slides")
     assert "fold by fold at the other folds' threshold: sensitivity" in line
+
+
+def _choose_quadratic(y, prob, p):
+    """The rule as it was first written (a scores x cells matrix): the reference for the O(N log N) one."""
+    positive = np.asarray(y) == 1
+    scores = np.unique(prob)[::-1]
+    called = prob[None, :] >= scores[:, None]
+    sensitivity = (called & positive).sum(axis=1) / positive.sum()
+    specificity = (~called & ~positive).sum(axis=1) / (~positive).sum()
+    if p.rule == "sensitivity":
+        score = np.where(sensitivity >= p.min_sensitivity - 1e-12, specificity, -1.0)
+    else:
+        score = sensitivity + specificity - 1
+    k = int(np.flatnonzero(score == score.max())[-1])
+    below = scores[k + 1] if k + 1 < len(scores) else 0.0
+    return float((scores[k] + below) / 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sorted_rule_gives_exactly_the_quadratic_rules_threshold(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    y = (rng.random(n) < rng.uniform(0.2, 0.8)).astype(int)
+    y[:2] = [0, 1]
+    prob = np.round(np.clip(rng.normal(0.3 + 0.4 * y, 0.25), 0, 1), int(rng.integers(1, 4)))  # rounding: many ties
+    for p in (ThresholdParams(rule="youden"), ThresholdParams(rule="sensitivity", min_sensitivity=0.9),
+              ThresholdParams(rule="sensitivity", min_sensitivity=float(rng.uniform(0.5, 1)))):
+        assert operating_point.choose(y, prob, p) == _choose_quadratic(y, prob, p)
+
+
+def test_the_rule_needs_memory_in_proportion_to_the_cells():
+    import tracemalloc
+
+    n = 50_000  # the old scores x cells matrix: 50,000 x 50,000 booleans, 2.5 GB
+    rng = np.random.default_rng(0)
+    y, prob = (rng.random(n) < 0.5).astype(int), rng.random(n)
+    tracemalloc.start()
+    try:
+        t = operating_point.choose(y, prob, ThresholdParams(rule="youden"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0 < t < 1 and peak < 100 * n  # a few arrays of n numbers (NumPy reports to tracemalloc)

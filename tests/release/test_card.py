@@ -38,3 +38,28 @@ def test_card_marks_a_copy_that_failed_its_parity_check():
     text = card.model_card(from_dict({}), 1, 64, STORED, TEST, SIZES, "ab" * 32, {},
                            {"TFLite int8": {"agreement": 0.9, "max_probability_difference": 0.3, "passed": False}})
     assert "| TFLite int8 | 0.9000 | 0.300000 | **failed: not for use** |" in text
+
+
+def test_card_says_only_as_much_patient_level_as_the_split_was():
+    assert "Split by slide (patient)" in _card() and "slides the model never saw" in _card()
+    text = _card(split={"group_by": "none"})
+    assert "Split by slide" not in text and "never saw" not in text and "**not** patient-level" in text
+    text = card.model_card(from_dict({}), 1, 64, STORED, TEST, SIZES, "ab" * 32, {}, {}, no_slide=7)
+    assert "**7 files name no slide**" in text and "never saw" not in text
+
+
+def test_card_gives_the_interval_it_computed_and_marks_unreliable_ones():
+    text = _card(evaluate={"confidence": 0.9, "bootstrap": 300})
+    assert "95%" not in text and "90% intervals" in text and "300 slide resamples" in text
+    assert "unreliable" not in text
+    few = {**TEST, "intervals_reliable": False}
+    text = card.model_card(from_dict({}), 1, 64, STORED, few, SIZES, "ab" * 32, {}, {})
+    assert "**Intervals unreliable: 4 test slides, fewer than evaluate.min_slides (10)**" in text
+
+
+def test_card_reports_slide_level_calls():
+    slide = {"slide_rule": "at least 2 cells called parasitized", "slides_infected": 3, "slides_uninfected": 1,
+             **{f"slide_{m}{s}": v for m in ("sensitivity", "specificity") for s, v in (("", 1.0), ("_ci_lower", 0.44),
+                                                                                       ("_ci_upper", 1.0))}}
+    text = card.model_card(from_dict({}), 1, 64, STORED, {**TEST, **slide}, SIZES, "ab" * 32, {}, {})
+    assert "at least 2 cells called parasitized" in text and "| Slide sensitivity | 1.000 | 0.440 - 1.000 |" in text

@@ -61,3 +61,28 @@ def test_a_threshold_for_another_model_is_refused(tmp_path, model_dir, small_cel
     (tmp_path / "a.png").write_bytes(small_cells[0].read())
     result = _run("predict", "a.png", "--model", other, "--threshold-file", model_dir / "threshold.json", cwd=tmp_path)
     assert result.returncode == 2 and "was chosen for another model" in result.stderr
+
+
+def test_by_slide_writes_a_row_per_slide_beside_the_csv(tmp_path, model_dir, small_cells):
+    for i, c in enumerate(small_cells[:6]):
+        (tmp_path / f"P{i % 2}_{i}.png").write_bytes(c.read())
+    result = _run("predict", tmp_path, "--model", model_dir / "model.keras", "--threshold", "0", "--out", "p.csv",
+                  "--by-slide", "--slide-pattern", r"^(P\d)_", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "and 2 slides -> p_slides.csv" in result.stdout and "slides not called" in result.stdout
+    with open(tmp_path / "p_slides.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["slide"], r["cells"], r["called_parasitized"], r["parasitemia"]) for r in rows] == [
+        ("P0", "3", "3", "1.0"), ("P1", "3", "3", "1.0")]
+    assert float(rows[0]["parasitemia_ci_lower"]) < 1 and rows[0]["called_infected"] == ""
+
+
+def test_limits_come_from_params_yaml_where_the_command_runs(tmp_path, model_dir, small_cells):
+    from conftest import committed_params
+
+    (tmp_path / "a.png").write_bytes(small_cells[0].read())
+    (tmp_path / "params.yaml").write_text(committed_params().replace("min_side: 16", "min_side: 300"))
+    result = _run("predict", "a.png", "--model", model_dir / "model.keras", cwd=tmp_path)
+    assert result.returncode == 1 and "a.png,,,\"too small: " in (tmp_path / "predictions.csv").read_text()
+    result = _run("predict", "a.png", "--model", model_dir / "model.keras", "--min-side", "8", cwd=tmp_path)
+    assert result.returncode == 0

@@ -1,3 +1,4 @@
+import csv
 import zipfile
 
 import cv2
@@ -8,6 +9,7 @@ from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import PreprocessParams
 from malaria_cnn.data import archive, cells_npz, manifest
 from malaria_cnn.data.preprocess import preprocess
+from malaria_cnn.data.sources import zipped
 from malaria_cnn.release import predict
 
 
@@ -91,3 +93,55 @@ def test_labels_follow_the_threshold(tmp_path, small_cells, threshold, parasitiz
     rows = predict.predict(Recorder(), [tmp_path], size=16, threshold=threshold, batch_size=8)
     assert sum(r[2] == "Parasitized" for r in rows) == parasitized
     assert all(0 <= r[1] <= 1 for r in rows)
+
+
+def test_limits_are_the_pipelines_not_built_in(tmp_path, small_cells):
+    (tmp_path / "a.png").write_bytes(small_cells[0].read())  # a synthetic crop is 90 to 175 pixels a side
+    rows = predict.predict(Recorder(), [tmp_path], size=16, threshold=0.5, batch_size=8, limits=predict.Limits(min_side=200))
+    assert rows[0][3].startswith("too small") and rows[0][1] == ""
+    rows = predict.predict(Recorder(), [tmp_path], size=16, threshold=0.5, batch_size=8, limits=predict.Limits(max_pixels=100))
+    assert rows[0][3].startswith("too large")
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as zf:
+        zf.writestr("big.png", small_cells[0].read() + b"\0" * (2 << 20))
+    rows = predict.predict(Recorder(), [tmp_path / "c.zip"], size=16, threshold=0.5, batch_size=8,
+                           limits=predict.Limits(max_entry_mb=1))
+    assert "larger than data.max_entry_mb (1)" in rows[0][3]
+
+
+def test_rows_reach_the_disk_as_they_are_scored(tmp_path, small_cells):
+    from malaria_cnn.core import atomic
+
+    for i, c in enumerate(small_cells[:7]):
+        (tmp_path / f"{i}.png").write_bytes(c.read())
+
+    def crashes_on_the_third_batch(x, seen=[]):
+        seen.append(1)
+        if len(seen) == 3:
+            raise RuntimeError("the model crashed")
+        return np.full(len(x), 0.7)
+
+    out = tmp_path / "out" / "p.csv"
+    with pytest.raises(RuntimeError), atomic.streamed_csv(out, predict.COLUMNS) as writer:
+        for row in predict.rows(crashes_on_the_third_batch, [tmp_path], size=16, threshold=0.5, batch_size=2):
+            writer.writerow(row)
+    assert not out.exists()  # never a file that looks complete
+    kept = list(csv.reader(open(out.with_name("p.csv.partial"))))
+    assert len(kept) == 1 + 4 and kept[1][1:3] == ["0.7", "Parasitized"]
+
+
+def test_a_name_that_is_not_utf8_and_repeated_zip_entries_get_rows(tmp_path, small_cells):
+    import os
+
+    from malaria_cnn.core import atomic
+
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    with open(os.fsencode(folder) + b"/caf\xe9.png", "wb") as fh:
+        fh.write(small_cells[0].read())
+    with zipfile.ZipFile(tmp_path / "twice.zip", "w") as zf, pytest.warns(UserWarning):
+        zf.writestr("x.png", small_cells[1].read())
+        zf.writestr("x.png", small_cells[2].read())
+    rows = predict.predict(Recorder(), [folder, tmp_path / "twice.zip"], size=16, threshold=0.5, batch_size=4)
+    atomic.write_csv(tmp_path / "p.csv", predict.COLUMNS, rows)  # UnicodeEncodeError before
+    assert rows[0][0].endswith("crops/caf%E9.png") and rows[0][3] == ""
+    assert [r[3] for r in rows[1:]] == [zipped.REPEATED] * 2

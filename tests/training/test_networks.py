@@ -51,3 +51,22 @@ def test_scaling_is_inside_the_model():
     model = networks.build(TINY, image_size=16)
     rescale = model.layers[1]
     assert float(rescale(np.full((1, 2, 2, 3), 255, np.uint8)).numpy().max()) == pytest.approx(1.0)
+
+
+def test_training_auc_is_the_roc_auc_of_p_parasitized():
+    from sklearn.metrics import roc_auc_score
+
+    from malaria_cnn.training.networks import ParasitizedAUC
+    from malaria_cnn.training.runtime import keras
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.5).astype(int)
+    p = np.clip(np.where(y == 1, rng.beta(5, 2, 400), rng.beta(1, 3, 400)) ** 3, 0, 1)  # skewed: pooling differs
+    onehot, probs = np.eye(2)[y], np.stack([1 - p, p], axis=1)
+    ours = ParasitizedAUC(num_thresholds=1000)
+    ours.update_state(onehot, probs)
+    pooled = keras.metrics.AUC(num_thresholds=1000)
+    pooled.update_state(onehot, probs)
+    truth = roc_auc_score(y, p)
+    assert float(ours.result()) == pytest.approx(truth, abs=2e-3)
+    assert abs(float(pooled.result()) - truth) > 0.01  # what the stage reported before

@@ -53,7 +53,9 @@ def test_early_stopping_keeps_the_best_weights(tmp_path):
     assert not (tmp_path / "ckpt").exists()  # finished: nothing left to resume
     # DVCLive curves: one row per epoch for train and validation
     assert len((tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().splitlines()) == epochs + 1
-    assert json.loads((tmp_path / "live/metrics.json").read_text())["step"] == epochs - 1
+    summary = json.loads((tmp_path / "live/metrics.json").read_text())  # what `dvc exp show` compares
+    assert summary["step"] == best and summary["eval"]["loss"] == pytest.approx(history["val_loss"][best])
+    assert summary["train"]["accuracy"] == pytest.approx(history["accuracy"][best])
 
 
 def test_class_weights_balance_the_classes():
@@ -162,3 +164,39 @@ def test_cosine_schedule_decays_the_rate_by_epoch_and_label_smoothing_reaches_th
     expected = p.train.learning_rate * 0.5 * (1 + math.cos(math.pi * 3 / 4))  # the last epoch's rate
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(expected, rel=1e-5)
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+
+
+BYTES_SCRIPT = """
+import shutil, sys, numpy as np
+sys.path.insert(0, {src!r})
+from malaria_cnn.core.params import CompactNetParams, ModelParams, Params, TrainParams
+from malaria_cnn.training import model_io
+from malaria_cnn.training.train import train
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, (48, 16, 16, 3), dtype=np.uint8); y = (np.arange(48) % 2).astype(np.uint8)
+x[y == 1, 4:8, 4:8] = 0
+p = Params(epochs=int(sys.argv[3]), model=ModelParams(preset="compact", compact=CompactNetParams(widths=(4, 8))),
+           train=TrainParams(batch_size=8, seed=4, augment=True, reduce_lr=1, early_stopping=0))
+if sys.argv[4] == "killed":
+    shutil.rmtree = lambda *a, **k: None  # the checkpoint outlives the run, as after a kill -9
+model, _ = train(p, (x[:32], y[:32]), (x[32:], y[32:]), checkpoints=sys.argv[1])
+model_io.save(model, sys.argv[2])
+"""
+
+
+def test_a_resumed_run_saves_the_same_model_bytes(tmp_path):
+    """dvc.lock records the model's hash: a run killed after epoch 2 and resumed must save what an
+    uninterrupted one saves, or every later stage reruns."""
+    script = tmp_path / "run.py"
+    script.write_text(BYTES_SCRIPT.format(src=str(ROOT / "src")))
+
+    def run(ckpt, out, epochs, how):
+        result = subprocess.run([sys.executable, str(script), str(tmp_path / ckpt), str(tmp_path / out), str(epochs),
+                                 how], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    run("straight", "straight.keras", 3, "whole")
+    run("killed", "two.keras", 2, "killed")
+    assert "resuming after epoch 2" in run("killed", "resumed.keras", 3, "resume").stderr
+    assert (tmp_path / "resumed.keras").read_bytes() == (tmp_path / "straight.keras").read_bytes()

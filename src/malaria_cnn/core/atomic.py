@@ -79,6 +79,29 @@ def write_csv(dest: str | os.PathLike, header: list[str], rows) -> None:
             writer.writerows(rows)
 
 
+@contextmanager
+def streamed_csv(dest: str | os.PathLike, header: list[str]) -> Iterator[Any]:
+    """A csv writer whose rows reach the disk as they are written, into `DEST.partial`, renamed to
+    `dest` on success: a crash or Ctrl-C keeps every row written so far in the .partial file, and
+    `dest` is never a file that looks complete but is not."""
+    import csv
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    with open(partial, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+
+        class Flushing:
+            def writerow(self, row) -> None:
+                writer.writerow(row)
+                fh.flush()
+
+        yield Flushing()
+    os.replace(partial, dest)
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file, read in blocks: for downloads, thresholds and model cards."""
     digest = hashlib.sha256()

@@ -56,7 +56,7 @@ FOLD_SLOTS = 10  # dvc.yaml declares a train stage for each of folds 0..9; cv.fo
 @dataclass(frozen=True)
 class SyntheticParams:
     per_class: int = param(500, integer(1), "cells of each class, as in the tutorial")
-    slides: int = param(20, integer(3), "synthetic patients' slides; about a quarter carry no parasitized cells")
+    slides: int = param(60, integer(3), "synthetic patients' slides; about a quarter carry no parasitized cells")
     seed: int = param(42, integer())
 
 
@@ -198,7 +198,8 @@ class ThresholdParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    bootstrap: int = param(1000, integer(100), "slide (patient) resamples behind each confidence interval")
+    bootstrap: int = param(1000, integer(100), "slide (patient) resamples behind the intervals of ROC AUC, PR AUC,\n"
+                           "balanced accuracy, F1, MCC, Brier and ECE (proportions: Korn-Graubard over slides)")
     confidence: float = param(0.95, fraction(), "of each interval")
     seed: int = param(42, integer())
     calibration_bins: int = param(10, integer(2),
@@ -206,6 +207,7 @@ class EvaluateParams:
     gallery: int = param(16, integer(0),
                          "most confident mistakes shown in plots/mistakes.png (missed parasitized first)")
     gradcam: int = param(4, integer(0), "cells per outcome (TP, FP, FN, TN) in plots/gradcam.png")
+    min_slides: int = param(10, integer(2), "with fewer slides than this, intervals are marked unreliable")
 
 
 @dataclass(frozen=True)

@@ -64,16 +64,18 @@ def decode_all(zip_path: str | Path, records: list[manifest.ManifestRow], cfg: P
     chunks = [records[i : i + _CHUNK] for i in range(0, len(records), _CHUNK)]
     x = np.empty((len(records), cfg.image_size, cfg.image_size, 3), np.uint8)
     reasons, hashes = [], []
-    bar = tqdm(total=len(records), desc="preprocess", unit="cell", disable=None)
-    # fork starts workers at once; the stage's process runs no threads of its own (OpenCV's are
-    # off, see images.py, and TensorFlow is not imported) that a forked child could inherit locked
+    # fork starts every worker at the first submission; the stage's process runs no threads of its own
+    # then (OpenCV's are off, see images.py, TensorFlow is not imported, and tqdm's monitor thread
+    # starts with the first bar, made after the fork) that a forked child could inherit locked
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with bar, ProcessPoolExecutor(workers, context, initializer=_open_worker, initargs=(str(zip_path),)) as pool:
-        for i, (block, why, digests) in enumerate(pool.map(_decode_chunk, [(c, cfg) for c in chunks])):
-            x[i * _CHUNK : i * _CHUNK + len(block)] = block
-            reasons += why
-            hashes += digests
-            bar.update(len(block))
+    with ProcessPoolExecutor(workers, context, initializer=_open_worker, initargs=(str(zip_path),)) as pool:
+        results = pool.map(_decode_chunk, [(c, cfg) for c in chunks])  # forks here
+        with tqdm(total=len(records), desc="preprocess", unit="cell", disable=None) as bar:
+            for i, (block, why, digests) in enumerate(results):
+                x[i * _CHUNK : i * _CHUNK + len(block)] = block
+                reasons += why
+                hashes += digests
+                bar.update(len(block))
     return x, reasons, hashes
 
 

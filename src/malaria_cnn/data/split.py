@@ -63,8 +63,12 @@ def assign(labels: np.ndarray, groups: np.ndarray, test_size: float, val_size: f
             "set split.group_by: none to split cells at random (results will then not be patient-level)"
         )
     classes = np.unique(labels, return_inverse=True)[1]
-    counts = np.zeros((len(uniq), classes.max() + 1), np.int64)
+    counts = np.zeros((len(uniq), classes.max() + 2), np.int64)
     np.add.at(counts, (group_of, classes), 1)
+    # the last column: slides without a parasitized cell (healthy patients), weighted as a slide's cells
+    # so that each split gets its share of them and slide-level specificity can be measured everywhere
+    healthy = ~np.isin(np.arange(len(uniq)), group_of[np.asarray(labels) == POSITIVE])
+    counts[:, -1] = healthy * max(1, round(len(labels) / len(uniq)))
 
     rng = np.random.default_rng(seed)
     is_test = _carve(counts, test_size, rng, tries)

@@ -11,18 +11,26 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.evaluation import bootstrap, metrics
+from malaria_cnn.evaluation import bootstrap, metrics, patients
+from malaria_cnn.evaluation.intervals import korn_graubard
+
+# proportions of cells whose interval is Korn-Graubard's over slides: (hits, denominator) by tp, fp, fn, tn
+PROPORTIONS = {"accuracy": ("tp+tn", "tp+fp+fn+tn"), "sensitivity": ("tp", "tp+fn"), "specificity": ("tn", "tn+fp"),
+               "ppv": ("tp", "tp+fp"), "npv": ("tn", "tn+fn")}
 
 
 def _num(v: float) -> float | None:
     return None if v is None or np.isnan(v) else round(float(v), 6)
 
 
-def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, cfg: EvaluateParams) -> dict:
-    """metrics.json: each metric, its interval from `cfg.bootstrap` slide resamples, and the counts.
+def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, cfg: EvaluateParams,
+           rule: patients.SlideRule | None = None) -> dict:
+    """metrics.json: each metric with its interval, the counts, and with `rule` the slide-level calls.
 
-    Keys are flat (`sensitivity`, `sensitivity_ci_lower`, `sensitivity_ci_upper`, ...) so that
-    `dvc metrics show` and `dvc exp show` print each metric beside its interval.
+    Intervals: Korn-Graubard over slides for the proportions (PROPORTIONS), the percentile interval of
+    `cfg.bootstrap` slide resamples for the others; below `cfg.min_slides` slides they are marked
+    unreliable (`intervals_reliable: false`). Keys are flat (`sensitivity`, `sensitivity_ci_lower`, ...)
+    so that `dvc metrics show` and `dvc exp show` print each metric beside its interval.
     """
     positive = np.asarray(y) == POSITIVE
     prob = np.asarray(prob, dtype=np.float64)
@@ -32,9 +40,12 @@ def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float
 
     point = {name: v[0] for name, v in compute(np.ones((1, len(y)))).items()}
     ci = bootstrap.intervals(compute, slides, cfg.bootstrap, cfg.confidence, cfg.seed)
+    undefined = {name: cfg.bootstrap - ci[name][2] for name in metrics.NAMES
+                 if name not in PROPORTIONS and ci[name][2] < cfg.bootstrap}
+    ci.update(_cluster_intervals(positive, prob >= threshold, slides, cfg.confidence))
     out: dict = {}
     for name in metrics.NAMES:
-        low, high, _ = ci[name]
+        low, high = ci[name][:2]
         out[name] = _num(point[name])
         out[f"{name}_ci_lower"] = _num(low)
         out[f"{name}_ci_upper"] = _num(high)
@@ -43,10 +54,25 @@ def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float
     out["cells"] = int(len(y))
     out["slides"] = int(len(np.unique(slides)))
     out["counts"] = {k: int(v[0]) for k, v in metrics.counts(np.ones((1, len(y))), positive, called).items()}
-    undefined = {name: cfg.bootstrap - ci[name][2] for name in metrics.NAMES if ci[name][2] < cfg.bootstrap}
     if undefined:
         out["resamples_undefined"] = undefined
+    out["intervals_reliable"] = out["slides"] >= cfg.min_slides
+    if rule is not None:
+        out.update(patients.slide_metrics(y, prob, slides, threshold, rule, cfg.confidence))
     return out
+
+
+def _cluster_intervals(positive: np.ndarray, called: np.ndarray, slides: np.ndarray,
+                       confidence: float) -> dict[str, tuple[float, float]]:
+    """Korn-Graubard intervals of the PROPORTIONS from per-slide counts."""
+    _, index = np.unique(np.asarray(slides), return_inverse=True)
+    c = {name: np.bincount(index, weights=cell, minlength=index.max() + 1) for name, cell in
+         (("tp", positive & called), ("fp", ~positive & called), ("fn", positive & ~called), ("tn", ~positive & ~called))}
+
+    def total(expr: str) -> np.ndarray:
+        return sum(c[k] for k in expr.split("+"))
+
+    return {name: korn_graubard(total(h), total(n), confidence) for name, (h, n) in PROPORTIONS.items()}
 
 
 def per_slide_rows(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float) -> list[tuple]:
@@ -107,17 +133,32 @@ def calibration_rows(y: np.ndarray, prob: np.ndarray, bins: int) -> list[tuple]:
     return rows
 
 
+def unreliable_note(m: dict, cfg: EvaluateParams) -> str:
+    """Why the intervals must not be read as precise, or "" when there are enough slides."""
+    if m.get("intervals_reliable", True):
+        return ""
+    return f"intervals unreliable: {m['slides']} slides, fewer than evaluate.min_slides ({cfg.min_slides})"
+
+
+def fmt(m: dict, name: str, label: str | None = None) -> str:
+    """`label value (lower-upper)`, or `label n/a`."""
+    label = label or name.replace("_", " ").replace("roc auc", "ROC AUC")
+    v, lo, hi = m.get(name), m.get(f"{name}_ci_lower"), m.get(f"{name}_ci_upper")
+    if v is None:
+        return f"{label} n/a"
+    return f"{label} {v:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if lo is not None and hi is not None else "")
+
+
 def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
-    """One line: sensitivity, specificity and ROC AUC with their intervals."""
-
-    def fmt(name):
-        v, lo, hi = m[name], m[f"{name}_ci_lower"], m[f"{name}_ci_upper"]
-        if v is None:
-            return f"{name.replace('_', ' ')} n/a"
-        ci = f" ({lo:.3f}-{hi:.3f})" if lo is not None else ""
-        return f"{name.replace('roc_auc', 'ROC AUC')} {v:.3f}{ci}"
-
+    """One line: sensitivity, specificity and ROC AUC with their intervals, the slide calls, and a
+    warning when the slides are too few for the intervals to mean much."""
     pct = round(cfg.confidence * 100)
-    return (f"evaluate: {m['cells']} {split} cells from {m['slides']} slides at threshold {m['threshold']:.3f}: "
-            f"{fmt('sensitivity')}, {fmt('specificity')}, {fmt('roc_auc')} "
-            f"[{pct}% CI over {cfg.bootstrap} slide resamples]")
+    line = (f"evaluate: {m['cells']} {split} cells from {m['slides']} slides at threshold {m['threshold']:.3f}: "
+            f"{fmt(m, 'sensitivity')}, {fmt(m, 'specificity')}, {fmt(m, 'roc_auc')}")
+    if "slide_rule" in m:
+        line += (f"; slides ({m['slide_rule']}): {fmt(m, 'slide_sensitivity', 'sensitivity')} of "
+                 f"{m['slides_infected']} infected, {fmt(m, 'slide_specificity', 'specificity')} of "
+                 f"{m['slides_uninfected']} uninfected")
+    line += f" [{pct}% CI: Korn-Graubard over slides for proportions, {cfg.bootstrap} slide resamples for the rest]"
+    note = unreliable_note(m, cfg)
+    return line + (f" WARNING: {note}" if note else "")

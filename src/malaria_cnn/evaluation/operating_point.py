@@ -34,10 +34,7 @@ def choose(y: np.ndarray, prob: np.ndarray, p: ThresholdParams) -> float:
     if positive.all() or not positive.any():
         raise UserError(f"threshold.rule {p.rule} needs both classes in the validation split; "
                         "use more slides or threshold.rule=fixed")
-    scores = np.unique(prob)[::-1]  # candidate thresholds, highest first
-    called = prob[None, :] >= scores[:, None]
-    sensitivity = (called & positive).sum(axis=1) / positive.sum()
-    specificity = (~called & ~positive).sum(axis=1) / (~positive).sum()
+    sensitivity, specificity, scores = rates(positive, prob)
     if p.rule == "sensitivity":
         score = np.where(sensitivity >= p.min_sensitivity - 1e-12, specificity, -1.0)
     else:
@@ -46,6 +43,18 @@ def choose(y: np.ndarray, prob: np.ndarray, p: ThresholdParams) -> float:
     k = int(np.flatnonzero(score == score.max())[-1])
     below = scores[k + 1] if k + 1 < len(scores) else 0.0
     return float((scores[k] + below) / 2)
+
+
+def rates(positive: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sensitivity, specificity, threshold) at each distinct score taken as the threshold, highest first.
+
+    One sort and two cumulative sums: O(N log N) time and O(N) memory, however many distinct scores.
+    """
+    scores, group = np.unique(prob, return_inverse=True)
+    tp = np.cumsum(np.bincount(group, weights=positive, minlength=len(scores))[::-1])
+    fp = np.cumsum(np.bincount(group, weights=~positive, minlength=len(scores))[::-1])
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    return tp / n_pos, (n_neg - fp) / n_neg, scores[::-1]
 
 
 def on_split(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float) -> dict:

@@ -43,13 +43,51 @@ def _network(p: Params, folds: int) -> str:
     return f"one `{p.model.preset}` network refitted on all non-test slides"
 
 
+def _split_text(p: Params, no_slide: int, test: dict) -> tuple[str, str]:
+    """(how the data was split, what the test split's cells are): only as patient-level as it was."""
+    if p.split.group_by == "none":
+        return ("- Split **cells at random** (`split.group_by: none`): cells of one slide are in several splits, "
+                "so test results are **not** patient-level and overstate what new patients would see.",
+                f"{test['cells']:,} cells, split at random from slides the model also trained on")
+    text = "- Split by slide (patient): no slide is in two splits."
+    seen = f"{test['cells']:,} cells from {test['slides']} slides the model never saw"
+    if no_slide:
+        text += (f" **{no_slide:,} files name no slide** (data.slide_pattern): each is its own group, so their "
+                 "patients may straddle the splits.")
+        seen = f"{test['cells']:,} cells from {test['slides']} slide groups, some of them single files without a slide"
+    return text, seen
+
+
+def _interval_text(p: Params, test: dict) -> str:
+    pct = f"{p.evaluate.confidence * 100:g}%"
+    text = (f"intervals are {pct} intervals over slides: Korn-Graubard for the proportions (accuracy, sensitivity, "
+            f"specificity, PPV, NPV), the percentile interval of {p.evaluate.bootstrap:,} slide resamples for the "
+            "others, Wilson's for slide-level calls")
+    if not test.get("intervals_reliable", True):
+        text += (f". **Intervals unreliable: {test['slides']} test slides, fewer than evaluate.min_slides "
+                 f"({p.evaluate.min_slides})**: read them as rough")
+    return text
+
+
+def _slide_text(test: dict) -> str:
+    if "slide_rule" not in test:
+        return ""
+    return (f"\n\nPatient level: a slide is called infected with {test['slide_rule']} (rule chosen where the "
+            f"threshold was). {test['slides_infected']} infected and {test['slides_uninfected']} uninfected test slides:\n\n"
+            "| metric | value | interval |\n|---|---|---|\n" +
+            "\n".join(f"| Slide {m} | {_value(test[f'slide_{m}'])} | {_value(test[f'slide_{m}_ci_lower'])} - "
+                      f"{_value(test[f'slide_{m}_ci_upper'])} |" for m in ("sensitivity", "specificity")))
+
+
 def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: dict, sizes: dict,
-               data_sha256: str, files: dict[str, int], parity: dict[str, dict]) -> str:
+               data_sha256: str, files: dict[str, int], parity: dict[str, dict], no_slide: int = 0) -> str:
     """The card's Markdown.
 
     `stored` is models/threshold.json, `test` metrics/metrics.json, `sizes` data/split/sizes.json,
-    `files` each exported file's size in bytes, `parity` each TFLite copy's parity().
+    `files` each exported file's size in bytes, `parity` each TFLite copy's parity(), `no_slide` the
+    cells whose file names named no slide.
     """
+    split_text, test_cells = _split_text(p, no_slide, test)
     source = p.data.source + (f" ({p.data.path})" if p.data.path else "")
     warning = ("\n> **Trained on the built-in synthetic cells.** This model is for trying the pipeline, "
                "not for real smears.\n" if p.data.source == "synthetic" else "")
@@ -88,7 +126,7 @@ Tells **parasitized** from **uninfected** red blood cells in thin-smear microsco
 ## Data
 
 - Source: {source}; raw archive sha256 `{data_sha256}`.
-- Split by slide (patient): no slide is in two splits.
+{split_text}
 
 | split | Parasitized | Uninfected | slides |
 |---|---|---|---|
@@ -96,12 +134,11 @@ Tells **parasitized** from **uninfected** red blood cells in thin-smear microsco
 
 ## Test results
 
-On the test split ({test['cells']:,} cells from {test['slides']} slides the model never saw), at the threshold
-above; intervals are 95% percentile intervals over resamples of slides:
+On the test split ({test_cells}), at the threshold above; {_interval_text(p, test)}:
 
 | metric | value | interval |
 |---|---|---|
-{metric_rows}
+{metric_rows}{_slide_text(test)}
 
 ## Files
 

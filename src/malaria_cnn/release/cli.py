@@ -1,4 +1,4 @@
-"""The `malaria-cnn` command: `malaria-cnn predict PATH... [--model ...] [--out ...]`."""
+"""The `malaria-cnn` command: `predict PATH...` scores crops; `evaluate PATH... --out DIR` scores labelled crops."""
 
 from __future__ import annotations
 
@@ -9,27 +9,55 @@ from malaria_cnn.core import paths
 from malaria_cnn.core.errors import UserError, run_main
 from malaria_cnn.core.params import PredictParams
 
+EXIT_CODES = "Exit code 0: every file read; 1: some files failed (reasons in the CSV); 2: a usage error."
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders and .zip files")
+    p.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
+    p.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
+    p.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
+    p.add_argument("--batch-size", type=int, default=PredictParams().batch_size, help="crops per forward pass")
+    p.add_argument("--slide-pattern", help="regex on file names naming the slide (group 1); default: "
+                                           "data.slide_pattern in params.yaml, else NIH's naming")
+    p.add_argument("--min-side", type=int, help="reject crops with a shorter side (default: params.yaml's or 16)")
+    p.add_argument("--max-pixels", type=int, help="reject crops with more pixels (default: params.yaml's)")
+    p.add_argument("--max-entry-mb", type=int, help="reject zip entries larger than this (default: params.yaml's)")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="malaria-cnn", description="Tell parasitized from uninfected cell crops.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("predict", help="score image files, folders (recursively) and zips of crops",
-                            description="Write P(Parasitized) and the label of every crop to a CSV. "
-                                        "Exit code 0: every file read; 1: some files failed (reasons in the "
-                                        "CSV); 2: a usage error.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders and .zip files")
-    p.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
-    p.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
-    p.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
+                            description=f"Write P(Parasitized) and the label of every crop to a CSV. {EXIT_CODES}")
+    _common(p)
     p.add_argument("--out", default="predictions.csv", help="the CSV to write (default predictions.csv)")
-    p.add_argument("--batch-size", type=int, default=PredictParams().batch_size, help="crops per forward pass")
+    p.add_argument("--by-slide", action="store_true", help="also write one row per slide: OUT's name + _slides.csv")
+    e = commands.add_parser("evaluate", help="score labelled crops (folders or zips with one folder per class)",
+                            description="Metrics with slide intervals, a per-slide table, plots and one offline "
+                                        f"page, as the pipeline's evaluate stage writes them. {EXIT_CODES}")
+    _common(e)
+    e.add_argument("--out", required=True, metavar="DIR", help="the folder to write into")
     return parser
 
 
-def predict_command(args: argparse.Namespace) -> int:
-    from malaria_cnn.core import atomic
-    from malaria_cnn.evaluation import operating_point
-    from malaria_cnn.release import predict
+def project_params():
+    """params.yaml where the command runs, else the defaults: the limits and slide naming the pipeline used."""
+    from malaria_cnn.core import params
+
+    return params.load() if Path(params.PARAMS_FILE).is_file() else params.Params()
+
+
+def limits(args: argparse.Namespace, p):
+    from malaria_cnn.release.predict import Limits
+
+    return Limits(args.min_side or p.preprocess.min_side, args.max_pixels or p.preprocess.max_pixels,
+                  args.max_entry_mb or p.data.max_entry_mb)
+
+
+def scorer(args: argparse.Namespace):
+    """(score function, image size, threshold, slide rule or None) after checking the arguments."""
+    from malaria_cnn.evaluation import operating_point, patients
     from malaria_cnn.training import model_io
 
     if args.batch_size < 1:
@@ -44,13 +72,41 @@ def predict_command(args: argparse.Namespace) -> int:
         threshold = args.threshold
     else:
         threshold = operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
-    rows = predict.predict(lambda x: model_io.parasitized_probability(model, x, args.batch_size), args.paths,
-                           model_io.image_size(model), threshold, args.batch_size)
-    atomic.write_csv(args.out, predict.COLUMNS, rows)
-    print(predict.summary(rows, threshold, args.out))
-    return 1 if any(r[3] for r in rows) else 0
+    rule_file = Path(args.model).with_name(Path(paths.SLIDE_RULE).name)
+    rule = patients.load(rule_file, args.model) if rule_file.is_file() else None
+    return model, (lambda x: model_io.parasitized_probability(model, x, args.batch_size)), threshold, rule
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from malaria_cnn.core import atomic
+    from malaria_cnn.release import by_slide, predict
+    from malaria_cnn.training import model_io
+
+    p = project_params()
+    model, score, threshold, rule = scorer(args)
+    tally = by_slide.Tally(args.slide_pattern if args.slide_pattern is not None else p.data.slide_pattern)
+    read = positive = failed = 0
+    with by_slide.interrupted_note(args.out):
+        with atomic.streamed_csv(args.out, predict.COLUMNS) as csv_out:
+            for row in predict.rows(score, args.paths, model_io.image_size(model), threshold, args.batch_size,
+                                    limits=limits(args, p)):
+                csv_out.writerow(row)
+                failed += bool(row[3])
+                if not row[3]:
+                    read += 1
+                    positive += row[2] == "Parasitized"
+                    tally.add(row[0], row[1])
+    if args.by_slide:
+        tally.write(by_slide.path_beside(args.out), threshold, rule, p.evaluate.confidence)
+    print(predict.tally_line(read, positive, failed, threshold, args.out) + tally.note(args.by_slide, args.out))
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    run_main(lambda: predict_command(args))
+    if args.command == "evaluate":
+        from malaria_cnn.release.evaluate_command import evaluate_command
+
+        run_main(lambda: evaluate_command(args))
+    else:
+        run_main(lambda: predict_command(args))

@@ -1,13 +1,15 @@
 """Score new crops: image files, folders (recursively) and zips, in batches, at the model's threshold.
 
-Every crop goes through `images.load_cell`, the function preprocess uses for training data, so
-the model sees new crops exactly as it saw its training crops. A file that cannot be read gets
-a row with its reason and the run goes on.
+Every crop goes through `images.load_cell`, the function preprocess uses for training data, with
+the same size limits (params `preprocess.min_side`, `preprocess.max_pixels`, `data.max_entry_mb`),
+so the model sees new crops exactly as it saw its training crops. A file that cannot be read gets
+a row with its reason and the run goes on. Rows are produced one batch at a time, so they can be
+written as they come and memory stays flat however many files there are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -18,34 +20,44 @@ from tqdm import tqdm
 
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE, call
-from malaria_cnn.core.params import DataParams
+from malaria_cnn.core.params import DataParams, PreprocessParams
 from malaria_cnn.data import archive, images
 from malaria_cnn.data.preprocess import available_cores
-from malaria_cnn.data.sources import is_quietly_skipped
-from malaria_cnn.data.sources.zipped import unsafe_reason
+from malaria_cnn.data.sources import is_quietly_skipped, safe_name
+from malaria_cnn.data.sources.zipped import REPEATED, repeated_names, unsafe_reason
 
 COLUMNS = ["file", "p_parasitized", "label", "error"]
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What a crop may be: the params preprocess and ingest check, so predict refuses what they refuse."""
+
+    min_side: int = PreprocessParams().min_side
+    max_pixels: int = PreprocessParams().max_pixels
+    max_entry_mb: int = DataParams().max_entry_mb
+
+
+@dataclass(frozen=True)
 class Item:
-    name: str  # what the user sees: a path, or archive.zip:member
+    name: str  # what the user sees: a path, or archive.zip:member (as UTF-8 text, see safe_name)
     data: bytes = b""
     problem: str = ""  # why the file cannot be used, when that is known before decoding
+    key: object = None  # what the caller needs to find the item again (a labelled cell, say)
 
 
-def _read(name: str, read: Callable[[], bytes]) -> Item:
+def read_item(name: str, read: Callable[[], bytes], key: object = None) -> Item:
     try:
-        return Item(name, read())
+        return Item(name, read(), key=key)
     except FileNotFoundError:
-        return Item(name, problem="file not found")
+        return Item(name, problem="file not found", key=key)
     except OSError as exc:
-        return Item(name, problem=f"unreadable ({exc.strerror or exc})")
+        return Item(name, problem=f"unreadable ({exc.strerror or exc})", key=key)
     except Exception as exc:  # a damaged zip entry (bad CRC, bad compression) and the like
-        return Item(name, problem=f"unreadable ({type(exc).__name__}: {exc})")
+        return Item(name, problem=f"unreadable ({type(exc).__name__}: {exc})", key=key)
 
 
-def items(paths: list[str | Path]) -> Iterator[Item]:
+def items(paths: list[str | Path], limits: Limits = Limits()) -> Iterator[Item]:
     """The crops named by `paths`, read: files as given, folders walked in name order, zips entry
     by entry. Inside folders and zips, hidden, system and non-image files are skipped without a row.
     """
@@ -53,43 +65,43 @@ def items(paths: list[str | Path]) -> Iterator[Item]:
         if given.is_dir():
             for path in sorted(p for p in given.rglob("*") if p.is_file()):
                 if not is_quietly_skipped(path.relative_to(given).parts):
-                    yield _read(str(path), path.read_bytes)
+                    yield read_item(safe_name(str(path)), path.read_bytes)
         elif given.suffix.lower() == ".zip" and given.is_file():
-            yield from _zip_items(given)
+            yield from _zip_items(given, limits)
         else:
-            yield _read(str(given), given.read_bytes)
+            yield read_item(safe_name(str(given)), given.read_bytes)
 
 
-def _zip_items(path: Path) -> Iterator[Item]:
+def _zip_items(path: Path, limits: Limits) -> Iterator[Item]:
     try:
         zf = archive.open_zip(path)
     except UserError:
-        yield Item(str(path), problem="not a zip archive")
+        yield Item(safe_name(str(path)), problem="not a zip archive")
         return
     with zf:
-        limit = DataParams().max_entry_mb
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            name = f"{path}:{info.filename}"
-            problem = unsafe_reason(info, limit)  # before the skip: `../x.png` must not pass as hidden
+        infos = [info for info in zf.infolist() if not info.is_dir()]
+        repeated = repeated_names(infos)
+        for info in infos:
+            name = f"{safe_name(str(path))}:{info.filename}"
+            # before the skip: `../x.png` must not pass as hidden
+            problem = unsafe_reason(info, limits.max_entry_mb) or (REPEATED if info.filename in repeated else None)
             if problem:
                 yield Item(name, problem=problem)
             elif not is_quietly_skipped(info.filename.replace("\\", "/").split("/")):
-                yield _read(name, partial(zf.read, info))
+                yield read_item(name, partial(zf.read, info))
 
 
-def _load(item: Item, size: int) -> np.ndarray | str:
+def load(item: Item, size: int, limits: Limits = Limits()) -> np.ndarray | str:
     """The crop as the model's input, or the reason it cannot be one."""
     if item.problem:
         return item.problem
     try:
-        return images.load_cell(item.data, size)
+        return images.load_cell(item.data, size, limits.min_side, limits.max_pixels)
     except images.ImageError as exc:
         return str(exc)
 
 
-def _batches(seq: Iterator[Item], n: int) -> Iterator[list[Item]]:
+def _batches(seq: Iterable[Item], n: int) -> Iterator[list[Item]]:
     batch: list[Item] = []
     for item in seq:
         batch.append(item)
@@ -100,37 +112,46 @@ def _batches(seq: Iterator[Item], n: int) -> Iterator[list[Item]]:
         yield batch
 
 
-def predict(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], size: int, threshold: float,
-            batch_size: int, progress: bool | None = None) -> list[tuple]:
-    """Rows of (file, P(Parasitized), label, error) in input order.
+def scored(score: Callable[[np.ndarray], np.ndarray], seq: Iterable[Item], size: int, batch_size: int,
+           limits: Limits = Limits(), progress: bool | None = None) -> Iterator[tuple[Item, float | None, str]]:
+    """(item, P(Parasitized) or None, reason it failed or "") for each item, in order, a batch at a time.
 
     `score` maps a batch of uint8 crops (n, size, size, 3) to P(Parasitized); decoding runs on a
-    thread per core while the model scores.
+    thread per core while the model scores. Only one batch of crops is held at once.
     """
-    rows: list[tuple] = []
     with ThreadPoolExecutor(max_workers=available_cores()) as pool, \
-            tqdm(desc="predict", unit=" files", disable=None if progress is None else not progress) as bar:
-        for batch in _batches(items(paths), batch_size):
-            loaded = list(pool.map(partial(_load, size=size), batch))
+            tqdm(desc="score", unit=" files", disable=None if progress is None else not progress) as bar:
+        for batch in _batches(seq, batch_size):
+            loaded = list(pool.map(partial(load, size=size, limits=limits), batch))
             good = [i for i, v in enumerate(loaded) if isinstance(v, np.ndarray)]
             prob = score(np.stack([loaded[i] for i in good])) if good else np.zeros(0)
             p_of = dict(zip(good, prob))
             for i, item in enumerate(batch):
-                if i in p_of:
-                    p = float(p_of[i])
-                    rows.append((item.name, round(p, 6), call(p, threshold), ""))
-                else:
-                    rows.append((item.name, "", "", loaded[i]))
+                yield (item, float(p_of[i]), "") if i in p_of else (item, None, loaded[i])
             bar.update(len(batch))
-    return rows
+
+
+def rows(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], size: int, threshold: float,
+         batch_size: int, progress: bool | None = None, limits: Limits = Limits()) -> Iterator[tuple]:
+    """Rows of (file, P(Parasitized), label, error) in input order, as they are scored."""
+    for item, p, error in scored(score, items(paths, limits), size, batch_size, limits, progress):
+        yield (item.name, round(p, 6), call(p, threshold), "") if p is not None else (item.name, "", "", error)
+
+
+def predict(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], size: int, threshold: float,
+            batch_size: int, progress: bool | None = None, limits: Limits = Limits()) -> list[tuple]:
+    """Every row of `rows`, as a list."""
+    return list(rows(score, paths, size, threshold, batch_size, progress, limits))
 
 
 def summary(rows: list[tuple], threshold: float, out: str | Path) -> str:
     """One line: cells read, how many called Parasitized, how many files failed."""
     read = [r for r in rows if not r[3]]
     positive = sum(r[2] == CLASS_NAMES[POSITIVE] for r in read)
-    failed = len(rows) - len(read)
-    share = f" ({positive / len(read):.1%})" if read else ""
+    return tally_line(len(read), positive, len(rows) - len(read), threshold, out)
+
+
+def tally_line(read: int, positive: int, failed: int, threshold: float, out: str | Path) -> str:
+    share = f" ({positive / read:.1%})" if read else ""
     fails = f"; {failed:,} file{'s' if failed != 1 else ''} failed (reasons in {out})" if failed else ""
-    return (f"predict: {len(read):,} cells read, {positive:,} Parasitized{share} at threshold "
-            f"{threshold:.3f}{fails} -> {out}")
+    return f"predict: {read:,} cells read, {positive:,} Parasitized{share} at threshold {threshold:.3f}{fails} -> {out}"

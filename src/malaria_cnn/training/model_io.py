@@ -22,7 +22,7 @@ def save(model: keras.Model, dest: str | Path) -> None:
     """
     with tempfile.TemporaryDirectory() as scratch, atomic_path(dest) as tmp:
         raw = Path(scratch) / "model.keras"
-        model.save(raw)
+        inference_copy(model).save(raw)
         with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
             for item in src.infolist():
                 data = src.read(item)
@@ -34,6 +34,19 @@ def save(model: keras.Model, dest: str | Path) -> None:
                     data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
                 entry = zipfile.ZipInfo(item.filename, date_time=(1980, 1, 1, 0, 0, 0))
                 out.writestr(entry, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """The network alone, rebuilt from its config with the trained weights: no optimizer, no compile state.
+
+    A model resumed from a checkpoint is one Keras loaded, and Keras saves it differently from the
+    model it built in the same process (a new model's layers share one dtype policy, written as
+    `shared_object_id`s that a loaded one lacks; the optimizer's state is written too): rebuilt this
+    way, an uninterrupted and a resumed run with the same weights save the same bytes.
+    """
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _renumber_shared_objects(config):

@@ -111,6 +111,33 @@ class Checkpoint(keras.callbacks.Callback):
                 old.unlink()
 
 
+class BestEpochLive(DVCLiveCallback):
+    """DVCLive's callback, except that the summary (dvclive/metrics.json, which `dvc exp show` compares)
+    reports the epoch whose weights the model keeps, not the last one trained."""
+
+    def __init__(self, live: Live, plateau: Plateau, history: dict):
+        super().__init__(live=live)
+        self.plateau, self.history = plateau, history
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        best_summary(self.live, self.history, self.plateau.best_epoch)
+
+
+def best_summary(live: Live, history: dict, best_epoch: int) -> None:
+    """Rewrite the summary DVCLive wrote at the end with the best epoch's metrics and step."""
+    if best_epoch < 0:
+        return
+    for key, values in history.items():
+        *path, leaf = standardize_metric_name(key, "dvclive.keras").split("/")
+        node = live.summary
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = values[best_epoch]
+    live.summary["step"] = best_epoch
+    atomic.write_json(live.metrics_file, live.summary)
+
+
 def fingerprint(p: Params, train: Split, val: Split | None) -> str:
     """What a checkpoint must match to be resumed: the model and training params, and the data."""
     digest = hashlib.sha256(json.dumps([asdict(p.model), asdict(p.train)], sort_keys=True).encode())
@@ -181,7 +208,7 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
     if live_dir:
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
         _replay(live, history)
-        callbacks.append(DVCLiveCallback(live=live))
+        callbacks.append(BestEpochLive(live, plateau, history))
 
     stopped = state and state["plateau"]["since_best"] >= p.train.early_stopping > 0
     if first_epoch < p.epochs and not stopped:
@@ -202,6 +229,7 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
         plateau.on_train_end()
         if live:
             live.end()
+            best_summary(live, history, plateau.best_epoch)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)  # finished: nothing to resume
     return model, history

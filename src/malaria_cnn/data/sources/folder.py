@@ -8,7 +8,7 @@ from pathlib import Path
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.params import ClassDirs
 from malaria_cnn.data import archive
-from malaria_cnn.data.sources import Cell, below_class_dir, is_quietly_skipped, label_of
+from malaria_cnn.data.sources import Cell, below_class_dir, is_quietly_skipped, label_of, safe_name
 
 
 def cells(root: Path, class_dirs: ClassDirs) -> tuple[list[Cell], list[tuple[str, str]], int]:
@@ -28,6 +28,7 @@ def cells(root: Path, class_dirs: ClassDirs) -> tuple[list[Cell], list[tuple[str
             if is_quietly_skipped(parts):
                 skipped += 1
                 continue
+            parts = tuple(map(safe_name, parts))  # the file is still read from `path`, under its own name
             rel = "/".join(parts)
             label = label_of(parts, class_dirs)
             if label is None:

@@ -28,9 +28,10 @@ def cells(zf: zipfile.ZipFile, cfg: DataParams) -> tuple[list[Cell], list[tuple[
             f"the archive would unpack to {total / MB:,.0f} MB, more than data.max_total_mb ({cfg.max_total_mb:,})"
         )
     found, rejects, skipped = [], [], 0
+    repeated = repeated_names(infos)
     for info in infos:
         name = info.filename
-        reason = unsafe_reason(info, cfg.max_entry_mb)
+        reason = unsafe_reason(info, cfg.max_entry_mb) or (REPEATED if name in repeated else None)
         if reason:
             rejects.append((name, reason))
             continue
@@ -44,6 +45,15 @@ def cells(zf: zipfile.ZipFile, cfg: DataParams) -> tuple[list[Cell], list[tuple[
             continue
         found.append(Cell(member=name, label=label, read=partial(zf.read, info)))
     return found, rejects, skipped
+
+
+REPEATED = "the archive holds more than one entry of this name: which one is meant cannot be told"
+
+
+def repeated_names(infos: list[zipfile.ZipInfo]) -> set[str]:
+    """Entry names the archive holds more than once (readers by name see only the last)."""
+    seen: set[str] = set()
+    return {i.filename for i in infos if i.filename in seen or seen.add(i.filename)}
 
 
 def unsafe_reason(info: zipfile.ZipInfo, max_entry_mb: int) -> str | None:

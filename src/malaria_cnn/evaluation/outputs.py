@@ -1,0 +1,61 @@
+"""Everything an evaluation writes, from labels, probabilities and slides: the evaluate stage and the
+`malaria-cnn evaluate` command both write through here, so the two agree on the same cells."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from malaria_cnn.core import atomic, paths
+from malaria_cnn.core.params import EvaluateParams
+from malaria_cnn.data import images
+from malaria_cnn.evaluation import evaluate, gallery, gradcam, patients
+
+SLIDES_HEADER = ["slide", "cells", "parasitized", "called_parasitized", "correct", "accuracy", "mean_probability",
+                 *patients.SLIDE_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    metrics: Path
+    per_slide: Path
+    confusion: Path
+    roc: Path
+    pr: Path
+    calibration: Path
+    gallery: Path
+    gradcam: Path
+
+    @classmethod
+    def pipeline(cls) -> Outputs:
+        """Where the evaluate stage writes (dvc.yaml lists the same)."""
+        return cls(*map(Path, (paths.METRICS, paths.PER_SLIDE, paths.CONFUSION, paths.ROC, paths.PR,
+                               paths.CALIBRATION, paths.GALLERY, paths.GRADCAM)))
+
+    @classmethod
+    def under(cls, folder: str | Path) -> Outputs:
+        """The same files, by their names, in one folder (the evaluate command's --out)."""
+        return cls(*(Path(folder) / Path(p).name for p in (getattr(cls.pipeline(), f.name) for f in fields(cls))))
+
+
+def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float,
+          rule: patients.SlideRule, cfg: EvaluateParams, x, model) -> dict:
+    """Write every output; return metrics.json's content. `x` is the crops, or anything that gives
+    them by index (x[i], x[[i, j]], x.shape): only the few shown in the sheets are taken."""
+    m = evaluate.report(y, prob, slides, threshold, cfg, rule)
+    atomic.write_json(out.metrics, m)
+    per_slide = [row + extra for row, extra in zip(evaluate.per_slide_rows(y, prob, slides, threshold),
+                                                   patients.slide_rows(y, prob, slides, threshold, rule, cfg.confidence))]
+    atomic.write_csv(out.per_slide, SLIDES_HEADER, per_slide)
+    atomic.write_csv(out.confusion, ["actual", "predicted"], evaluate.confusion_rows(y, prob, threshold))
+    atomic.write_csv(out.roc, ["fpr", "tpr", "threshold"], evaluate.roc_rows(y, prob))
+    atomic.write_csv(out.pr, ["recall", "precision", "threshold"], evaluate.pr_rows(y, prob))
+    atomic.write_csv(out.calibration, ["bin_low", "bin_high", "cells", "mean_probability", "fraction_parasitized",
+                                       "perfect"], evaluate.calibration_rows(y, prob, cfg.calibration_bins))
+    sheet = gallery.mistakes_sheet(x, y, prob, slides, threshold, cfg.gallery)
+    atomic.write_bytes(out.gallery, images.encode_png(sheet))
+    sheet = gradcam.gradcam_sheet(model, x, y, prob, slides, threshold, cfg.gradcam)
+    atomic.write_bytes(out.gradcam, images.encode_png(sheet))
+    return m

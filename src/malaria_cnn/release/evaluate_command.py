@@ -1,0 +1,100 @@
+"""`malaria-cnn evaluate PATH... --out DIR`: a lab's own labelled crops, scored as the evaluate stage scores the test split.
+
+Crops come from folders or zips with one folder per class, read with ingest's rules (files outside
+the class folders, unsafe entries, unreadable files: rejects with their reason; exact duplicates kept
+once, label conflicts left out) and decoded with preprocess's limits. Scoring streams: one batch of
+crops at a time, keeping only each cell's probability, label, slide and checksum; the few crops the
+sheets show are read again at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from malaria_cnn.core import atomic
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.data import archive, images, manifest
+from malaria_cnn.data.duplicates import dedupe
+from malaria_cnn.data.slides import slide_of
+from malaria_cnn.data.sources import Cell, folder, zipped
+from malaria_cnn.evaluation import evaluate, outputs
+from malaria_cnn.release import page, predict
+from malaria_cnn.release.cli import limits, project_params, scorer
+from malaria_cnn.training import model_io
+
+
+def labelled(paths: list[str], data, stack: ExitStack) -> tuple[list[tuple[str, Cell]], list[tuple[str, str]]]:
+    """((shown name, cell) for every crop in a class folder, rejects as (name, reason)), in the order given."""
+    found, rejects = [], []
+    for given in map(Path, paths):
+        if given.is_dir():
+            cells, bad, _ = folder.cells(given, data.class_dirs)
+            found += [(f"{given}/{c.origin}", c) for c in cells]
+            rejects += [(f"{given}/{name}", why) for name, why in bad]
+        elif given.suffix.lower() == ".zip":
+            zf = stack.enter_context(archive.open_zip(given))
+            cells, bad, _ = zipped.cells(zf, data)
+            found += [(f"{given}:{c.member}", c) for c in cells]
+            rejects += [(f"{given}:{name}", why) for name, why in bad]
+        else:
+            raise UserError(f"{given} is not a folder or a zip: labelled crops come in one folder per class")
+    return found, rejects
+
+
+class Crops:
+    """The kept cells' crops, read and decoded only when indexed (x[i], x[[i, j]])."""
+
+    def __init__(self, cells: list[Cell], size: int, lim: predict.Limits):
+        self.cells, self.size, self.lim = cells, size, lim
+        self.shape = (len(cells), size, size, 3)
+        self.read: dict[int, np.ndarray] = {}  # the few crops the sheets show, each decoded once
+
+    def __getitem__(self, index):
+        if np.ndim(index) == 0:
+            i = int(index)
+            if i not in self.read:
+                data = self.cells[i].read()
+                self.read[i] = images.load_cell(data, self.size, self.lim.min_side, self.lim.max_pixels)
+            return self.read[i]
+        return np.stack([self[i] for i in index]) if len(index) else np.zeros((0, *self.shape[1:]), np.uint8)
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    p = project_params()
+    model, score, threshold, rule = scorer(args)
+    if rule is None:
+        raise UserError(f"no {Path(args.model).with_name('slide_rule.json')}: run `dvc repro` to choose the slide rule")
+    pattern = args.slide_pattern if args.slide_pattern is not None else p.data.slide_pattern
+    lim, size, out = limits(args, p), model_io.image_size(model), Path(args.out)
+    with ExitStack() as stack:
+        found, rejects = labelled(args.paths, p.data, stack)
+        items = (predict.read_item(name, cell.read, key=cell) for name, cell in found)
+        kept: list[tuple] = []  # (name, cell, label, slide, sha256, probability): no pixels
+        for item, prob, error in predict.scored(score, items, size, args.batch_size, lim):
+            if error:
+                rejects.append((item.name, error))
+                continue
+            cell = item.key
+            slide = slide_of(cell.member, pattern) or cell.member
+            kept.append((item.name, cell, CLASS_NAMES.index(cell.label), slide, manifest.sha256(item.data), prob))
+        keep, duplicates = dedupe([k[4] for k in kept], [CLASS_NAMES[k[2]] for k in kept], [k[0] for k in kept])
+        kept = [k for k, ok in zip(kept, keep) if ok]
+        if not kept:
+            raise UserError(f"no usable labelled crop in {', '.join(args.paths)} (reasons in {out / 'rejects.csv'})")
+        atomic.write_csv(out / "rejects.csv", ["file", "reason"], sorted(rejects) + duplicates)
+        names, cells, y, slides, _, prob = (list(col) for col in zip(*kept))
+        y, slides, prob = np.array(y), np.array(slides, dtype=str), np.array(prob)
+        m = outputs.write(outputs.Outputs.under(out), y, prob, slides, threshold, rule, p.evaluate,
+                          Crops(cells, size, lim), model)
+    atomic.write_csv(out / "cells.csv", ["file", "label", "slide", "p_parasitized"],
+                     ((n, CLASS_NAMES[label], s, round(float(q), 6)) for n, label, s, q in zip(names, y, slides, prob)))
+    page.write(out, m, p.evaluate, f"{len(kept):,} labelled cells from {', '.join(args.paths)}")
+    left = f"; {len(rejects):,} rejected, {len(duplicates):,} duplicates or label conflicts left out" \
+           f" (reasons in {out / 'rejects.csv'})" if rejects or duplicates else ""
+    print(evaluate.summary(m, p.evaluate, split="labelled") + f" -> {out / 'index.html'}{left}")
+    return 1 if rejects else 0

@@ -1,0 +1,126 @@
+"""`malaria-cnn evaluate`: labelled crops scored as the evaluate stage scores the test split."""
+
+import csv
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.core.params import CompactNetParams, EvaluateParams, ModelParams, PreprocessParams, ThresholdParams
+from malaria_cnn.data import archive, cells_npz, manifest
+from malaria_cnn.data.preprocess import preprocess
+from malaria_cnn.data.slides import slide_of
+from malaria_cnn.evaluation import operating_point, outputs, patients
+from malaria_cnn.training import model_io, networks
+
+import browser
+from conftest import KEPT, ROOT
+
+CLI = Path(sys.executable).parent / "malaria-cnn"
+SIZE = 24
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    where = tmp_path_factory.mktemp("models")
+    model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=SIZE)
+    model_io.save(model, where / "model.keras")
+    operating_point.save(where / "threshold.json", 0.5, ThresholdParams(), where / "model.keras", {})
+    patients.save(where / "slide_rule.json", patients.SlideRule("cells", 2), "test", where / "model.keras")
+    return where
+
+
+@pytest.fixture(scope="module")
+def labelled_zip(tmp_path_factory, small_cells):
+    where = tmp_path_factory.mktemp("crops")
+    archive.write(where / "crops.zip", [(c.member, c.read()) for c in small_cells])
+    return where / "crops.zip"
+
+
+def _run(*args, cwd):
+    return subprocess.run([str(CLI), "evaluate", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_the_command_agrees_with_the_evaluate_stage_on_the_same_cells(tmp_path, model_dir, labelled_zip, small_cells):
+    result = _run(labelled_zip, "--model", model_dir / "model.keras", "--out", "report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # the stage's way: the archive and manifest ingest writes, preprocess's npz, the same outputs
+    manifest.write(tmp_path / "manifest.csv", [manifest.ManifestRow(c.member, c.label, slide_of(c.member),
+                                                                    manifest.sha256(c.read())) for c in small_cells])
+    preprocess(labelled_zip, tmp_path / "manifest.csv", tmp_path / "cells.npz", tmp_path / "rejects.csv",
+               PreprocessParams(image_size=SIZE, workers=1))
+    cells = cells_npz.load(tmp_path / "cells.npz")
+    model = model_io.load(model_dir / "model.keras")
+    prob = model_io.parasitized_probability(model, cells["x"], 256)
+    stage = outputs.write(outputs.Outputs.under(tmp_path / "stage"), cells["y"], prob, cells["slide"], 0.5,
+                          patients.SlideRule("cells", 2), EvaluateParams(), cells["x"], model)
+    command = json.loads((tmp_path / "report/metrics.json").read_text())
+    assert command.keys() == stage.keys() and command["cells"] == len(small_cells) == stage["cells"]
+    for key, value in stage.items():
+        if isinstance(value, float):
+            assert command[key] == pytest.approx(value, abs=1e-5), key
+        else:
+            assert command[key] == value, key
+    ours, theirs = (list(csv.reader(open(tmp_path / d / "slides.csv"))) for d in ("report", "stage"))
+    assert ours[0] == theirs[0] and len(ours) == len(theirs) == 7
+    for a, b in zip(ours[1:], theirs[1:]):  # the same up to float32's last digit in the mean probability
+        assert a[0] == b[0] and np.allclose(np.float64(a[1:]), np.float64(b[1:]), atol=2e-6), (a, b)
+    assert (tmp_path / "report/confusion.csv").read_text() == (tmp_path / "stage/confusion.csv").read_text()
+    line = result.stdout.strip()
+    assert line.startswith(f"evaluate: {len(small_cells)} labelled cells from 6 slides at threshold 0.500:")
+    assert "slides (at least 2 cells called parasitized): sensitivity" in line and line.endswith("report/index.html")
+    assert "WARNING: intervals unreliable: 6 slides, fewer than evaluate.min_slides (10)" in line
+
+
+def test_the_page_renders_offline_with_every_plot(tmp_path, model_dir, labelled_zip):
+    result = _run(labelled_zip, "--model", model_dir / "model.keras", "--out", "report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = tmp_path / "report" / "index.html"
+    document = browser.dom(page)
+    KEPT.append(browser.screenshot(page, ROOT / "test-output" / "evaluate-page.png", height=3200))
+    assert browser.page_errors(document) == [] and 'data-loaded="true"' in document
+    assert browser.rendered_plots(document) == 6  # two confusion matrices, ROC, PR, calibration, per slide
+    assert document.count('<img src="mistakes.png"') == 1 and document.count('<img src="gradcam.png"') == 1
+    assert "intervals unreliable: 6 slides" in document and "slide sensitivity" in document
+
+
+def test_rejects_and_exit_codes_are_predicts(tmp_path, model_dir, small_cells):
+    crops = tmp_path / "crops.zip"
+    with zipfile.ZipFile(crops, "w") as zf:
+        for c in small_cells[:10] + small_cells[-10:]:
+            zf.writestr(c.member, c.read())
+        zf.writestr(f"cell_images/{CLASS_NAMES[0]}/broken.png", b"\x89PNG broken")
+        zf.writestr("loose.png", small_cells[0].read())
+        zf.writestr(f"cell_images/{small_cells[-1].label}/again.png", small_cells[-1].read())  # a duplicate
+    result = _run(crops, "--model", model_dir / "model.keras", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "20 labelled cells" in result.stdout and "2 rejected, 1 duplicates or label conflicts left out" in result.stdout
+    rejects = (tmp_path / "r/rejects.csv").read_text()
+    assert "broken.png,not a readable image" in rejects and "loose.png,not inside a folder named" in rejects
+    one = tmp_path / "one.png"
+    one.write_bytes(small_cells[0].read())
+    result = _run(one, "--model", model_dir / "model.keras", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "not a folder or a zip" in result.stderr
+
+
+def test_scoring_keeps_no_crop_in_memory(tmp_path, model_dir, small_cells, monkeypatch):
+    """Each crop is decoded once to be scored; only the few the sheets show are decoded again."""
+    from malaria_cnn.core.params import Params
+    from malaria_cnn.data import images
+    from malaria_cnn.release import cli, evaluate_command
+
+    archive.write(tmp_path / "crops.zip", [(c.member, c.read()) for c in small_cells])
+    calls = []
+    real = images.load_cell
+    monkeypatch.setattr(images, "load_cell", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = cli._parser().parse_args(["evaluate", str(tmp_path / "crops.zip"), "--model", str(model_dir / "model.keras"),
+                                     "--out", str(tmp_path / "r"), "--batch-size", "8"])
+    monkeypatch.setattr(evaluate_command, "project_params", lambda: Params())
+    assert evaluate_command.evaluate_command(args) == 0
+    shown = EvaluateParams().gallery + 4 * EvaluateParams().gradcam
+    assert len(small_cells) <= len(calls) <= len(small_cells) + shown
