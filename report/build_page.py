@@ -50,7 +50,7 @@ HEAD = """<!DOCTYPE html>
 BODY = """</head>
 <body>
 <h1>malaria-cnn: evaluation</h1>
-<p class="lead">Test split at the threshold chosen on the validation split (Parasitized is the positive
+<p class="lead">Test split at the threshold chosen on out-of-fold predictions (Parasitized is the positive
 class), training curves, the most confident mistakes and Grad-CAM overlays. The metrics with their
 slide-bootstrap intervals: <code>dvc metrics show</code>.</p>
 <div id="page-errors"><strong>Part of this page failed to render:</strong><ul></ul></div>

@@ -22,7 +22,7 @@ def test_rule_separates_infected_slides_from_a_few_false_alarms():
     rule, how = patients.choose_rule(y, prob, slides, 0.5)
     # at least 2 cells calls one uninfected slide; at least 3 misses an infected one: tie at 5/6,
     # and the more sensitive rule wins
-    assert rule == patients.SlideRule("cells", 2) and how.startswith("validation: balanced accuracy 0.833")
+    assert rule == patients.SlideRule("cells", 2) and how.startswith("balanced accuracy 0.833")
     y, prob, slides = _val([8, 5, 3, 1, 0, 2], [1, 1, 1, 0, 0, 0])
     assert patients.choose_rule(y, prob, slides, 0.5)[0] == patients.SlideRule("cells", 3)
 

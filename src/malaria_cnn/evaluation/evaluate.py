@@ -1,7 +1,7 @@
 """Score a model on held-out cells: metrics with slide-bootstrap intervals, per-slide rows, curves.
 
 Parasitized is the positive class throughout (see metrics.py). The threshold comes from the
-validation split (threshold.py); nothing here is tuned on the cells it scores.
+out-of-fold predictions (stages/threshold.py); nothing here is tuned on the cells it scores.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A slide is *infected* (the truth) when at least one of its cells is labelled Parasitized. The slide
 call is a rule on the cells the model calls parasitized at the cell threshold: `cells` (at least
-`value` of them) or `parasitemia` (their share at least `value`). The rule is chosen on the
-validation split, maximising slide-level balanced accuracy, ties to the more sensitive rule, and is
-stored in models/slide_rule.json with the sha256 of its model. Parasitemia here is the share of the
+`value` of them) or `parasitemia` (their share at least `value`). The rule is chosen where the cell
+threshold is (the out-of-fold predictions; with one fold, the validation split), maximising
+slide-level balanced accuracy, ties to the more sensitive rule, and is stored in models/slide_rule.json with the sha256 of its model. Parasitemia here is the share of the
 given crops called parasitized (with Wilson's interval over the slide's cells), not corrected for the
 cell classifier's errors, and only as good an estimate of a patient's parasitemia as the crops are a
 fair sample of the slide's red cells.
@@ -68,7 +68,7 @@ def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: 
     _, cells, called, positives = counts(y, prob, slides, threshold)
     infected = positives > 0
     if infected.all() or not infected.any():
-        return DEFAULT_RULE, f"default: the validation split has no {'un' if infected.all() else ''}infected slide"
+        return DEFAULT_RULE, f"default: the slides it was chosen on have no {'un' if infected.all() else ''}infected slide"
     candidates = [SlideRule("cells", float(k)) for k in sorted(set(called.tolist()) | {1}) if k >= 1]
     shares = np.unique(called / cells)
     below = np.r_[0.0, shares[:-1]]
@@ -76,7 +76,7 @@ def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: 
     ranked = [(*_scores(infected, r.calls(called, cells)), r.kind == "cells", -r.value, i)
               for i, r in enumerate(candidates)]
     best = max(ranked)
-    return candidates[best[-1]], f"validation: balanced accuracy {best[0]:.3f} over {len(cells)} slides"
+    return candidates[best[-1]], f"balanced accuracy {best[0]:.3f} over {len(cells)} slides"
 
 
 def slide_rows(y: np.ndarray | None, prob: np.ndarray, slides: np.ndarray, threshold: float, rule: SlideRule,
