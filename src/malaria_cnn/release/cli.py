@@ -1,4 +1,4 @@
-"""The `malaria-cnn` command: `malaria-cnn predict PATH... [--model ...] [--out ...]`."""
+"""The `malaria-cnn` command: `malaria-cnn predict PATH...` (crops) and `malaria-cnn screen PATH...` (smear photos)."""
 
 from __future__ import annotations
 
@@ -23,13 +23,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
     p.add_argument("--out", default="predictions.csv", help="the CSV to write (default predictions.csv)")
     p.add_argument("--batch-size", type=int, default=PredictParams().batch_size, help="crops per forward pass")
+    _screen_parser(commands)
     return parser
 
 
-def predict_command(args: argparse.Namespace) -> int:
-    from malaria_cnn.core import atomic
+def _screen_parser(commands) -> None:
+    s = commands.add_parser("screen", help="find, score and count the red cells of smear photos (files, folders, zips)",
+                            description="Segment the red blood cells of each photo, score each cell with the model "
+                                        "at its threshold, and write cells.csv, images.csv, slides.csv, annotated "
+                                        "photos and a sheet of the cells called parasitized to DIR. Exit code 0: "
+                                        "every photo read; 1: some failed (reasons in images.csv); 2: a usage error.")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="JPEG, PNG or TIFF photos, folders and .zip files")
+    s.add_argument("--out", default="screened", metavar="DIR", help="where to write (default screened/)")
+    s.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
+    s.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
+    s.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
+    s.add_argument("--cell-diameter", type=float, metavar="PIXELS",
+                   help="a red cell's diameter in the photos' pixels (default: estimated per photo)")
+    s.add_argument("--slide-pattern", default="", metavar="REGEX",
+                   help="regex on file names whose first group names the slide (default: NIH's naming; "
+                        "a photo whose name gives no slide is its own slide)")
+    s.add_argument("--truth", metavar="FILE", help="labelled boxes (IML JSON or COCO): adds detection.json")
+    s.add_argument("--stain-normalise", action="store_true",
+                   help="move each photo's cell colours toward the training crops' (Reinhard, Lab space)")
+    s.add_argument("--stain-reference", default=paths.CELLS_NPZ,
+                   help=f"the training crops for --stain-normalise (default {paths.CELLS_NPZ})")
+    s.add_argument("--batch-size", type=int, default=PredictParams().batch_size, help="cells per forward pass")
+
+
+def _model_and_threshold(args: argparse.Namespace):
     from malaria_cnn.evaluation import operating_point
-    from malaria_cnn.release import predict
     from malaria_cnn.training import model_io
 
     if args.batch_size < 1:
@@ -41,9 +64,36 @@ def predict_command(args: argparse.Namespace) -> int:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
     model = model_io.load(args.model)
     if args.threshold is not None:
-        threshold = args.threshold
-    else:
-        threshold = operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
+        return model, args.threshold
+    return model, operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
+
+
+def screen_command(args: argparse.Namespace) -> int:
+    import re
+
+    from malaria_cnn.screening import stain, truth
+    from malaria_cnn.screening.run import run
+    from malaria_cnn.training import model_io
+
+    if args.cell_diameter is not None and not 4 <= args.cell_diameter <= 5000:
+        raise UserError(f"--cell-diameter must be between 4 and 5000 pixels, got {args.cell_diameter}")
+    try:
+        re.compile(args.slide_pattern)
+    except re.error as exc:
+        raise UserError(f"--slide-pattern is not a regular expression: {exc}") from None
+    boxes = truth.load(args.truth) if args.truth else None
+    target = stain.reference(args.stain_reference) if args.stain_normalise else None
+    model, threshold = _model_and_threshold(args)
+    return run(lambda x: model_io.parasitized_probability(model, x, args.batch_size), args.paths, args.out,
+               model_io.image_size(model), threshold, args.cell_diameter, args.slide_pattern, boxes, target)
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from malaria_cnn.core import atomic
+    from malaria_cnn.release import predict
+    from malaria_cnn.training import model_io
+
+    model, threshold = _model_and_threshold(args)
     rows = predict.predict(lambda x: model_io.parasitized_probability(model, x, args.batch_size), args.paths,
                            model_io.image_size(model), threshold, args.batch_size)
     atomic.write_csv(args.out, predict.COLUMNS, rows)
@@ -53,4 +103,4 @@ def predict_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    run_main(lambda: predict_command(args))
+    run_main(lambda: (screen_command if args.command == "screen" else predict_command)(args))

@@ -17,7 +17,8 @@ def field_mask(rgb: np.ndarray) -> np.ndarray:
     size so the vignetted rim is left out; otherwise the whole frame.
     """
     h, w = rgb.shape[:2]
-    bright = (rgb.max(axis=2) >= DARK).astype(np.uint8)
+    r, g, b = cv2.split(rgb)
+    bright = (cv2.max(cv2.max(r, g), b) >= DARK).astype(np.uint8)
     whole = np.full((h, w), 255, np.uint8)
     corners = bright[[0, 0, -1, -1], [0, -1, 0, -1]]
     if (1 - bright.mean()) < MIN_DARK_SHARE or corners.sum() > 2:

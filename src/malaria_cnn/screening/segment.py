@@ -40,6 +40,7 @@ class Segmentation:
     rgb: np.ndarray  # the photo at the work scale
     scale: float  # work pixels per photo pixel
     boxes: np.ndarray  # (n, 4) int: x, y, w, h of each cell's box in the photo's pixels
+    slices: list  # (rows, columns) slices of each cell's box in `labels`
     diameter: float  # the cell diameter used, in the photo's pixels
 
 
@@ -116,15 +117,12 @@ def _peak_diameter(mask: np.ndarray) -> float | None:
     return float(2 * np.median(peaks)) if peaks.size else None
 
 
-def _probe_diameter(rgb: np.ndarray) -> float:
-    """The cell diameter in the photo's pixels, measured on a copy PROBE_SIDE pixels long."""
-    scale = min(1.0, PROBE_SIDE / max(rgb.shape[:2]))
-    small = shrink(rgb, scale)
-    field = field_mask(small)
-    mask = foreground(stain_channel(small, field), field, hole_area=small.shape[0] * small.shape[1])
+def _probe_diameter(probe: np.ndarray) -> float:
+    """The cell diameter in the pixels of `probe`, a copy of the photo about PROBE_SIDE pixels long."""
+    field = field_mask(probe)
+    mask = foreground(stain_channel(probe, field), field, hole_area=probe.shape[0] * probe.shape[1])
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disc(3))
-    d = estimate_diameter(mask) or _peak_diameter(mask) or max(small.shape[:2]) / 15
-    return d / scale
+    return estimate_diameter(mask) or _peak_diameter(mask) or max(probe.shape[:2]) / 15
 
 
 def _circles(channel: np.ndarray, dist: np.ndarray, radius: float) -> np.ndarray:
@@ -165,15 +163,16 @@ def _watershed(mask: np.ndarray, channel: np.ndarray, radius: float, steps: int 
     markers, dist = _markers(mask, channel, radius)
     labels = markers.astype(np.float32)  # OpenCV dilates float32 exactly for up to 2**24 labels
     kernel = np.ones((3, 3), np.uint8)
+    inside = mask > 0
     for level in np.linspace(float(dist.max()), 0.0, steps + 1)[1:]:
-        free = (dist >= level) & (mask > 0) & (labels == 0)
-        while free.any():
+        free = ((dist >= level) & inside & (labels == 0)).astype(np.uint8)
+        while True:
             grown = cv2.dilate(labels, kernel)
-            new = free & (grown > 0)
-            if not new.any():
+            new = cv2.bitwise_and(free, (grown > 0).view(np.uint8))
+            if not cv2.countNonZero(new):
                 break
-            labels[new] = grown[new]
-            free &= ~new
+            cv2.copyTo(grown, new, labels)
+            free = cv2.bitwise_and(free, 1 - new)
     return labels.astype(np.int32)
 
 
@@ -223,19 +222,23 @@ def _keep(labels: np.ndarray, rgb: np.ndarray, field: np.ndarray, radius: float)
 
 def segment(rgb: np.ndarray, cell_diameter: float | None = None) -> Segmentation:
     """Find the red blood cells of an RGB photo; `cell_diameter` (photo pixels) skips the estimate."""
-    diameter = cell_diameter or _probe_diameter(rgb)
+    h, w = rgb.shape[:2]
+    probe_scale = min(1.0, PROBE_SIDE / max(h, w))
+    probe = shrink(rgb, probe_scale)
+    diameter = cell_diameter or _probe_diameter(probe) / probe_scale
     scale = min(1.0, WORK_DIAMETER / diameter)
-    small = shrink(rgb, scale)
+    small = shrink(probe, scale / probe_scale) if scale < probe_scale else shrink(rgb, scale)
+    scale = small.shape[1] / w
     field = field_mask(small)
     radius = diameter * scale / 2
     channel = stain_channel(small, field)
     mask = foreground(channel, field, hole_area=0.5 * np.pi * radius**2)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disc(radius / 4))
     labels = _keep(_watershed(mask, channel, radius), small, field, radius)
-    boxes = np.array([(sx.start, sy.start, sx.stop - sx.start, sy.stop - sy.start)
-                      for sy, sx in ndimage.find_objects(labels)], float).reshape(-1, 4)
+    slices = ndimage.find_objects(labels)
+    boxes = np.array([(sx.start, sy.start, sx.stop - sx.start, sy.stop - sy.start) for sy, sx in slices],
+                     float).reshape(-1, 4)
     x0, y0 = np.floor(boxes[:, 0] / scale), np.floor(boxes[:, 1] / scale)
     x1, y1 = np.ceil((boxes[:, 0] + boxes[:, 2]) / scale), np.ceil((boxes[:, 1] + boxes[:, 3]) / scale)
-    h, w = rgb.shape[:2]
     boxes = np.stack([x0, y0, np.minimum(x1, w) - x0, np.minimum(y1, h) - y0], axis=1).astype(int)
-    return Segmentation(labels, small, scale, boxes, diameter)
+    return Segmentation(labels, small, scale, boxes, slices, diameter)

@@ -1,0 +1,43 @@
+"""Cut found cells out of a photo as NIH's crops were cut, and make them the model's input.
+
+An NIH crop is one cell on black in its tight box. Each cut cell is written as a PNG file's bytes
+(lossless) and read back by `images.load_cell`, the very function preprocess decodes training
+crops with: the model sees a cell from a photo exactly as it would see the same cell as a crop file.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from malaria_cnn.data import images
+from malaria_cnn.screening.segment import Segmentation
+
+_FAST_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # lossless all the same; level 1 is several times faster
+
+
+def cut(rgb: np.ndarray, seg: Segmentation, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """The i-th cell of `seg` on black in its box (photo pixels), and its mask (bool) there."""
+    x, y, w, h = (int(v) for v in seg.boxes[i])
+    sy, sx = seg.slices[i]
+    region = (seg.labels[sy, sx] == i + 1).astype(np.float32)
+    mask = cv2.resize(region, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
+    crop = rgb[y:y + h, x:x + w].copy()
+    crop[~mask] = 0
+    return crop, mask
+
+
+def to_png(crop: np.ndarray) -> bytes:
+    """A cut cell as the bytes of a PNG file (RGB in, the file's own channel order out)."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), _FAST_PNG)
+    if not ok:
+        raise images.ImageError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def model_input(crop: np.ndarray, size: int) -> np.ndarray:
+    """The model's input for a cut cell: its PNG bytes through `images.load_cell`, as a training crop.
+
+    The minimum side is 1 pixel: the size checks are for files a user hands in, not for our cuts.
+    """
+    return images.load_cell(to_png(crop), size, min_side=1)
