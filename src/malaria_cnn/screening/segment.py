@@ -211,12 +211,15 @@ def _keep(labels: np.ndarray, rgb: np.ndarray, field: np.ndarray, radius: float)
     keep = (area >= MIN_AREA * median) & ~(at_edge & (area < EDGE_MIN_AREA * median)) & \
         (nucleus <= NUCLEUS_SHARE * np.maximum(area, 1))
     keep[0] = False
+    top = np.full(n + 1, np.inf)
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
         if keep[i]:
             circularity, aspect = _shape((labels[box] == i).astype(np.uint8))
             keep[i] = circularity >= MIN_CIRCULARITY and aspect <= MAX_ASPECT
+            top[i] = box[0].start * labels.shape[1] + box[1].start
+    order = np.flatnonzero(keep)[np.argsort(top[keep], kind="stable")]  # reading order: top to bottom
     new = np.zeros(n + 1, np.int32)
-    new[keep] = np.arange(1, int(keep.sum()) + 1)
+    new[order] = np.arange(1, len(order) + 1)
     return new[labels]
 
 
