@@ -52,9 +52,7 @@ def _screen_parser(commands) -> None:
 
 
 def _model_and_threshold(args: argparse.Namespace):
-    from malaria_cnn.evaluation import operating_point
-    from malaria_cnn.training import model_io
-
+    """Check the options predict and screen share, then load the model and its threshold."""
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.threshold is not None and not 0 <= args.threshold <= 1:
@@ -62,6 +60,9 @@ def _model_and_threshold(args: argparse.Namespace):
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
+    from malaria_cnn.evaluation import operating_point
+    from malaria_cnn.training import model_io  # TensorFlow: after every check that needs none
+
     model = model_io.load(args.model)
     if args.threshold is not None:
         return model, args.threshold
@@ -73,7 +74,6 @@ def screen_command(args: argparse.Namespace) -> int:
 
     from malaria_cnn.screening import stain, truth
     from malaria_cnn.screening.run import run
-    from malaria_cnn.training import model_io
 
     if args.cell_diameter is not None and not 4 <= args.cell_diameter <= 5000:
         raise UserError(f"--cell-diameter must be between 4 and 5000 pixels, got {args.cell_diameter}")
@@ -84,6 +84,8 @@ def screen_command(args: argparse.Namespace) -> int:
     boxes = truth.load(args.truth) if args.truth else None
     target = stain.reference(args.stain_reference) if args.stain_normalise else None
     model, threshold = _model_and_threshold(args)
+    from malaria_cnn.training import model_io  # TensorFlow: after every check that needs none
+
     return run(lambda x: model_io.parasitized_probability(model, x, args.batch_size), args.paths, args.out,
                model_io.image_size(model), threshold, args.cell_diameter, args.slide_pattern, boxes, target)
 

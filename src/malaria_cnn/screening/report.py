@@ -75,13 +75,9 @@ def annotated(photo: Photo) -> np.ndarray:
     return img
 
 
-def write_jpeg(dest: str | Path, rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    atomic.write_bytes(dest, buf.tobytes())
-
-
-def write_png(dest: str | Path, rgb: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def write_image(dest: str | Path, rgb: np.ndarray) -> None:
+    """Write an RGB image atomically, encoded by its suffix (.jpg at quality 90, or .png)."""
+    _, buf = cv2.imencode(Path(dest).suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     atomic.write_bytes(dest, buf.tobytes())
 
 

@@ -31,7 +31,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
         cell_rows += report.cell_rows(photo)
         tiles += report.sheet_tiles(photo)
         stem = report.unique_name(Path(photo.file_name).stem, taken)
-        report.write_jpeg(out / "annotated" / f"{stem}.jpg", report.annotated(photo))
+        report.write_image(out / "annotated" / f"{stem}.jpg", report.annotated(photo))
         if boxes is not None and photo.file_name in boxes:
             called = np.array([label == PARASITIZED for label in photo.labels], bool)
             scores[photo.file_name] = truth.score_photo(photo.boxes, called, boxes[photo.file_name])
@@ -40,7 +40,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
     atomic.write_csv(out / "cells.csv", report.CELLS, cell_rows)
     atomic.write_csv(out / "images.csv", report.IMAGES, image_rows)
     atomic.write_csv(out / "slides.csv", report.SLIDES, report.slide_rows(image_rows))
-    report.write_png(out / "parasitized.png", report.parasitized_sheet(tiles, threshold))
+    report.write_image(out / "parasitized.png", report.parasitized_sheet(tiles, threshold))
     print(report.summary(image_rows, threshold, out))
     if boxes is not None:
         result = truth.summarise(scores)

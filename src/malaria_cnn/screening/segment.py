@@ -143,7 +143,7 @@ def _markers(mask: np.ndarray, channel: np.ndarray, radius: float) -> tuple[np.n
     of the distance to the background (at least half a radius apart) where no circle was found."""
     dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     peaks = (dist >= cv2.dilate(dist, _disc(radius)) - 1e-3) & (dist >= 0.35 * radius)
-    n, blobs, _, centroids = cv2.connectedComponentsWithStats(peaks.astype(np.uint8), connectivity=8)
+    _, _, _, centroids = cv2.connectedComponentsWithStats(peaks.astype(np.uint8), connectivity=8)
     centres = _circles(channel, dist, radius)
     extra = centroids[1:]
     if len(centres) and len(extra):
