@@ -86,7 +86,7 @@ def screen_command(args: argparse.Namespace) -> int:
     model, threshold = _model_and_threshold(args)
     from malaria_cnn.training import model_io  # TensorFlow: after every check that needs none
 
-    return run(lambda x: model_io.parasitized_probability(model, x, args.batch_size), args.paths, args.out,
+    return run(model_io.scorer(model, args.batch_size), args.paths, args.out,
                model_io.image_size(model), threshold, args.cell_diameter, args.slide_pattern, boxes, target)
 
 

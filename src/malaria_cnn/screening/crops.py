@@ -1,8 +1,10 @@
 """Cut found cells out of a photo as NIH's crops were cut, and make them the model's input.
 
-An NIH crop is one cell on black in its tight box. Each cut cell is written as a PNG file's bytes
-(lossless) and read back by `images.load_cell`, the very function preprocess decodes training
-crops with: the model sees a cell from a photo exactly as it would see the same cell as a crop file.
+An NIH crop is one cell on black in its tight box. A cut cell becomes the model's input through
+`images.cell_input`, the steps `images.load_cell` (which preprocess decodes training crops with)
+takes after decoding: the model sees a cell from a photo exactly as it would see the same cell
+saved as a PNG crop and preprocessed (tests/screening/test_crops.py checks it bit for bit), without
+encoding and decoding a file per cell.
 """
 
 from __future__ import annotations
@@ -36,8 +38,5 @@ def to_png(crop: np.ndarray) -> bytes:
 
 
 def model_input(crop: np.ndarray, size: int) -> np.ndarray:
-    """The model's input for a cut cell: its PNG bytes through `images.load_cell`, as a training crop.
-
-    The minimum side is 1 pixel: the size checks are for files a user hands in, not for our cuts.
-    """
-    return images.load_cell(to_png(crop), size, min_side=1)
+    """The model's input for a cut cell, as training would make it of the cell saved as a crop file."""
+    return images.cell_input(crop, size)

@@ -71,13 +71,14 @@ def annotated(photo: Photo) -> np.ndarray:
     img = photo.rgb.copy()
     thickness = max(2, round(max(img.shape[:2]) / 640))
     for outline, label in zip(photo.outlines, photo.labels):
-        cv2.polylines(img, [outline], True, _COLOURS[label], thickness, cv2.LINE_AA)
+        cv2.polylines(img, [outline], True, _COLOURS[label], thickness)
     return img
 
 
 def write_image(dest: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB image atomically, encoded by its suffix (.jpg at quality 90, or .png)."""
-    _, buf = cv2.imencode(Path(dest).suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    jpeg = Path(dest).suffix.lower() in (".jpg", ".jpeg")
+    _, buf = cv2.imencode(Path(dest).suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90] if jpeg else [])
     atomic.write_bytes(dest, buf.tobytes())
 
 

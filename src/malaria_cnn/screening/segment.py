@@ -22,14 +22,14 @@ from scipy import ndimage
 
 from malaria_cnn.screening.field import field_mask
 
-WORK_DIAMETER = 32.0  # pixels across a cell in the copy segmentation runs on
+WORK_DIAMETER = 26.0  # pixels across a cell in the copy segmentation runs on
 PROBE_SIDE = 800  # the longer side of the copy the cell diameter is estimated on
 MIN_AREA = 0.5  # regions below this share of the median cell's area are debris
 EDGE_MIN_AREA = 0.8  # ... and below this when cut by the frame or the field's edge
 MIN_CIRCULARITY = 0.5  # 4 pi area / perimeter^2 of a whole cell's outline is at least this
 MAX_ASPECT = 1.5  # ... and its box is at most this much longer than wide
 HOLE_SOLIDITY = 0.75  # holes at least this convex are a cell's pallor, not a gap between cells
-HOUGH_VOTES = 14  # edge pixels voting for a circle's centre (a cell is about 100 around at the work scale)
+HOUGH_VOTES = 14  # edge pixels voting for a circle's centre (a cell is about 80 around at the work scale)
 NUCLEUS_DARKNESS = 0.35  # a nucleus pixel is this much darker in green than the median red-cell pixel, or more
 NUCLEUS_SHARE = 0.15  # regions with more of their area in such pixels are white blood cells
 
