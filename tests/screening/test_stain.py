@@ -20,9 +20,13 @@ def test_reinhard_moves_the_cell_colours_to_the_target_and_keeps_black_black():
 
 def test_the_reference_comes_from_a_cells_npz(tmp_path):
     x = np.zeros((4, 8, 8, 3), np.uint8)
-    x[:, 2:6, 2:6] = (200, 120, 140)
-    np.savez(tmp_path / "cells.npz", x=x)
+    x[:2, 2:6, 2:6] = (200, 120, 140)  # slide A: one colour
+    x[2:, 2:6, 2:6] = (200, 120, 140)
+    x[2:, 2:6, 2:4] = (160, 100, 150)  # slide B: two colours
+    np.savez(tmp_path / "cells.npz", x=x, slide=np.array(["A", "A", "B", "B"]))
     ref = stain.reference(tmp_path / "cells.npz")
-    assert np.allclose(ref.mean, stain.stats(np.array([[200, 120, 140]], np.uint8)).mean, atol=0.01)
+    a, b = stain.stats(x[0, 3:5, 3:5].reshape(-1, 3)), stain.stats(x[2, 3:5, 3:5].reshape(-1, 3))
+    assert np.allclose(ref.mean, (a.mean + b.mean) / 2, atol=0.01)  # interior pixels, slides averaged
+    assert np.allclose(ref.std, (a.std + b.std) / 2, atol=0.01)
     with pytest.raises(UserError, match="not found"):
         stain.reference(tmp_path / "missing.npz")

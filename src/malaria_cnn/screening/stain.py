@@ -35,21 +35,34 @@ def stats(rgb_pixels: np.ndarray) -> LabStats:
     return LabStats(lab.mean(axis=0), np.maximum(lab.std(axis=0), 1e-3))
 
 
-def reference(npz_path: str | Path, limit: int = 2000) -> LabStats:
-    """The cell colours of up to `limit` crops of a preprocessed cells.npz (the model's training data)."""
+def _cell_pixels(x: np.ndarray) -> np.ndarray:
+    """The pixels of crops (n, s, s, 3) inside their cells, a pixel clear of the black background."""
+    inside = (x.max(axis=3) >= _BLACK).astype(np.uint8)
+    inside = np.stack([cv2.erode(m, np.ones((3, 3), np.uint8)) for m in inside]) > 0
+    return x[inside]
+
+
+def reference(npz_path: str | Path, per_slide: int = 200) -> LabStats:
+    """The typical slide's cell colours in a preprocessed cells.npz (the model's training data): the
+    Lab mean and standard deviation of each slide's cells (up to `per_slide` crops), averaged over
+    slides. Pooling all slides instead would count the spread between stains as a cell's own."""
     try:
         with np.load(npz_path, allow_pickle=False) as npz:
-            x = npz["x"]
+            x, slides = npz["x"], npz["slide"]
     except FileNotFoundError:
         raise UserError(f"--stain-reference: {npz_path} not found (run dvc repro, or give a cells.npz)") from None
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"--stain-reference: {npz_path} is not a cells.npz ({exc})") from None
-    x = x[np.linspace(0, len(x) - 1, min(limit, len(x))).astype(int)] if len(x) else x
-    pixels = x.reshape(-1, 3)
-    pixels = pixels[pixels.max(axis=1) >= _BLACK]
-    if not len(pixels):
+    means, stds = [], []
+    for slide in np.unique(slides):
+        pixels = _cell_pixels(x[np.flatnonzero(slides == slide)[:per_slide]])
+        if len(pixels):
+            s = stats(pixels)
+            means.append(s.mean)
+            stds.append(s.std)
+    if not means:
         raise UserError(f"--stain-reference: {npz_path} holds no cell pixels")
-    return stats(pixels)
+    return LabStats(np.mean(means, axis=0), np.mean(stds, axis=0))
 
 
 def normalise(crop: np.ndarray, mask: np.ndarray, source: LabStats, target: LabStats) -> np.ndarray:
