@@ -23,9 +23,14 @@ def test_a_circular_field_on_black_is_found():
 
 def test_a_photo_without_black_surround_is_all_field():
     assert (field_mask(np.full((200, 300, 3), 200, np.uint8)) == 255).all()
-    dark_cells = np.full((200, 300, 3), 200, np.uint8)
-    cv2.circle(dark_cells, (150, 100), 20, (20, 10, 30), -1)  # a dark object is not a surround
-    assert (field_mask(dark_cells) == 255).all()
+
+
+def test_black_ink_is_left_out_but_is_no_surround():
+    photo = np.full((200, 300, 3), 200, np.uint8)
+    cv2.line(photo, (200, 180), (280, 180), (0, 0, 0), 3)  # a burned-in scale bar
+    mask = field_mask(photo)
+    assert (mask[175:186, 200:281] == 0).any() and mask[180, 240] == 0 and mask[150, 240] == 255
+    assert (mask == 255).mean() > 0.98
 
 
 def test_no_cell_is_found_on_the_black_surround():

@@ -117,9 +117,8 @@ def _peak_diameter(mask: np.ndarray) -> float | None:
     return float(2 * np.median(peaks)) if peaks.size else None
 
 
-def _probe_diameter(probe: np.ndarray) -> float:
+def _probe_diameter(probe: np.ndarray, field: np.ndarray) -> float:
     """The cell diameter in the pixels of `probe`, a copy of the photo about PROBE_SIDE pixels long."""
-    field = field_mask(probe)
     mask = foreground(stain_channel(probe, field), field, hole_area=probe.shape[0] * probe.shape[1])
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disc(3))
     return estimate_diameter(mask) or _peak_diameter(mask) or max(probe.shape[:2]) / 15
@@ -228,11 +227,13 @@ def segment(rgb: np.ndarray, cell_diameter: float | None = None) -> Segmentation
     h, w = rgb.shape[:2]
     probe_scale = min(1.0, PROBE_SIDE / max(h, w))
     probe = shrink(rgb, probe_scale)
-    diameter = cell_diameter or _probe_diameter(probe) / probe_scale
+    probe_field = field_mask(probe)  # found where thin ink is still black
+    diameter = cell_diameter or _probe_diameter(probe, probe_field) / probe_scale
     scale = min(1.0, WORK_DIAMETER / diameter)
     small = shrink(probe, scale / probe_scale) if scale < probe_scale else shrink(rgb, scale)
     scale = small.shape[1] / w
-    field = field_mask(small)
+    field = cv2.resize(probe_field, small.shape[1::-1], interpolation=cv2.INTER_AREA)
+    field = np.where(field == 255, 255, 0).astype(np.uint8)
     radius = diameter * scale / 2
     channel = stain_channel(small, field)
     mask = foreground(channel, field, hole_area=0.5 * np.pi * radius**2)
