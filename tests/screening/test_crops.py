@@ -10,11 +10,13 @@ def test_a_cell_is_cut_on_black_in_its_tight_box(fields):
     f = next(iter(fields.values()))
     seg = segment.segment(f.rgb)
     for i in range(len(seg.boxes)):
-        cell, mask = crops.cut(f.rgb, seg, i)
-        x, y, w, h = seg.boxes[i]
+        cell, mask, (x, y, w, h) = crops.cut(f.rgb, seg, i)
+        sx, sy, sw, sh = seg.boxes[i]
+        assert sx <= x and sy <= y and x + w <= sx + sw and y + h <= sy + sh  # within the region's box
         assert cell.shape == (h, w, 3) and mask.shape == (h, w)
         assert (cell[~mask] == 0).all() and (cell[mask] == f.rgb[y:y + h, x:x + w][mask]).all()
         assert mask[0].any() and mask[-1].any() and mask[:, 0].any() and mask[:, -1].any()  # tight
+        assert (cell[mask].astype(int).sum(axis=1) < 3 * 215).mean() > 0.95  # no halo of background
 
 
 def test_a_photo_cut_cell_is_decoded_exactly_as_training_decodes_a_crop(tmp_path, fields):

@@ -18,15 +18,32 @@ from malaria_cnn.screening.segment import Segmentation
 _FAST_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # lossless all the same; level 1 is several times faster
 
 
-def cut(rgb: np.ndarray, seg: Segmentation, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """The i-th cell of `seg` on black in its box (photo pixels), and its mask (bool) there."""
+def cut(rgb: np.ndarray, seg: Segmentation, i: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The i-th cell of `seg` on black in its tight box, its mask (bool) there, and the box (x, y, w, h
+    in the photo's pixels).
+
+    The mask is the cell's region scaled up from the work scale; along its rim, where scaling up
+    blurs the outline, a pixel stays only if its green is closer to the cell's than to the
+    background's (the box's pixels outside the region), so no halo of background is cut with it.
+    """
     x, y, w, h = (int(v) for v in seg.boxes[i])
     sy, sx = seg.slices[i]
     region = (seg.labels[sy, sx] == i + 1).astype(np.float32)
-    mask = cv2.resize(region, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
+    soft = cv2.resize(region, (w, h), interpolation=cv2.INTER_LINEAR)
+    mask = soft >= 0.5
     crop = rgb[y:y + h, x:x + w].copy()
+    rim = mask & (soft < 0.99)
+    outside, inside = crop[..., 1][soft < 0.01], crop[..., 1][soft >= 0.99]
+    if len(outside) and len(inside):
+        middle = (np.median(outside) + np.median(inside)) / 2
+        darker = np.median(inside) < np.median(outside)
+        mask &= ~rim | ((crop[..., 1] < middle) if darker else (crop[..., 1] > middle))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows):  # tight again after trimming
+        crop, mask = crop[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        x, y, w, h = x + int(cols[0]), y + int(rows[0]), mask.shape[1], mask.shape[0]
     crop[~mask] = 0
-    return crop, mask
+    return crop, mask, (x, y, w, h)
 
 
 def to_png(crop: np.ndarray) -> bytes:

@@ -78,14 +78,15 @@ def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pat
     if stain_target is not None and len(seg.boxes):
         source = stain.stats(seg.rgb[seg.labels > 0])
     inputs = np.zeros((len(seg.boxes), size, size, 3), np.uint8)
+    boxes = seg.boxes.copy()
     for i in range(len(seg.boxes)):
-        cell, mask = crops.cut(rgb, seg, i)
+        cell, mask, boxes[i] = crops.cut(rgb, seg, i)
         if source is not None:
             cell = stain.normalise(cell, mask, source, stain_target)
         inputs[i] = crops.model_input(cell, size)
         photo.cut.append(cell)
         photo.outlines.append(_outline(seg, i))
-    photo.rgb, photo.boxes, photo.inputs = rgb, seg.boxes, inputs
+    photo.rgb, photo.boxes, photo.inputs = rgb, boxes, inputs
     return photo
 
 
