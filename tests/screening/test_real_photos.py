@@ -1,14 +1,13 @@
 """A few of the 60 labelled smear photos in ../shared/data/fields (skipped where they are absent)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from malaria_cnn.data import images
 from malaria_cnn.screening import segment, truth
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import ROOT
+
 FIELDS = ROOT.parent / "shared" / "data" / "fields" / "iml_malaria"
 PHOTOS = ["PA171720.JPG", "PA171730.JPG", "PA171740.JPG"]
 

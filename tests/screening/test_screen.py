@@ -1,8 +1,6 @@
 import csv
 import json
 import struct
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -10,14 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from malaria_cnn.core.params import CompactNetParams, ModelParams, ThresholdParams
-from malaria_cnn.evaluation import operating_point
-from malaria_cnn.screening import report, screen
+from malaria_cnn.screening import report, screen, truth
 from malaria_cnn.screening.run import run
 from malaria_cnn.screening.synthetic_field import coco
-from malaria_cnn.training import model_io, networks
 
-CLI = Path(sys.executable).parent / "malaria-cnn"
+from conftest import run_cli as _run
 
 
 def redness(x: np.ndarray) -> np.ndarray:
@@ -61,7 +56,7 @@ def photos(tmp_path_factory, fields):
 def screened(photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "screened"
     code = run(redness, [photos / "in", photos / "more.zip"], out, 32, threshold=0.75, slide_pattern=r"^(P\d+)_",
-               boxes=__import__("malaria_cnn.screening.truth", fromlist=["load"]).load(photos / "truth.json"))
+               boxes=truth.load(photos / "truth.json"))
     return out, code
 
 
@@ -126,19 +121,6 @@ def test_annotated_outlines_are_coloured_by_call(fields):
     assert changed.any() and (drawn[changed] == (230, 30, 30)).all(axis=1).mean() > 0.5
     x, y, w, h = photo.boxes[0]
     assert changed[y:y + h, x:x + w].any()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    where = tmp_path_factory.mktemp("models")
-    model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=24)
-    model_io.save(model, where / "model.keras")
-    operating_point.save(where / "threshold.json", 0.5, ThresholdParams(), where / "model.keras", {})
-    return where
-
-
-def _run(*args, cwd):
-    return subprocess.run([str(CLI), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_the_command_screens_with_a_trained_model_and_prints_the_detection_line(tmp_path, photos, model_dir):
