@@ -2,14 +2,17 @@
 
 In the spirit of NIH's Malaria Screener: a stain-contrast channel (255 - green: red cells absorb
 green light, the background does not), stretched between percentiles inside the field of view and
-thresholded by Otsu; holes the size of a cell's central pallor filled; distance-transform peaks as
-markers, one per cell, and a watershed that splits touching and overlapping cells between them.
-Regions far smaller than the median cell (debris, platelets, slivers at the frame's edge) and white
-blood cells (a large, darkly stained nucleus) are left out.
+thresholded by Otsu; holes that look like a cell's central pallor filled; one marker per cell
+(Hough circles of the expected size, and the distance map's peaks where no circle was found); a
+watershed that floods the distance map from the markers, splitting touching and overlapping cells.
+What is not one whole red cell is left out: debris and fragments far smaller than the median cell,
+slivers cut by the frame, ragged or merged regions (circularity, aspect), white blood cells (a
+purple nucleus far darker than the red cells).
 
 All of it runs on a copy shrunk so that a cell is about WORK_DIAMETER pixels across, whatever the
-photo's size; the cell diameter is estimated per photo (isolated, convex blobs) unless given.
-Boxes are returned in the photo's own pixels.
+photo's size; the cell diameter is estimated per photo unless given. Boxes are returned in the
+photo's own pixels. The thresholds below were tuned on the detection of the 60 labelled photos in
+../shared/data/fields (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ NUCLEUS_SHARE = 0.15  # regions with more of their area in such pixels are white
 
 @dataclass
 class Segmentation:
+    """The cells found in one photo."""
+
     labels: np.ndarray  # int32 at the work scale: 0 background, i + 1 the i-th cell
     rgb: np.ndarray  # the photo at the work scale
     scale: float  # work pixels per photo pixel
