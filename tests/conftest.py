@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 KEPT: list[Path] = []  # files tests leave for a person to look at, listed at the end of the run
+CLI = Path(sys.executable).parent / "malaria-cnn"
+
+
+def run_cli(*args, cwd) -> subprocess.CompletedProcess:
+    """Run the `malaria-cnn` command as a user would, capturing its output."""
+    return subprocess.run([str(CLI), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def committed_params() -> str:
@@ -41,3 +48,25 @@ def nih_dev_zip() -> Path:
     if not SHARED_DEV_ZIP.is_file():
         pytest.skip(f"the NIH dev crops are not here ({SHARED_DEV_ZIP}); CI provides them")
     return SHARED_DEV_ZIP
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny untrained compact network (24x24) saved as the pipeline saves one, with a threshold of 0.5."""
+    from malaria_cnn.core.params import CompactNetParams, ModelParams, ThresholdParams
+    from malaria_cnn.evaluation import operating_point
+    from malaria_cnn.training import model_io, networks
+
+    where = tmp_path_factory.mktemp("models")
+    model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=24)
+    model_io.save(model, where / "model.keras")
+    operating_point.save(where / "threshold.json", 0.5, ThresholdParams(), where / "model.keras", {})
+    return where
+
+
+@pytest.fixture(scope="session")
+def fields():
+    """Three synthetic smear photos: 36 cells each, about 40% placed against a neighbour, one white cell."""
+    from malaria_cnn.screening.synthetic_field import make_field
+
+    return {f"field_{seed}.png": make_field(seed) for seed in range(3)}

@@ -1,28 +1,11 @@
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from malaria_cnn.core.params import CompactNetParams, ModelParams, ThresholdParams
-from malaria_cnn.evaluation import operating_point
+from malaria_cnn.core.params import CompactNetParams, ModelParams
 from malaria_cnn.training import model_io, networks
 
-CLI = Path(sys.executable).parent / "malaria-cnn"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    where = tmp_path_factory.mktemp("models")
-    model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=24)
-    model_io.save(model, where / "model.keras")
-    operating_point.save(where / "threshold.json", 0.5, ThresholdParams(), where / "model.keras", {})
-    return where
-
-
-def _run(*args, cwd):
-    return subprocess.run([str(CLI), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+from conftest import run_cli as _run
 
 
 def test_predict_writes_a_row_per_file_and_a_summary(tmp_path, model_dir, small_cells):

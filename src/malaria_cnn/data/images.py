@@ -110,7 +110,18 @@ def decode_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE,
     """
     bgr = _decode_bgr(data, min_side, max_pixels)
     digest = hashlib.sha256(bgr).digest() + struct.pack(">II", *bgr.shape[:2])
-    return cv2.cvtColor(resize(bgr, size), cv2.COLOR_BGR2RGB), digest
+    return _model_input(bgr, size), digest
+
+
+def _model_input(bgr: np.ndarray, size: int) -> np.ndarray:
+    """Decoded full-size pixels (BGR) to the model's input: resized, then RGB."""
+    return cv2.cvtColor(resize(bgr, size), cv2.COLOR_BGR2RGB)
+
+
+def cell_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    """A cell already in memory (RGB uint8, e.g. cut from a smear photo) to the model's input, by the
+    very steps `load_cell` takes after decoding: what a lossless file of these pixels would give."""
+    return _model_input(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), size)
 
 
 def load_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The `malaria-cnn` command: `predict PATH...` scores crops; `evaluate PATH... --out DIR` scores labelled crops."""
+"""The `malaria-cnn` command: `predict PATH...` scores crops, `evaluate PATH... --out DIR` scores labelled crops,
+`screen PATH... --out DIR` finds, scores and counts the red cells of smear photos."""
 
 from __future__ import annotations
 
@@ -38,7 +39,32 @@ def _parser() -> argparse.ArgumentParser:
                                         f"page, as the pipeline's evaluate stage writes them. {EXIT_CODES}")
     _common(e)
     e.add_argument("--out", required=True, metavar="DIR", help="the folder to write into")
+    _screen_parser(commands)
     return parser
+
+
+def _screen_parser(commands) -> None:
+    s = commands.add_parser("screen", help="find, score and count the red cells of smear photos (files, folders, zips)",
+                            description="Segment the red blood cells of each photo, score each cell with the model "
+                                        "at its threshold, and write cells.csv, images.csv, slides.csv, annotated "
+                                        "photos and a sheet of the cells called parasitized to DIR. Exit code 0: "
+                                        "every photo read; 1: some failed (reasons in images.csv); 2: a usage error.")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="JPEG, PNG or TIFF photos, folders and .zip files")
+    s.add_argument("--out", default="screened", metavar="DIR", help="where to write (default screened/)")
+    s.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
+    s.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
+    s.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
+    s.add_argument("--cell-diameter", type=float, metavar="PIXELS",
+                   help="a red cell's diameter in the photos' pixels (default: estimated per photo)")
+    s.add_argument("--slide-pattern", default="", metavar="REGEX",
+                   help="regex on file names whose first group names the slide (default: NIH's naming; "
+                        "a photo whose name gives no slide is its own slide)")
+    s.add_argument("--truth", metavar="FILE", help="labelled boxes (IML JSON or COCO): adds detection.json")
+    s.add_argument("--stain-normalise", action="store_true",
+                   help="move each photo's cell colours toward the training crops' (Reinhard, Lab space)")
+    s.add_argument("--stain-reference", default=paths.CELLS_NPZ,
+                   help=f"the training crops for --stain-normalise (default {paths.CELLS_NPZ})")
+    s.add_argument("--batch-size", type=int, default=PredictParams().batch_size, help="cells per forward pass")
 
 
 def project_params():
@@ -57,9 +83,6 @@ def limits(args: argparse.Namespace, p):
 
 def scorer(args: argparse.Namespace):
     """(score function, image size, threshold, slide rule or None) after checking the arguments."""
-    from malaria_cnn.evaluation import operating_point, patients
-    from malaria_cnn.training import model_io
-
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.threshold is not None and not 0 <= args.threshold <= 1:
@@ -67,6 +90,9 @@ def scorer(args: argparse.Namespace):
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
+    from malaria_cnn.evaluation import operating_point, patients
+    from malaria_cnn.training import model_io  # TensorFlow: after every check that needs none
+
     model = model_io.load(args.model)
     if args.threshold is not None:
         threshold = args.threshold
@@ -75,6 +101,27 @@ def scorer(args: argparse.Namespace):
     rule_file = Path(args.model).with_name(Path(paths.SLIDE_RULE).name)
     rule = patients.load(rule_file, args.model) if rule_file.is_file() else None
     return model, (lambda x: model_io.parasitized_probability(model, x, args.batch_size)), threshold, rule
+
+
+def screen_command(args: argparse.Namespace) -> int:
+    import re
+
+    from malaria_cnn.screening import stain, truth
+    from malaria_cnn.screening.run import run
+
+    if args.cell_diameter is not None and not 4 <= args.cell_diameter <= 5000:
+        raise UserError(f"--cell-diameter must be between 4 and 5000 pixels, got {args.cell_diameter}")
+    try:
+        re.compile(args.slide_pattern)
+    except re.error as exc:
+        raise UserError(f"--slide-pattern is not a regular expression: {exc}") from None
+    boxes = truth.load(args.truth) if args.truth else None
+    target = stain.reference(args.stain_reference) if args.stain_normalise else None
+    model, _, threshold, _ = scorer(args)
+    from malaria_cnn.training import model_io
+
+    return run(model_io.scorer(model, args.batch_size), args.paths, args.out,
+               model_io.image_size(model), threshold, args.cell_diameter, args.slide_pattern, boxes, target)
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -109,4 +156,4 @@ def main(argv: list[str] | None = None) -> None:
 
         run_main(lambda: evaluate_command(args))
     else:
-        run_main(lambda: predict_command(args))
+        run_main(lambda: (screen_command if args.command == "screen" else predict_command)(args))

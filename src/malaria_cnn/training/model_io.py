@@ -101,3 +101,22 @@ def image_size(model: keras.Model) -> int:
 def parasitized_probability(model: keras.Model, x, batch_size: int):
     """P(Parasitized) for each crop in x (RGB uint8, n x s x s x 3)."""
     return model.predict(x, batch_size=batch_size, verbose=0)[:, POSITIVE]
+
+
+def scorer(model: keras.Model, batch_size: int):
+    """A function giving P(Parasitized) for crops (RGB uint8, n x s x s x 3), for many small calls (a
+    photo's cells at a time): one traced call of the model instead of `model.predict`, whose set-up
+    costs about 0.3 s a call on a CPU, more than scoring a photo's hundred-odd cells."""
+    import numpy as np
+
+    from malaria_cnn.training.runtime import tf
+
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                          autograph=False)
+
+    def score(x):
+        if not len(x):
+            return np.zeros(0, np.float32)
+        return np.concatenate([forward(x[i:i + batch_size]).numpy()[:, POSITIVE] for i in range(0, len(x), batch_size)])
+
+    return score

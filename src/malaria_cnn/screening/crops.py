@@ -1,0 +1,59 @@
+"""Cut found cells out of a photo as NIH's crops were cut, and make them the model's input.
+
+An NIH crop is one cell on black in its tight box. A cut cell becomes the model's input through
+`images.cell_input`, the steps `images.load_cell` (which preprocess decodes training crops with)
+takes after decoding: the model sees a cell from a photo exactly as it would see the same cell
+saved as a PNG crop and preprocessed (tests/screening/test_crops.py checks it bit for bit), without
+encoding and decoding a file per cell.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from malaria_cnn.data import images
+from malaria_cnn.screening.segment import Segmentation
+
+_FAST_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # lossless all the same; level 1 is several times faster
+
+
+def cut(rgb: np.ndarray, seg: Segmentation, i: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The i-th cell of `seg` on black in its tight box, its mask (bool) there, and the box (x, y, w, h
+    in the photo's pixels).
+
+    The mask is the cell's region scaled up from the work scale; along its rim, where scaling up
+    blurs the outline, a pixel stays only if its green is closer to the cell's than to the
+    background's (the box's pixels outside the region), so no halo of background is cut with it.
+    """
+    x, y, w, h = (int(v) for v in seg.boxes[i])
+    sy, sx = seg.slices[i]
+    region = (seg.labels[sy, sx] == i + 1).astype(np.float32)
+    soft = cv2.resize(region, (w, h), interpolation=cv2.INTER_LINEAR)
+    mask = soft >= 0.5
+    crop = rgb[y:y + h, x:x + w].copy()
+    rim = mask & (soft < 0.99)
+    outside, inside = crop[..., 1][soft < 0.01], crop[..., 1][soft >= 0.99]
+    if len(outside) and len(inside):
+        middle = (np.median(outside) + np.median(inside)) / 2
+        darker = np.median(inside) < np.median(outside)
+        mask &= ~rim | ((crop[..., 1] < middle) if darker else (crop[..., 1] > middle))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows):  # tight again after trimming
+        crop, mask = crop[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        x, y, w, h = x + int(cols[0]), y + int(rows[0]), mask.shape[1], mask.shape[0]
+    crop[~mask] = 0
+    return crop, mask, (x, y, w, h)
+
+
+def to_png(crop: np.ndarray) -> bytes:
+    """A cut cell as the bytes of a PNG file (RGB in, the file's own channel order out)."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), _FAST_PNG)
+    if not ok:
+        raise images.ImageError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def model_input(crop: np.ndarray, size: int) -> np.ndarray:
+    """The model's input for a cut cell, as training would make it of the cell saved as a crop file."""
+    return images.cell_input(crop, size)

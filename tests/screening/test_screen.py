@@ -1,0 +1,145 @@
+import csv
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from malaria_cnn.screening import report, screen, truth
+from malaria_cnn.screening.run import run
+from malaria_cnn.screening.synthetic_field import coco
+
+from conftest import run_cli as _run
+
+
+def redness(x: np.ndarray) -> np.ndarray:
+    """A stand-in model: P(Parasitized) = mean red / 255 over the crop."""
+    return x[..., 0].mean(axis=(1, 2)) / 255
+
+
+def _bgr(rgb):
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def _bomb() -> bytes:
+    """A PNG whose header claims 20000 x 20000 pixels: refused before any pixel is decoded."""
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + b"\0" * 4 + b"\0" * 64
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, fields):
+    """A folder of the synthetic fields as PNG, JPEG and TIFF, a zip, and bad photos."""
+    where = tmp_path_factory.mktemp("photos")
+    fa, fb, fc = fields.values()
+    (where / "in").mkdir()
+    cv2.imwrite(str(where / "in" / "P1_a.png"), _bgr(fa.rgb))
+    cv2.imwrite(str(where / "in" / "P1_b.jpg"), _bgr(fb.rgb), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(where / "in" / "P2_c.tif"), _bgr(fc.rgb))
+    jpeg = cv2.imencode(".jpg", _bgr(fa.rgb))[1].tobytes()
+    (where / "in" / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (where / "in" / "notes.jpg").write_text("not a photo")
+    (where / "in" / "bomb.png").write_bytes(_bomb())
+    (where / "in" / ".hidden.png").write_bytes(jpeg)
+    with zipfile.ZipFile(where / "more.zip", "w") as zf:
+        zf.writestr("z/P3_a.png", cv2.imencode(".png", _bgr(fa.rgb))[1].tobytes())
+        zf.writestr("../evil.png", jpeg)
+    names = {"P1_a.png": fa, "P1_b.jpg": fb, "P2_c.tif": fc, "P3_a.png": fa}
+    (where / "truth.json").write_text(json.dumps(coco(names)))
+    return where
+
+
+@pytest.fixture(scope="module")
+def screened(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "screened"
+    code = run(redness, [photos / "in", photos / "more.zip"], out, 32, threshold=0.75, slide_pattern=r"^(P\d+)_",
+               boxes=truth.load(photos / "truth.json"))
+    return out, code
+
+
+def _csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_every_input_file_has_its_row_with_the_reason_it_failed(screened, photos):
+    out, code = screened
+    rows = _csv(out / "images.csv")
+    assert rows[0] == ["image", "slide", "cells", "parasitized", "parasitemia", "error"]
+    by_name = {Path(r[0].split(":")[-1]).name: r for r in rows[1:]}
+    assert sorted(by_name) == sorted(["P1_a.png", "P1_b.jpg", "P2_c.tif", "truncated.jpg", "notes.jpg", "bomb.png",
+                                      "P3_a.png", "evil.png"])  # the hidden file is skipped, as predict does
+    assert by_name["truncated.jpg"][5] == "truncated file"
+    assert by_name["notes.jpg"][5] == "not a readable image"
+    assert by_name["bomb.png"][5].startswith("too large: 20000x20000 pixels")
+    assert by_name["evil.png"][5].startswith("unsafe path")
+    for name in ("P1_a.png", "P1_b.jpg", "P2_c.tif", "P3_a.png"):
+        r = by_name[name]
+        assert r[5] == "" and int(r[2]) >= 30 and float(r[4]) == pytest.approx(int(r[3]) / int(r[2]), abs=1e-6)
+    assert by_name["P1_a.png"][1] == "P1" and code == 1
+
+
+def test_cells_csv_has_a_row_per_found_cell_in_photo_pixels(screened):
+    out, _ = screened
+    rows = _csv(out / "cells.csv")
+    assert rows[0] == ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
+    images = _csv(out / "images.csv")[1:]
+    found = {r[0]: int(r[2]) for r in images if not r[5]}
+    assert sum(found.values()) == len(rows) - 1
+    for image, cell, x, y, w, h, p, label in rows[1:]:
+        assert 0 <= int(x) and int(x) + int(w) <= 640 and 0 <= int(y) and int(y) + int(h) <= 480
+        assert label == ("Parasitized" if float(p) >= 0.75 else "Uninfected")
+    first = [r for r in rows[1:] if r[0].endswith("P1_a.png")]
+    assert [int(r[1]) for r in first] == list(range(1, len(first) + 1))
+
+
+def test_slides_pictures_and_detection(screened, capsys):
+    out, _ = screened
+    slides = _csv(out / "slides.csv")
+    assert slides[0] == ["slide", "images", "cells", "parasitized", "parasitemia", "ci_lower", "ci_upper"]
+    assert [s[:2] for s in slides[1:]] == [["P1", "2"], ["P2", "1"], ["P3", "1"]]
+    for s in slides[1:]:
+        assert float(s[5]) <= float(s[4]) <= float(s[6])
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == ["P1_a.jpg", "P1_b.jpg", "P2_c.jpg", "P3_a.jpg"]
+    assert cv2.imread(str(out / "annotated" / "P2_c.jpg")).shape == (480, 640, 3)
+    assert cv2.imread(str(out / "parasitized.png")) is not None
+    detection = json.loads((out / "detection.json").read_text())
+    assert detection["photos"] == 4 and detection["detection"]["f1"] >= 0.9
+    assert not list(out.rglob(".*tmp*"))  # every file written in one step
+
+
+def test_annotated_outlines_are_coloured_by_call(fields):
+    f = next(iter(fields.values()))
+    item = screen.Item("a.png", cv2.imencode(".png", _bgr(f.rgb))[1].tobytes())
+    photo = screen.prepare(item, 32)
+    photo.labels = ["Parasitized"] * len(photo.boxes)
+    drawn = report.annotated(photo)
+    changed = (drawn != f.rgb).any(axis=2)
+    assert changed.any() and (drawn[changed] == (230, 30, 30)).all(axis=1).mean() > 0.5
+    x, y, w, h = photo.boxes[0]
+    assert changed[y:y + h, x:x + w].any()
+
+
+def test_the_command_screens_with_a_trained_model_and_prints_the_detection_line(tmp_path, photos, model_dir):
+    result = _run("screen", photos / "in" / "P1_a.png", photos / "in" / "P2_c.tif", "--model",
+                  model_dir / "model.keras", "--truth", photos / "truth.json", "--out", "s", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("screen: 2 photos read, ") and "at threshold 0.500 -> s" in lines[0]
+    assert lines[1].startswith("detection: ") and "in 2 photos" in lines[1] and lines[1].endswith("s/detection.json")
+    assert len(_csv(tmp_path / "s" / "cells.csv")) > 60
+
+
+@pytest.mark.parametrize("args, message", [
+    (["screen", "nowhere"], "error: no such file or folder: nowhere"),
+    (["screen", ".", "--cell-diameter", "0"], "error: --cell-diameter must be between 4 and 5000"),
+    (["screen", ".", "--slide-pattern", "("], "error: --slide-pattern is not a regular expression"),
+    (["screen", ".", "--truth", "none.json"], "error: --truth: none.json not found"),
+    (["screen", ".", "--stain-normalise", "--stain-reference", "none.npz"], "error: --stain-reference: none.npz"),
+])
+def test_usage_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith(message) and result.stderr.count("\n") == 1
