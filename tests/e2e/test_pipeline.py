@@ -147,14 +147,17 @@ def test_predict_command_and_exported_models(project):
 
 def test_exp_run_with_a_set_param_is_listed_by_exp_show(project):
     _sh([*GIT, "commit", "-qam", "after repro"], project)
-    out = _sh(["dvc", "exp", "run", "-S", "epochs=2"], project)
-    assert _ran(out) == FROM_TRAIN
+    out = _sh(["dvc", "exp", "run", "-S", "epochs=2", "-S", "cv.folds=3"], project)
+    assert _ran(out) == ["split", *FROM_TRAIN]
+    assert "train@2: " in out and "train@2: not used" not in out and "train@3: not used (cv.folds=3)" in out
     table = json.loads(_sh(["dvc", "exp", "show", "--json"], project, stdout_only=True))
     exps = [e for row in table for e in (row.get("experiments") or [])]
     assert exps, table
     data = exps[0]["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["epochs"] == 2
+    assert data["params"]["params.yaml"]["data"]["cv"]["folds"] == 3
     assert "accuracy" in data["metrics"]["metrics/metrics.json"]["data"]
+    assert data["metrics"]["metrics/cv.json"]["data"]["folds"] == 3
 
 
 def test_exp_run_on_real_nih_crops(project, nih_dev_zip):
