@@ -19,7 +19,7 @@ from temp_repo import FROM_TRAIN, GIT, STAGES, env, make, ran, sh
 
 pytestmark = pytest.mark.e2e
 
-OUTPUTS_IN_GIT = ["dvc.lock", "metrics", "plots", "models/threshold.json",  # the outputs kept in git
+OUTPUTS_IN_GIT = ["dvc.lock", "metrics", "plots", "models/threshold.json", "models/slide_rule.json",  # kept in git
                   "models/export/MODEL_CARD.md"]  # (cache: false)
 
 
@@ -77,7 +77,7 @@ def test_multi_worker_with_two_local_workers(tmp_path):
     assert len(best) == 2 and best[0] == best[1]  # one model, trained together
     _trained(repo)
     assert sorted(p.name for p in (repo / "models").iterdir()) == [".gitignore", "export", "folds", "model.keras",
-                                                                            "threshold.json"]
+                                                                            "slide_rule.json", "threshold.json"]
 
 
 @pytest.fixture(scope="module")
