@@ -145,7 +145,7 @@ def main() -> None:
 
     print(f"\n{len(y_all):,} crops, {len(set(slides_all))} slides; {args.outer} outer x {args.inner} inner slide-grouped "
           f"folds; mean ± sd over the outer folds (held-out slides)")
-    print(f"| lever | accuracy | ROC AUC | sensitivity at OOF threshold | specificity | training min / round |")
+    print("| lever | accuracy | ROC AUC | sensitivity at OOF threshold | specificity | training min / round |")
     print("|---|---|---|---|---|---|")
     reference = {k: np.mean([r[k] for r in results.get("baseline", [])]) if "baseline" in results else None
                  for k in ("accuracy", "roc_auc", "sensitivity", "specificity")}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from malaria_cnn.core import atomic
 from malaria_cnn.core.errors import UserError
-from malaria_cnn.data.names import safe_name
 from malaria_cnn.core.params import DataParams
+from malaria_cnn.data.names import safe_name
 
 
 def _walk(root: str) -> Iterator[tuple[str, os.stat_result]]:

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from malaria_cnn.core.labels import CLASS_NAMES
-from malaria_cnn.data.names import safe_name  # noqa: F401  (the sources' and predict's)
 from malaria_cnn.core.params import ClassDirs
 from malaria_cnn.data.images import IMAGE_SUFFIXES
+from malaria_cnn.data.names import safe_name  # noqa: F401  (the sources' and predict's)
 
 _SYSTEM_FILES = {"thumbs.db", "desktop.ini", "icon\r"}
 
