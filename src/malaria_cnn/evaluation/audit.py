@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from malaria_cnn.core.errors import UserError
-from malaria_cnn.core.labels import CLASS_NAMES
+from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.evaluation import gallery
 
 COLUMNS = ["rank", "file", "slide", "label", "p_parasitized", "p_given_label"]
@@ -36,7 +36,7 @@ def rows(oof: dict[str, np.ndarray], flagged: np.ndarray) -> list[tuple]:
     out = []
     for rank, i in enumerate(flagged, 1):
         p = float(oof["prob"][i])
-        given = p if oof["y"][i] == CLASS_NAMES.index("Parasitized") else 1 - p
+        given = p if oof["y"][i] == POSITIVE else 1 - p
         out.append((rank, oof["file"][i], oof["slide"][i], CLASS_NAMES[oof["y"][i]], round(p, 6), round(given, 6)))
     return out
 

@@ -28,14 +28,7 @@ def gather(fold_files: list[Path], files: np.ndarray, folds: np.ndarray) -> dict
     expected = dict(zip(files, folds))
     if set(rows) != set(expected) or any(int(rows[f]["fold"]) != k for f, k in expected.items()):
         raise UserError("the fold models' out-of-fold cells do not match data/split/splits.csv: run `dvc repro`")
-    order = [f for f in files if f in rows]
-    return {
-        "file": np.array(order),
-        "y": np.array([CLASS_NAMES.index(rows[f]["label"]) for f in order], np.int64),
-        "slide": np.array([rows[f]["slide"] for f in order]),
-        "fold": np.array([int(rows[f]["fold"]) for f in order], np.int64),
-        "prob": np.array([float(rows[f]["p_parasitized"]) for f in order]),
-    }
+    return _arrays([rows[f] for f in files if f in rows])
 
 
 def write(dest: str | Path, oof: dict[str, np.ndarray]) -> None:
@@ -50,6 +43,11 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
             rows = list(csv.DictReader(fh))
     except FileNotFoundError:
         raise UserError(f"{path} not found: run the oof stage first (dvc repro)") from None
+    return _arrays(rows)
+
+
+def _arrays(rows: list[dict]) -> dict[str, np.ndarray]:
+    """CSV rows (COLUMNS) as arrays: file, y (label index), slide, fold, prob."""
     return {
         "file": np.array([r["file"] for r in rows]),
         "y": np.array([CLASS_NAMES.index(r["label"]) for r in rows], np.int64),
