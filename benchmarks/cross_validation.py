@@ -10,12 +10,18 @@ ROC AUC at 0.5, sensitivity and specificity at the OOF threshold. Nothing is cho
 
     python benchmarks/cross_validation.py                           # every lever, 3 outer x 3 inner folds
     python benchmarks/cross_validation.py --levers baseline hed --outer 3 --inner 3
+    python benchmarks/cross_validation.py --levers hed --reference benchmarks/results/cross_validation.log
+
+--reference reads the per-round lines of an earlier run's output (same outer and inner folds) for the
+variants this run does not train, so a lever can be compared fold by fold with a baseline measured
+before; training is seeded and deterministic, so a rerun of the baseline gives the same lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 import tempfile
 import time
@@ -115,18 +121,40 @@ def one_round(p: params.Params, x, y, slides, rest, test, inner: int, extras: bo
     return out
 
 
+ROUND = re.compile(r"^outer (\d+)/(\d+) (.+?)\s+acc ([\d.]+) auc ([\d.]+) sens ([\d.]+) spec ([\d.]+)"
+                   r"(?:\s+\(([\d.]+) min of training\))?")
+
+
+def read_reference(log: Path, outer: int) -> dict[str, list[dict]]:
+    """{variant: per-round scores} from the lines an earlier run printed (see one_round's print)."""
+    out: dict[str, list[dict]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        m = ROUND.match(line)
+        if m and int(m[2]) == outer:
+            s = dict(zip(("accuracy", "roc_auc", "sensitivity", "specificity"), map(float, m.group(4, 5, 6, 7))))
+            rows = out.setdefault(m[3].strip(), [])
+            if len(rows) == int(m[1]) - 1:  # each round once, in order
+                rows.append({**s, **({"train_min": float(m[8])} if m[8] else {})})
+    return {name: rows for name, rows in out.items() if len(rows) == outer}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zip", type=Path, default=DEV_ZIP)
     ap.add_argument("--outer", type=int, default=3)
     ap.add_argument("--inner", type=int, default=3)
     ap.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    ap.add_argument("--reference", type=Path, help="an earlier run's output: its rounds of the variants not run now")
     args = ap.parse_args()
     if not args.zip.is_file():
         sys.exit(f"error: {args.zip} not found (the NIH dev crops; see ../shared/data/README.md)")
 
     base, cache = params.load(ROOT / "params.yaml"), {}
     results: dict[str, list[dict]] = {}
+    if args.reference:
+        earlier = read_reference(args.reference, args.outer)
+        results = {name: rows for name, rows in earlier.items() if name.split(":")[0] not in args.levers}
+        print(f"from {args.reference}: {', '.join(results) or 'nothing'}", flush=True)
     y_all = slides_all = None
     for lever in args.levers:
         p = with_lever(base, LEVERS[lever])
@@ -144,20 +172,22 @@ def main() -> None:
                       + (f"  ({s['train_min']:.1f} min of training)" if "train_min" in s else ""), flush=True)
 
     print(f"\n{len(y_all):,} crops, {len(set(slides_all))} slides; {args.outer} outer x {args.inner} inner slide-grouped "
-          f"folds; mean ± sd over the outer folds (held-out slides)")
+          f"folds; mean ± sd over the outer folds (held-out slides); in brackets the change against the "
+          f"baseline and the outer folds where the variant scored higher")
     print("| lever | accuracy | ROC AUC | sensitivity at OOF threshold | specificity | training min / round |")
     print("|---|---|---|---|---|---|")
-    reference = {k: np.mean([r[k] for r in results.get("baseline", [])]) if "baseline" in results else None
-                 for k in ("accuracy", "roc_auc", "sensitivity", "specificity")}
+    base_rows = results.get("baseline")
     for name, rows in results.items():
         def cell(key):
             v = np.array([r[key] for r in rows])
-            delta = f" ({v.mean() - reference[key]:+.4f})" if reference[key] is not None and name != "baseline" else ""
-            return f"{v.mean():.4f} ± {v.std():.4f}{delta}"
+            text = f"{v.mean():.4f} ± {v.std():.4f}"
+            if base_rows and name != "baseline":
+                d = v - np.array([r[key] for r in base_rows])
+                text += f" ({d.mean():+.4f}, {int(np.sum(d > 0))}/{len(d)})"
+            return text
         minutes = f"{np.mean([r['train_min'] for r in rows]):.1f}" if "train_min" in rows[0] else "-"
         print(f"| {name} | {cell('accuracy')} | {cell('roc_auc')} | {cell('sensitivity')} | {cell('specificity')} "
               f"| {minutes} |")
-
 
 if __name__ == "__main__":
     main()

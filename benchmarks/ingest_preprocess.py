@@ -20,14 +20,12 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import zipfile
 from pathlib import Path
 
-import cv2
-import numpy as np
 import psutil
+from measure import make_large_zip, peak_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
@@ -78,51 +76,12 @@ def run_timed(code: str) -> tuple[dict, float]:
 
 def run_peak_mb(code: str) -> float:
     """Run `code` in a fresh Python and return the peak summed PSS of its process tree, in MB."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
-    peak, done = 0, threading.Event()
-
-    def sample():
-        nonlocal peak
-        parent = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                procs = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_full_info().pss for p in procs if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    proc.wait()
-    done.set()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"benchmark child failed with exit code {proc.returncode}")
-    return peak / 2**20
+    return peak_mb([sys.executable, "-c", code])["pss"]
 
 
 def median(runs: list[tuple[dict, float]]) -> tuple[dict, float]:
     """The run with the median wall time."""
     return sorted(runs, key=lambda r: r[1])[len(runs) // 2]
-
-
-def make_large_zip(src: Path, dest: Path, n: int) -> None:
-    """n distinct crops from the dev zip: each crop and its 90-degree rotations, re-encoded as PNG."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
-        names = [i.filename for i in zin.infolist() if i.filename.endswith(".png")]
-        written = 0
-        for k in range(4):
-            for name in names:
-                if written == n:
-                    return
-                data = zin.read(name)
-                if k:
-                    img = np.rot90(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), k)
-                    data = cv2.imencode(".png", np.ascontiguousarray(img))[1].tobytes()
-                stem = name[:-4] + (f"_rot{k * 90}" if k else "")
-                zout.writestr(stem + ".png", data)
-                written += 1
 
 
 def main() -> None:

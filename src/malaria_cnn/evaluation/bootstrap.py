@@ -15,7 +15,7 @@ import numpy as np
 
 Metrics = Callable[[np.ndarray], dict[str, np.ndarray]]
 
-_CHUNK_CELLS = 2_000_000  # weights held in memory at once (resamples x cells)
+_CHUNK_CELLS = 500_000  # weights held in memory at once (resamples x cells): ~4 MB, a few copies of it
 
 
 def slide_draws(slides: np.ndarray, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from malaria_cnn.core import paths
 from malaria_cnn.core.errors import UserError, run_main
-from malaria_cnn.core.params import PredictParams
 
+# crops per forward pass in the commands: the shipped ensemble runs its members side by side, so the
+# activations of 256 crops cost ~110 MB more at the peak than 64, for ~10% more speed (benchmarks/README.md)
+BATCH = 64
 EXIT_CODES = "Exit code 0: every file read; 1: some files failed (reasons in the CSV); 2: a usage error."
 
 
@@ -18,7 +20,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
     p.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
     p.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
-    p.add_argument("--batch-size", type=int, default=PredictParams().batch_size, help="crops per forward pass")
+    p.add_argument("--batch-size", type=int, default=BATCH, help=f"crops per forward pass (default {BATCH})")
     p.add_argument("--slide-pattern", help="regex on file names naming the slide (group 1); default: "
                                            "data.slide_pattern in params.yaml, else NIH's naming")
     p.add_argument("--min-side", type=int, help="reject crops with a shorter side (default: params.yaml's or 16)")
@@ -64,7 +66,7 @@ def _screen_parser(commands) -> None:
                    help="move each photo's cell colours toward the training crops' (Reinhard, Lab space)")
     s.add_argument("--stain-reference", default=paths.CELLS_NPZ,
                    help=f"the training crops for --stain-normalise (default {paths.CELLS_NPZ})")
-    s.add_argument("--batch-size", type=int, default=PredictParams().batch_size, help="cells per forward pass")
+    s.add_argument("--batch-size", type=int, default=BATCH, help=f"cells per forward pass (default {BATCH})")
 
 
 def project_params():
@@ -100,7 +102,7 @@ def scorer(args: argparse.Namespace):
         threshold = operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
     rule_file = Path(args.model).with_name(Path(paths.SLIDE_RULE).name)
     rule = patients.load(rule_file, args.model) if rule_file.is_file() else None
-    return model, (lambda x: model_io.parasitized_probability(model, x, args.batch_size)), threshold, rule
+    return model, model_io.scorer(model, args.batch_size), threshold, rule
 
 
 def screen_command(args: argparse.Namespace) -> int:
@@ -117,10 +119,10 @@ def screen_command(args: argparse.Namespace) -> int:
         raise UserError(f"--slide-pattern is not a regular expression: {exc}") from None
     boxes = truth.load(args.truth) if args.truth else None
     target = stain.reference(args.stain_reference) if args.stain_normalise else None
-    model, _, threshold, _ = scorer(args)
+    model, score, threshold, _ = scorer(args)
     from malaria_cnn.training import model_io
 
-    return run(model_io.scorer(model, args.batch_size), args.paths, args.out,
+    return run(score, args.paths, args.out,
                model_io.image_size(model), threshold, args.cell_diameter, args.slide_pattern, boxes, target)
 
 

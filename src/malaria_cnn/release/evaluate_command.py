@@ -73,27 +73,34 @@ def evaluate_command(args: argparse.Namespace) -> int:
     lim, size, out = limits(args, p), model_io.image_size(model), Path(args.out)
     with ExitStack() as stack:
         found, rejects = labelled(args.paths, p.data, stack)
-        items = (predict.read_item(name, cell.read, key=cell) for name, cell in found)
-        kept: list[tuple] = []  # (name, cell, label, slide, sha256, probability): no pixels
+        items = (predict.read_item(name, cell.read, key=i) for i, (name, cell) in enumerate(found))
+        index, probs, digests = [], [], []  # per scored crop: its place in `found`, P(Parasitized), sha256
         for item, prob, error in predict.scored(score, items, size, args.batch_size, lim):
             if error:
                 rejects.append((item.name, error))
                 continue
-            cell = item.key
-            slide = slide_of(cell.member, pattern) or cell.member
-            kept.append((item.name, cell, CLASS_NAMES.index(cell.label), slide, manifest.sha256(item.data), prob))
-        keep, duplicates = dedupe([k[4] for k in kept], [CLASS_NAMES[k[2]] for k in kept], [k[0] for k in kept])
-        kept = [k for k, ok in zip(kept, keep) if ok]
-        if not kept:
+            index.append(item.key)
+            probs.append(prob)
+            digests.append(manifest.sha256(item.data))
+        names = [found[i][0] for i in index]
+        keep, duplicates = dedupe(digests, [found[i][1].label for i in index], names)
+        del digests
+        index = [i for i, ok in zip(index, keep) if ok]
+        if not index:
             raise UserError(f"no usable labelled crop in {', '.join(args.paths)} (reasons in {out / 'rejects.csv'})")
         atomic.write_csv(out / "rejects.csv", ["file", "reason"], sorted(rejects) + duplicates)
-        names, cells, y, slides, _, prob = (list(col) for col in zip(*kept))
-        y, slides, prob = np.array(y), np.array(slides, dtype=str), np.array(prob)
+        names = [n for n, ok in zip(names, keep) if ok]
+        cells = [found[i][1] for i in index]
+        y = np.array([CLASS_NAMES.index(c.label) for c in cells])
+        slides = np.array([slide_of(c.member, pattern) or c.member for c in cells], dtype=str)
+        prob = np.array([q for q, ok in zip(probs, keep) if ok])
+        del found, probs, keep
         m = outputs.write(outputs.Outputs.under(out), y, prob, slides, threshold, rule, p.evaluate,
                           Crops(cells, size, lim), model)
+        del cells  # and the archives close: the page below needs none of them
     atomic.write_csv(out / "cells.csv", ["file", "label", "slide", "p_parasitized"],
                      ((n, CLASS_NAMES[label], s, round(float(q), 6)) for n, label, s, q in zip(names, y, slides, prob)))
-    page.write(out, m, p.evaluate, f"{len(kept):,} labelled cells from {', '.join(args.paths)}")
+    page.write(out, m, p.evaluate, f"{len(names):,} labelled cells from {', '.join(args.paths)}")
     left = f"; {len(rejects):,} rejected, {len(duplicates):,} duplicates or label conflicts left out" \
            f" (reasons in {out / 'rejects.csv'})" if rejects or duplicates else ""
     print(evaluate.summary(m, p.evaluate, split="labelled") + f" -> {out / 'index.html'}{left}")
