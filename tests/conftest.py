@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
-KEPT: list[Path] = []  # files tests leave for a person to look at, listed at the end of the run
+STARTED = time.time()  # files tests leave in test-output/ for a person to look at are listed at the end
 CLI = Path(sys.executable).parent / "malaria-cnn"
 
 
@@ -30,8 +31,10 @@ def committed_params() -> str:
 
 
 def pytest_terminal_summary(terminalreporter):
-    for path in KEPT:
-        terminalreporter.write_line(f"kept for inspection: {path}")
+    """List what this run left in test-output/ (tests may run in worker processes: look at the files)."""
+    for path in sorted((ROOT / "test-output").glob("*")):
+        if path.stat().st_mtime >= STARTED:
+            terminalreporter.write_line(f"kept for inspection: {path}")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import browser
-from conftest import KEPT, ROOT
+from conftest import ROOT
 from temp_repo import FROM_TRAIN, GIT, STAGES, make, merge
 from temp_repo import ran as _ran
 from temp_repo import sh as _sh
@@ -113,8 +113,7 @@ def test_plots_page_renders_offline_in_a_browser(project):
     for title in titles:
         assert html.escape(title, quote=False) in source or title in source, title
     document = browser.dom(page)
-    shot = browser.screenshot(page, SCREENSHOT)
-    KEPT.append(shot)
+    browser.screenshot(page, SCREENSHOT)
     assert browser.page_errors(document) == [] and 'data-loaded="true"' in document
     assert browser.rendered_plots(document) == len(titles)
     for image in images:

@@ -19,7 +19,7 @@ from malaria_cnn.evaluation import operating_point, outputs, patients
 from malaria_cnn.training import model_io, networks
 
 import browser
-from conftest import KEPT, ROOT
+from conftest import ROOT
 
 CLI = Path(sys.executable).parent / "malaria-cnn"
 SIZE = 24
@@ -82,7 +82,7 @@ def test_the_page_renders_offline_with_every_plot(tmp_path, model_dir, labelled_
     assert result.returncode == 0, result.stderr
     page = tmp_path / "report" / "index.html"
     document = browser.dom(page)
-    KEPT.append(browser.screenshot(page, ROOT / "test-output" / "evaluate-page.png", height=3200))
+    browser.screenshot(page, ROOT / "test-output" / "evaluate-page.png", height=3200)
     assert browser.page_errors(document) == [] and 'data-loaded="true"' in document
     assert browser.rendered_plots(document) == 6  # two confusion matrices, ROC, PR, calibration, per slide
     assert document.count('<img src="mistakes.png"') == 1 and document.count('<img src="gradcam.png"') == 1

@@ -6,6 +6,7 @@ import pytest
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.params import CompactNetParams, ModelParams, Params, TrainParams
 from malaria_cnn.training import distribute
+from malaria_cnn.training import train as training
 from malaria_cnn.training.runtime import keras
 from malaria_cnn.training.train import train
 
@@ -59,7 +60,9 @@ def float32_afterwards():
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_trains_with_a_float32_head_and_resumable_state(precision, tmp_path, float32_afterwards):
+def test_mixed_precision_trains_with_a_float32_head_and_resumable_state(precision, tmp_path, float32_afterwards,
+                                                                        monkeypatch):
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0)  # a checkpoint every epoch, mixed precision's state too
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (48, 16, 16, 3), dtype=np.uint8)
     y = (np.arange(48) % 2).astype(np.uint8)

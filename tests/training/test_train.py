@@ -102,13 +102,15 @@ RESUME_SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, {src!r})
 from malaria_cnn.core.params import CompactNetParams, ModelParams, Params, TrainParams
+from malaria_cnn.training import train as training
 from malaria_cnn.training.train import train
+training.CHECKPOINT_SECONDS = 0  # every epoch, so that the kill lands between two checkpoints
 rng = np.random.default_rng(0)
-x = rng.integers(0, 256, (600, 32, 32, 3), dtype=np.uint8); y = (np.arange(600) % 2).astype(np.uint8)
+x = rng.integers(0, 256, (300, 32, 32, 3), dtype=np.uint8); y = (np.arange(300) % 2).astype(np.uint8)
 x[y == 1, 8:16, 8:16] = 0
-p = Params(epochs=8, model=ModelParams(preset="compact", compact=CompactNetParams(widths=(16, 32, 64))),
+p = Params(epochs=6, model=ModelParams(preset="compact", compact=CompactNetParams(widths=(16, 32, 64))),
            train=TrainParams(batch_size=16, seed=4, augment=True, reduce_lr=2, distribute=sys.argv[4]))
-model, history = train(p, (x[:500], y[:500]), (x[500:], y[500:]), checkpoints=sys.argv[1], live_dir=sys.argv[2])
+model, history = train(p, (x[:250], y[:250]), (x[250:], y[250:]), checkpoints=sys.argv[1], live_dir=sys.argv[2])
 np.savez(sys.argv[3], *model.get_weights())
 print("epochs", len(history["loss"]))
 """
@@ -140,18 +142,34 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path, distribute,
     proc.send_signal(signal.SIGKILL)  # kill -9: no clean-up runs
     proc.wait()
     done = json.loads(state.read_text())["epochs_done"]
-    assert 2 <= done < 8, "the run finished before it could be killed"
+    assert 2 <= done < 6, "the run finished before it could be killed"
 
     resumed = subprocess.run(_run(tmp_path, "killed", distribute), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after epoch {done}" in resumed.stderr
     assert ("mirrored over 2 devices" in resumed.stderr) == (distribute == "mirrored")
-    assert "epochs 8" in resumed.stdout
+    assert "epochs 6" in resumed.stdout
     with np.load(tmp_path / "weights-whole.npz") as a, np.load(tmp_path / "weights-killed.npz") as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files)  # as if it had never been killed
     eval_rows = (tmp_path / "live-killed/plots/metrics/eval/loss.tsv").read_text().splitlines()
     assert eval_rows == (tmp_path / "live-whole/plots/metrics/eval/loss.tsv").read_text().splitlines()[:1] + eval_rows[1:]
-    assert len(eval_rows) == 9
+    assert len(eval_rows) == 7
+
+
+def test_a_checkpoint_waits_for_its_interval(tmp_path):
+    from malaria_cnn.training import networks
+    from malaria_cnn.training.train import Checkpoint, Plateau
+
+    model = networks.build(TINY.model, image_size=16)
+    networks.compile_model(model, TINY.train)
+    checkpoint = Checkpoint(tmp_path, "fingerprint", Plateau(0, 0), {}, None, every=3600)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0)
+    assert not any(tmp_path.iterdir())  # an hour has not passed
+    checkpoint.every = 0
+    checkpoint.on_epoch_end(1)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epochs_done"] == 2 and (tmp_path / state["model"]).is_file()
 
 
 def test_cosine_schedule_decays_the_rate_by_epoch_and_label_smoothing_reaches_the_loss():
@@ -171,7 +189,9 @@ import shutil, sys, numpy as np
 sys.path.insert(0, {src!r})
 from malaria_cnn.core.params import CompactNetParams, ModelParams, Params, TrainParams
 from malaria_cnn.training import model_io
+from malaria_cnn.training import train as training
 from malaria_cnn.training.train import train
+training.CHECKPOINT_SECONDS = 0  # every epoch: the run "killed" after epoch 2 leaves epoch 2's checkpoint
 rng = np.random.default_rng(0)
 x = rng.integers(0, 256, (48, 16, 16, 3), dtype=np.uint8); y = (np.arange(48) % 2).astype(np.uint8)
 x[y == 1, 4:8, 4:8] = 0

@@ -1,8 +1,9 @@
 """Train a network preset on the train split, watching the val split, resumable after a kill.
 
-After every epoch the model, its optimizer and the training state are checkpointed; a run that
-is killed and started again with the same params and data continues from its last finished
-epoch. Per-epoch metrics go to DVCLive, which `dvc plots show` and `dvc exp show` read.
+At the end of an epoch, once CHECKPOINT_SECONDS have passed since the last checkpoint, the model,
+its optimizer and the training state are checkpointed; a run that is killed and started again with
+the same params and data continues from that epoch, and ends with the same weights as a run never
+killed. Per-epoch metrics go to DVCLive, which `dvc plots show` and `dvc exp show` read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import math
 import shutil
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +29,9 @@ from malaria_cnn.training import batches, distribute, networks
 from malaria_cnn.training.runtime import keras, seed_everything
 
 Split = tuple[np.ndarray, np.ndarray]
+
+# A checkpoint costs about a tenth of a small epoch: one every 30 s loses at most that much to a kill.
+CHECKPOINT_SECONDS = 30.0
 
 
 class Plateau(keras.callbacks.Callback):
@@ -80,21 +85,28 @@ class EpochHistory(keras.callbacks.Callback):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """After each epoch: the model with its optimizer, the best weights, and state.json (written
-    last: a kill at any moment leaves the previous epoch's checkpoint whole)."""
+    """At the end of an epoch, once `every` seconds have passed since the last checkpoint (0: every
+    epoch): the model with its optimizer, the best weights so far, and state.json (written last: a
+    kill at any moment leaves the previous checkpoint whole)."""
 
-    def __init__(self, folder: Path, fingerprint: str, plateau: Plateau, history: dict, best_file: str | None):
+    def __init__(self, folder: Path, fingerprint: str, plateau: Plateau, history: dict, best_file: str | None,
+                 every: float):
         super().__init__()
         self.folder, self.fingerprint, self.plateau = folder, fingerprint, plateau
-        self.history, self.best_file = history, best_file
+        self.history, self.best_file, self.every = history, best_file, every
+        self.last = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() - self.last < self.every:
+            return
         done = epoch + 1
         model_file = f"epoch-{done}.keras"
         self.model.save(self.folder / model_file)
-        if self.plateau.best_epoch == epoch:
-            self.best_file = f"best-{done}.weights.h5"
-            self.model.save_weights(self.folder / self.best_file)
+        best = f"best-{self.plateau.best_epoch + 1}.npz"
+        if self.plateau.best_weights is not None and best != self.best_file:
+            with atomic.atomic_path(self.folder / best) as tmp:
+                np.savez(tmp, *self.plateau.best_weights)
+            self.best_file = best
         state = {
             "fingerprint": self.fingerprint,
             "epochs_done": done,
@@ -109,6 +121,7 @@ class Checkpoint(keras.callbacks.Callback):
         for old in self.folder.iterdir():
             if old.name not in ("state.json", model_file, self.best_file):
                 old.unlink()
+        self.last = time.monotonic()
 
 
 class BestEpochLive(DVCLiveCallback):
@@ -194,16 +207,15 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
     cosine = p.train.schedule == "cosine"
     plateau = Plateau(p.train.early_stopping, 0 if cosine else p.train.reduce_lr, state["plateau"] if state else None)
     if state and state["best_weights"]:
-        current = model.get_weights()
-        model.load_weights(folder / state["best_weights"])
-        plateau.best_weights = model.get_weights()
-        model.set_weights(current)
+        with np.load(folder / state["best_weights"]) as saved:
+            plateau.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
     callbacks = [EpochHistory(history), plateau, *(callbacks or [])]
     if cosine:  # by epoch index alone, so a resumed run continues the same curve
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: p.train.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / p.epochs))))
     if folder:
-        callbacks.append(Checkpoint(folder, fp, plateau, history, state["best_weights"] if state else None))
+        callbacks.append(Checkpoint(folder, fp, plateau, history, state["best_weights"] if state else None,
+                                    CHECKPOINT_SECONDS))
     live = None
     if live_dir:
         live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
