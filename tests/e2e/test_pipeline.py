@@ -171,3 +171,21 @@ def test_exp_run_on_real_nih_crops(project, nih_dev_zip):
     assert metrics["sensitivity_ci_lower"] <= metrics["sensitivity"] <= metrics["sensitivity_ci_upper"]
     with open(project / "metrics/slides.csv") as fh:
         assert sum(int(row["cells"]) for row in csv.DictReader(fh)) == metrics["cells"]
+
+    # `malaria-cnn evaluate` on the same test crops, as a lab would get them, reports what the stage did
+    with open(project / "data/split/splits.csv") as fh:
+        test_files = [row["file"] for row in csv.DictReader(fh) if row["split"] == "test"]
+    with zipfile.ZipFile(nih_dev_zip) as src, zipfile.ZipFile(project / "test_crops.zip", "w") as dst:
+        for name in test_files:
+            dst.writestr(name, src.read(name))
+    out = _sh(["malaria-cnn", "evaluate", "test_crops.zip", "--out", "lab_report"], project, stdout_only=True)
+    command = json.loads((project / "lab_report/metrics.json").read_text())
+    assert command.keys() == metrics.keys() and command["cells"] == len(test_files) == metrics["cells"]
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            assert command[key] == pytest.approx(value, abs=1e-5), key
+        else:
+            assert command[key] == value, key
+    assert out.startswith(f"evaluate: {len(test_files)} labelled cells from {metrics['slides']} slides")
+    shutil.rmtree(project / "lab_report")
+    (project / "test_crops.zip").unlink()
