@@ -131,4 +131,7 @@ def test_queued_sweep_runs_two_experiments_in_parallel(shared):
     plain = sh(["dvc", "exp", "show", "--no-pager", "--only-changed"], repo, stdout_only=True, COLUMNS="250")
     for e in exps:
         assert e["name"] in plain
-        assert ran(sh(["dvc", "queue", "logs", e["name"]], repo)) == FROM_TRAIN  # the data from the cache
+        stages = ran(sh(["dvc", "queue", "logs", e["name"]], repo))
+        # the data from the cache; the later stages may come from DVC's run cache when both epochs keep
+        # the same best weights
+        assert stages[0] == "train@0" and set(stages) <= set(FROM_TRAIN), stages
