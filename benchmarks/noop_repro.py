@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]  # temp_repo and the conftest it reads
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
 from measure import make_large_zip  # noqa: E402

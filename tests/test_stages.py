@@ -41,19 +41,26 @@ def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("args", [[], ["10"], ["x"]])
+@pytest.mark.parametrize("args", [[], ["5"], ["x"]])
 def test_train_stage_needs_a_fold_slot(tmp_path, args):
     (tmp_path / "params.yaml").write_text(committed_params())
     result = _run_stage("train", tmp_path, *args)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: usage: python stages/train.py FOLD (0 to 9)"
+    assert result.stderr.strip() == "error: usage: python stages/train.py FOLD (0 to 4)"
+
+
+def test_dvc_yaml_has_a_train_stage_per_fold_slot():
+    from malaria_cnn.core.params import FOLD_SLOTS
+
+    train = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]
+    assert train["foreach"] == list(range(FOLD_SLOTS))
 
 
 def test_an_idle_fold_slot_writes_its_placeholder_without_tensorflow(tmp_path):
     (tmp_path / "params.yaml").write_text(committed_params().replace("  folds: 5", "  folds: 2"))
-    result = _run_stage("train", tmp_path, "7")
-    assert result.returncode == 0 and result.stdout.strip() == "train@7: not used (cv.folds=2)"
-    assert os.listdir(tmp_path / "models/folds/7") == ["UNUSED"] and "tensorflow" not in result.stderr.lower()
+    result = _run_stage("train", tmp_path, "3")
+    assert result.returncode == 0 and result.stdout.strip() == "train@3: not used (cv.folds=2)"
+    assert os.listdir(tmp_path / "models/folds/3") == ["UNUSED"] and "tensorflow" not in result.stderr.lower()
 
 
 def test_multi_worker_without_tf_config_is_one_line_saying_what_to_set(tmp_path):

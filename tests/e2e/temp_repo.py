@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from malaria_cnn.core.params import FOLD_SLOTS
+
 from conftest import ROOT, committed_params
 
 BIN = Path(sys.executable).parent
@@ -22,7 +24,7 @@ TINY = {
     "train": {"batch_size": 16},
     "cv": {"folds": 2},
 }
-TRAIN = [f"train@{k}" for k in range(10)]  # one stage per fold slot (params.FOLD_SLOTS)
+TRAIN = [f"train@{k}" for k in range(FOLD_SLOTS)]  # one stage per fold slot
 FROM_TRAIN = [*TRAIN, "oof", "final", "threshold", "evaluate", "export", "card"]
 STAGES = ["ingest", "preprocess", "split", *FROM_TRAIN]  # and listing, which runs every time
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
