@@ -160,7 +160,8 @@ class TrainParams:
                           "random flips, 90-degree turns, brightness, contrast and stain-colour jitter")
     stain_jitter: str = param("gain", one_of(*STAIN_JITTER),
                               "gain: a random gain per RGB channel | hed: jitter in stain (HED) optical density")
-    label_smoothing: float = param(0.0, fraction(allow_zero=True), "0: hard labels | e.g. 0.1: targets 0.05 and 0.95")
+    label_smoothing: float = param(0.1, fraction(allow_zero=True),
+                                   "targets 0.05 and 0.95, not 0 and 1 (benchmarks/README.md) | 0: hard labels")
     schedule: str = param("plateau", one_of(*SCHEDULES), "plateau: halve the rate on a flat val loss (reduce_lr) | "
                                                          "cosine: decay it to 0 over epochs")
     class_weights: bool = param(True, boolean(), "weigh the classes by inverse frequency in the train split")
