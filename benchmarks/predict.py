@@ -8,7 +8,9 @@ predict` does, images per second. Latency: one crop at a time, already decoded, 
 would dominate. The network is the default `compact` preset at 64x64 with freshly initialised
 weights (speed does not depend on the weights); the shipped model is the ensemble of
 --members such networks (`cv.folds` of the default params), exported to TFLite float32 and
-int8 (calibrated on 200 dev crops). Ratios are against one Keras network, measured in the same run.
+int8 (calibrated on 200 dev crops). `Keras xN cmd` is the ensemble as `malaria-cnn predict` and
+`evaluate` call it: a traced call per 64 crops, decoding in batches of 64 (its latency is the
+traced ensemble's, the row above). Ratios are against one Keras network, measured in the same run.
 
     python benchmarks/predict.py
 """
@@ -38,12 +40,12 @@ SIZE = 64
 BATCH = 256
 
 
-def throughput(score, repeat: int) -> tuple[float, int]:
+def throughput(score, repeat: int, batch: int = BATCH) -> tuple[float, int]:
     """Median images/s of predict() over the dev zip, and the number of crops."""
     times, n = [], 0
     for _ in range(repeat):
         start = time.perf_counter()
-        rows = predict.predict(score, [DEV_ZIP], SIZE, 0.5, BATCH, progress=False)
+        rows = predict.predict(score, [DEV_ZIP], SIZE, 0.5, batch, progress=False)
         times.append(time.perf_counter() - start)
         n = len(rows)
     return n / float(np.median(times)), n
@@ -82,6 +84,9 @@ def main() -> None:
         call = tf.function(lambda x, net=net: net(x, training=False), reduce_retracing=True)
         results[name] = (throughput(lambda x, net=net: model_io.parasitized_probability(net, x, BATCH), args.repeat),
                          latency(call, crops[: args.single]))
+    # as `malaria-cnn predict` and `evaluate` score: one traced call per 64 crops (cli.BATCH)
+    results[f"Keras x{args.members} cmd"] = (throughput(model_io.scorer(model, 64), args.repeat, batch=64),
+                                             results[f"Keras x{args.members}"][1])
     with tempfile.TemporaryDirectory() as tmp:
         export.saved_model(model, Path(tmp) / "saved")
         blobs = {f"TFLite x{args.members} f32": export.tflite(Path(tmp) / "saved"),
