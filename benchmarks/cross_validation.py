@@ -171,8 +171,8 @@ def main() -> None:
                       f"sens {s['sensitivity']:.4f} spec {s['specificity']:.4f}"
                       + (f"  ({s['train_min']:.1f} min of training)" if "train_min" in s else ""), flush=True)
 
-    print(f"\n{len(y_all):,} crops, {len(set(slides_all))} slides; {args.outer} outer x {args.inner} inner slide-grouped "
-          f"folds; mean ± sd over the outer folds (held-out slides); in brackets the change against the "
+    print(f"\n{len(y_all):,} crops, {len(set(slides_all))} slides; {args.outer} outer x {args.inner} inner "
+          f"slide-grouped folds; mean ± sd over the outer folds (held-out slides); in brackets the change against the "
           f"baseline and the outer folds where the variant scored higher")
     print("| lever | accuracy | ROC AUC | sensitivity at OOF threshold | specificity | training min / round |")
     print("|---|---|---|---|---|---|")

@@ -21,9 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
-from measure import make_large_zip, peak_mb  # noqa: E402
+from measure import dev_zip_args, make_large_zip, peak_mb  # noqa: E402
 
 from malaria_cnn.core.params import CvParams, ModelParams, ThresholdParams  # noqa: E402
 from malaria_cnn.evaluation import operating_point, patients  # noqa: E402
@@ -50,11 +49,7 @@ def first_crops(src: Path, dest: Path, n: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--zip", type=Path, default=DEV_ZIP)
-    ap.add_argument("--large", type=int, default=27558, help="crops in the largest set")
-    args = ap.parse_args()
-    if not args.zip.is_file():
-        sys.exit(f"error: {args.zip} not found (the NIH dev crops; see ../shared/data/README.md)")
+    args = dev_zip_args(ap, "the largest set")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = shipped_model(tmp)

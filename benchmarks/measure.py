@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -11,6 +13,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import psutil
+
+DEV_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih_malaria_dev.zip"
+
+
+def dev_zip_args(ap: argparse.ArgumentParser, large: str) -> argparse.Namespace:
+    """Parse the arguments with --zip (the NIH dev crops) and --large (how many crops in `large`); exit
+    with one line when the zip is not there."""
+    ap.add_argument("--zip", type=Path, default=DEV_ZIP)
+    ap.add_argument("--large", type=int, default=27558, help=f"crops in {large}")
+    args = ap.parse_args()
+    if not args.zip.is_file():
+        sys.exit(f"error: {args.zip} not found (the NIH dev crops; see ../shared/data/README.md)")
+    return args
 
 
 def peak_mb(argv: list[str], cwd: str | Path | None = None) -> dict[str, float]:

@@ -26,9 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]  # temp_repo and the conftest it reads
-DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
-from measure import make_large_zip  # noqa: E402
+from measure import dev_zip_args, make_large_zip  # noqa: E402
 
 from temp_repo import make, ran  # noqa: E402  (the end-to-end tests' copy of the project)
 
@@ -60,12 +59,8 @@ def measure(repo: Path, repeat: int, folder: Path | None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--zip", type=Path, default=DEV_ZIP)
-    ap.add_argument("--large", type=int, default=27558, help="crops in the larger folder")
     ap.add_argument("--repeat", type=int, default=5, help="no-op runs timed for each")
-    args = ap.parse_args()
-    if not args.zip.is_file():
-        sys.exit(f"error: {args.zip} not found (the NIH dev crops; see ../shared/data/README.md)")
+    args = dev_zip_args(ap, "the larger folder")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with zipfile.ZipFile(args.zip) as zf:
