@@ -30,6 +30,16 @@ def committed_params() -> str:
         return (ROOT / "params.yaml").read_text()
 
 
+def assert_same_metrics(command: dict, stage: dict) -> None:
+    """`malaria-cnn evaluate`'s metrics.json equals the evaluate stage's: every key, floats to 1e-5."""
+    assert command.keys() == stage.keys()
+    for key, value in stage.items():
+        if isinstance(value, float):
+            assert command[key] == pytest.approx(value, abs=1e-5), key
+        else:
+            assert command[key] == value, key
+
+
 def pytest_terminal_summary(terminalreporter):
     """List what this run left in test-output/ (tests may run in worker processes: look at the files)."""
     for path in sorted((ROOT / "test-output").glob("*")):

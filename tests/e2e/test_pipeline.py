@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import browser
-from conftest import ROOT
+from conftest import ROOT, assert_same_metrics
 from temp_repo import FROM_TRAIN, GIT, STAGES, make, merge
 from temp_repo import ran as _ran
 from temp_repo import sh as _sh
@@ -180,12 +180,8 @@ def test_exp_run_on_real_nih_crops(project, nih_dev_zip):
             dst.writestr(name, src.read(name))
     out = _sh(["malaria-cnn", "evaluate", "test_crops.zip", "--out", "lab_report"], project, stdout_only=True)
     command = json.loads((project / "lab_report/metrics.json").read_text())
-    assert command.keys() == metrics.keys() and command["cells"] == len(test_files) == metrics["cells"]
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            assert command[key] == pytest.approx(value, abs=1e-5), key
-        else:
-            assert command[key] == value, key
+    assert_same_metrics(command, metrics)
+    assert command["cells"] == len(test_files) == metrics["cells"]
     assert out.startswith(f"evaluate: {len(test_files)} labelled cells from {metrics['slides']} slides")
     shutil.rmtree(project / "lab_report")
     (project / "test_crops.zip").unlink()

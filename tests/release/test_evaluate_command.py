@@ -19,7 +19,7 @@ from malaria_cnn.evaluation import operating_point, outputs, patients
 from malaria_cnn.training import model_io, networks
 
 import browser
-from conftest import ROOT
+from conftest import ROOT, assert_same_metrics
 
 CLI = Path(sys.executable).parent / "malaria-cnn"
 SIZE = 24
@@ -60,12 +60,8 @@ def test_the_command_agrees_with_the_evaluate_stage_on_the_same_cells(tmp_path, 
     stage = outputs.write(outputs.Outputs.under(tmp_path / "stage"), cells["y"], prob, cells["slide"], 0.5,
                           patients.SlideRule("cells", 2), EvaluateParams(), cells["x"], model)
     command = json.loads((tmp_path / "report/metrics.json").read_text())
-    assert command.keys() == stage.keys() and command["cells"] == len(small_cells) == stage["cells"]
-    for key, value in stage.items():
-        if isinstance(value, float):
-            assert command[key] == pytest.approx(value, abs=1e-5), key
-        else:
-            assert command[key] == value, key
+    assert_same_metrics(command, stage)
+    assert command["cells"] == len(small_cells) == stage["cells"]
     ours, theirs = (list(csv.reader(open(tmp_path / d / "slides.csv"))) for d in ("report", "stage"))
     assert ours[0] == theirs[0] and len(ours) == len(theirs) == 7
     for a, b in zip(ours[1:], theirs[1:]):  # the same up to float32's last digit in the mean probability

@@ -4,10 +4,11 @@ A slide is *infected* (the truth) when at least one of its cells is labelled Par
 call is a rule on the cells the model calls parasitized at the cell threshold: `cells` (at least
 `value` of them) or `parasitemia` (their share at least `value`). The rule is chosen where the cell
 threshold is (the out-of-fold predictions; with one fold, the validation split), maximising
-slide-level balanced accuracy, ties to the more sensitive rule, and is stored in models/slide_rule.json with the sha256 of its model. Parasitemia here is the share of the
-given crops called parasitized (with Wilson's interval over the slide's cells), not corrected for the
-cell classifier's errors, and only as good an estimate of a patient's parasitemia as the crops are a
-fair sample of the slide's red cells.
+slide-level balanced accuracy, ties to the more sensitive rule, and is stored in models/slide_rule.json
+with the sha256 of its model. Parasitemia here is the share of the given crops called parasitized
+(with Wilson's interval over the slide's cells), not corrected for the cell classifier's errors, and
+only as good an estimate of a patient's parasitemia as the crops are a fair sample of the slide's
+red cells.
 """
 
 from __future__ import annotations

@@ -15,12 +15,17 @@ BATCH = 64
 EXIT_CODES = "Exit code 0: every file read; 1: some files failed (reasons in the CSV); 2: a usage error."
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders and .zip files")
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of every command that scores with a trained model."""
     p.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
     p.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
     p.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
     p.add_argument("--batch-size", type=int, default=BATCH, help=f"crops per forward pass (default {BATCH})")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders and .zip files")
+    _model_args(p)
     p.add_argument("--slide-pattern", help="regex on file names naming the slide (group 1); default: "
                                            "data.slide_pattern in params.yaml, else NIH's naming")
     p.add_argument("--min-side", type=int, help="reject crops with a shorter side (default: params.yaml's or 16)")
@@ -53,9 +58,7 @@ def _screen_parser(commands) -> None:
                                         "every photo read; 1: some failed (reasons in images.csv); 2: a usage error.")
     s.add_argument("paths", nargs="+", metavar="PATH", help="JPEG, PNG or TIFF photos, folders and .zip files")
     s.add_argument("--out", default="screened", metavar="DIR", help="where to write (default screened/)")
-    s.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
-    s.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
-    s.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
+    _model_args(s)
     s.add_argument("--cell-diameter", type=float, metavar="PIXELS",
                    help="a red cell's diameter in the photos' pixels (default: estimated per photo)")
     s.add_argument("--slide-pattern", default="", metavar="REGEX",
@@ -66,7 +69,6 @@ def _screen_parser(commands) -> None:
                    help="move each photo's cell colours toward the training crops' (Reinhard, Lab space)")
     s.add_argument("--stain-reference", default=paths.CELLS_NPZ,
                    help=f"the training crops for --stain-normalise (default {paths.CELLS_NPZ})")
-    s.add_argument("--batch-size", type=int, default=BATCH, help=f"cells per forward pass (default {BATCH})")
 
 
 def project_params():

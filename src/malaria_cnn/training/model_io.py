@@ -7,10 +7,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from malaria_cnn.core.atomic import atomic_path
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
-from malaria_cnn.training.runtime import keras
+from malaria_cnn.training.runtime import keras, tf
 
 
 def save(model: keras.Model, dest: str | Path) -> None:
@@ -104,13 +106,9 @@ def parasitized_probability(model: keras.Model, x, batch_size: int):
 
 
 def scorer(model: keras.Model, batch_size: int):
-    """A function giving P(Parasitized) for crops (RGB uint8, n x s x s x 3), for many small calls (a
-    photo's cells at a time): one traced call of the model instead of `model.predict`, whose set-up
-    costs about 0.3 s a call on a CPU, more than scoring a photo's hundred-odd cells."""
-    import numpy as np
-
-    from malaria_cnn.training.runtime import tf
-
+    """A function giving P(Parasitized) for crops (RGB uint8, n x s x s x 3), `batch_size` at a time, for
+    the commands' many calls (a batch of crops, a photo's cells): one traced call of the model instead of
+    `model.predict`, whose set-up costs about 0.3 s a call on a CPU."""
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
                           autograph=False)
 
