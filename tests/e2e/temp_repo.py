@@ -15,7 +15,8 @@ from malaria_cnn.core.params import FOLD_SLOTS
 from conftest import ROOT, committed_params
 
 BIN = Path(sys.executable).parent
-COPY = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore", "stages", "src", "report"]
+COPY = ["dvc.yaml", "data/dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
+        "stages", "src", "report"]
 TINY = {
     "epochs": 1,
     "data": {"synthetic": {"per_class": 24, "slides": 6}},
