@@ -12,7 +12,7 @@ import numpy as np
 from malaria_cnn.core.atomic import atomic_path
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
-from malaria_cnn.training.runtime import keras, tf
+from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
 
 
 def save(model: keras.Model, dest: str | Path) -> None:
@@ -102,7 +102,8 @@ def image_size(model: keras.Model) -> int:
 
 def parasitized_probability(model: keras.Model, x, batch_size: int):
     """P(Parasitized) for each crop in x (RGB uint8, n x s x s x 3)."""
-    return model.predict(x, batch_size=batch_size, verbose=0)[:, POSITIVE]
+    with native_stderr_filtered():
+        return model.predict(x, batch_size=batch_size, verbose=0)[:, POSITIVE]
 
 
 def scorer(model: keras.Model, batch_size: int):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +21,8 @@ _NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations|cudart_stub|"
     r"Could not find cuda drivers|failed call to cuInit|cuda_platform|Unable to register cu|"
     r"computation placer already registered|TF-TRT Warning|This TensorFlow binary is optimized|"
+    # errors in name only, at a fit's start and at model.predict (TensorFlow 2.21 on CPUs)
+    r"oneDNN supports DT_UINT8 only on platforms with AVX-512|NodeDef mentions attribute use_unbounded_threadpool|"
     # TFLite's converter and interpreter
     r"fully_quantize: \d|Created TensorFlow Lite XNNPACK delegate|tf.lite.Interpreter is deprecated"
 )
@@ -28,20 +30,30 @@ _NOISE = re.compile(
 
 @contextmanager
 def native_stderr_filtered() -> Iterator[None]:
-    """Capture what native code writes to the process's stderr; replay all but the known noise."""
+    """Pass what is written to the process's stderr (by native code too) through a filter that drops the
+    known noise, line by line as it comes: a long fit's messages are not held back."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        with open(read_end, "rb") as pipe, open(saved, "wb", buffering=0, closefd=False) as out:
+            for line in pipe:
+                if not _NOISE.search(line.decode("utf-8", "replace")):
+                    out.write(line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump passes what is left, then stops
+        thread.join(timeout=10)  # a child process still holding the pipe keeps it open: do not wait for it
+        if not thread.is_alive():
             os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not _NOISE.search(line):
-                    sys.stderr.write(line)
 
 
 def _import_quietly():

@@ -18,7 +18,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from dvclive.keras import DVCLiveCallback
 from dvclive.utils import standardize_metric_name
 
 from dvclive import Live
@@ -26,7 +25,9 @@ from malaria_cnn.core import atomic
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import Params
 from malaria_cnn.training import batches, distribute, networks
-from malaria_cnn.training.runtime import keras, seed_everything
+from malaria_cnn.training.runtime import keras, native_stderr_filtered, seed_everything
+
+from dvclive.keras import DVCLiveCallback  # noqa: E402, I001  (it imports Keras: after runtime's quiet import)
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -224,18 +225,19 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
 
     stopped = state and state["plateau"]["since_best"] >= p.train.early_stopping > 0
     if first_epoch < p.epochs and not stopped:
-        model.fit(
-            batches.train_batches(x_train, y_train, p.train.batch_size, p.train.seed, first_epoch, p.epochs, p.train.augment,
-                                  p.train.stain_jitter),
-            steps_per_epoch=batches.steps_per_epoch(len(x_train), p.train.batch_size),
-            validation_data=batches.dataset(*val, p.train.batch_size) if val else None,
-            initial_epoch=first_epoch,
-            epochs=p.epochs,
-            class_weight=class_weights(y_train) if p.train.class_weights else None,
-            callbacks=callbacks,
-            shuffle=False,  # train_batches orders each epoch itself, seeded
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        with native_stderr_filtered():
+            model.fit(
+                batches.train_batches(x_train, y_train, p.train.batch_size, p.train.seed, first_epoch, p.epochs,
+                                      p.train.augment, p.train.stain_jitter),
+                steps_per_epoch=batches.steps_per_epoch(len(x_train), p.train.batch_size),
+                validation_data=batches.dataset(*val, p.train.batch_size) if val else None,
+                initial_epoch=first_epoch,
+                epochs=p.epochs,
+                class_weight=class_weights(y_train) if p.train.class_weights else None,
+                callbacks=callbacks,
+                shuffle=False,  # train_batches orders each epoch itself, seeded
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
     else:
         plateau.model = model
         plateau.on_train_end()
