@@ -14,10 +14,13 @@ STAGES = ["listing", "ingest", "preprocess", "split", "train", "oof", "final", "
           "card"]
 
 
+def _stages(dvc_yaml: str) -> dict:
+    return yaml.safe_load((ROOT / dvc_yaml).read_text())["stages"]
+
+
 def _spec(stage: str) -> dict:
     """The stage as declared: listing in data/dvc.yaml, the others in dvc.yaml."""
-    dvc_yaml = ROOT / ("data/dvc.yaml" if stage == "listing" else "dvc.yaml")
-    return yaml.safe_load(dvc_yaml.read_text())["stages"][stage]
+    return _stages("data/dvc.yaml" if stage == "listing" else "dvc.yaml")[stage]
 
 
 def _run_stage(name, cwd, *args):
@@ -64,9 +67,8 @@ def test_dvc_yaml_has_a_train_stage_per_fold_slot():
 def test_the_stage_that_runs_every_time_has_a_lock_file_of_its_own():
     """DVC rewrites the lock file of a stage that ran: listing, which runs on every `dvc repro`, would make
     a no-op re-read and rewrite the whole pipeline's dvc.lock if it were declared in dvc.yaml."""
-    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert [name for name, spec in pipeline.items() if spec.get("always_changed")] == []
-    assert list(yaml.safe_load((ROOT / "data/dvc.yaml").read_text())["stages"]) == ["listing"]
+    assert [name for name, spec in _stages("dvc.yaml").items() if spec.get("always_changed")] == []
+    assert list(_stages("data/dvc.yaml")) == ["listing"]
     assert _spec("listing")["always_changed"] and _spec("listing")["wdir"] == ".."
 
 
