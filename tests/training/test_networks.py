@@ -20,11 +20,11 @@ def test_seed_preset_is_the_tutorials_network():
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == [
         "InputLayer", "Rescaling",
-        "Conv2D", "MaxPooling2D", "BatchNormalization", "Dropout",
-        "Conv2D", "MaxPooling2D", "BatchNormalization", "Dropout",
+        "Conv2D", "MaxPooling2D", "BatchNorm", "Dropout",
+        "Conv2D", "MaxPooling2D", "BatchNorm", "Dropout",
         "Flatten",
-        "Dense", "BatchNormalization", "Dropout",
-        "Dense", "BatchNormalization", "Dropout",
+        "Dense", "BatchNorm", "Dropout",
+        "Dense", "BatchNorm", "Dropout",
         "Dense",
     ]
 

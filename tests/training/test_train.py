@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import signal
 import subprocess
@@ -173,7 +174,6 @@ def test_a_checkpoint_waits_for_its_interval(tmp_path):
 
 
 def test_cosine_schedule_decays_the_rate_by_epoch_and_label_smoothing_reaches_the_loss():
-    import dataclasses
     import math
 
     p = dataclasses.replace(TINY, epochs=4, train=dataclasses.replace(TINY.train, schedule="cosine", reduce_lr=1,
@@ -182,6 +182,23 @@ def test_cosine_schedule_decays_the_rate_by_epoch_and_label_smoothing_reaches_th
     expected = p.train.learning_rate * 0.5 * (1 + math.cos(math.pi * 3 / 4))  # the last epoch's rate
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(expected, rel=1e-5)
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+
+
+def test_a_fit_traces_its_training_step_once_fresh_or_resumed(tmp_path, monkeypatch):
+    """The optimizer's and metrics' variables exist before fit: a training step traced while creating
+    them is traced a second time by TensorFlow, which costs seconds per fold on a CPU."""
+    from malaria_cnn.training import train as training
+    from malaria_cnn.training.runtime import keras
+
+    traced = []
+    step = keras.Model.train_step
+    monkeypatch.setattr(keras.Model, "train_step", lambda self, data: (traced.append(1), step(self, data))[1])
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0)
+    monkeypatch.setattr(training.shutil, "rmtree", lambda *a, **k: None)  # the checkpoint outlives the run
+    train(TINY, _data(), _data(16, seed=1), checkpoints=tmp_path / "ckpt")
+    assert len(traced) == 1
+    train(dataclasses.replace(TINY, epochs=3), _data(), _data(16, seed=1), checkpoints=tmp_path / "ckpt")
+    assert len(traced) == 2  # resumed after epoch 2, traced once more
 
 
 BYTES_SCRIPT = """

@@ -8,7 +8,6 @@ same image encoded twice); nothing is left out silently.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -22,6 +21,7 @@ from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import PreprocessParams
 from malaria_cnn.data import archive, cells_npz, manifest
+from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.data.duplicates import dedupe
 from malaria_cnn.data.images import ImageError, decode_cell
 
@@ -52,10 +52,6 @@ def _decode_chunk(job: tuple[list[manifest.ManifestRow], PreprocessParams]) -> t
         except ImageError as exc:
             reasons[i] = str(exc)
     return out, reasons, pixel_hashes
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def decode_all(zip_path: str | Path, records: list[manifest.ManifestRow], cfg: PreprocessParams):

@@ -22,7 +22,7 @@ from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE, call
 from malaria_cnn.core.params import DataParams, PreprocessParams
 from malaria_cnn.data import archive, images
-from malaria_cnn.data.preprocess import available_cores
+from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.data.sources import is_quietly_skipped, safe_name
 from malaria_cnn.data.sources.zipped import REPEATED, repeated_names, unsafe_reason
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from malaria_cnn.core.labels import call
 from malaria_cnn.data import images
-from malaria_cnn.data.preprocess import available_cores
+from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.release.predict import Item, items
 from malaria_cnn.screening import crops, stain

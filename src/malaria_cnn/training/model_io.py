@@ -12,6 +12,7 @@ import numpy as np
 from malaria_cnn.core.atomic import atomic_path
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
+from malaria_cnn.training import batch_norm  # noqa: F401  (registers the layer that saved models name)
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
 
 

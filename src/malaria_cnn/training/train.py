@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from dvclive.keras import DVCLiveCallback  # noqa: E402, I001  (it imports Keras: after runtime's quiet import)
 from dvclive.utils import standardize_metric_name
 
 from dvclive import Live
@@ -26,8 +27,6 @@ from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import Params
 from malaria_cnn.training import batches, distribute, networks
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, seed_everything
-
-from dvclive.keras import DVCLiveCallback  # noqa: E402, I001  (it imports Keras: after runtime's quiet import)
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -191,6 +190,7 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
     if state:
         with run.scope():
             model = keras.models.load_model(folder / state["model"], safe_mode=True)
+            networks.build_training_state(model)
         model.optimizer.learning_rate.assign(state["learning_rate"])
         for generator, value in zip(_seed_generators(model), state["seed_generators"]):
             generator.state.assign(np.array(value, dtype=generator.state.dtype))  # dropout goes on as it would have

@@ -12,6 +12,7 @@ Not for real smears: a model trained on these cells has learnt about these cells
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import SyntheticParams
 from malaria_cnn.data import archive
+from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.data.images import encode_png
 from malaria_cnn.data.sources import Cell
 
@@ -73,8 +75,12 @@ def _blob(shape: tuple[int, int], rng: np.random.Generator, centre, kind: str, s
 
 
 def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray, opacity: float) -> None:
-    a = (mask * opacity)[..., None]
-    img[:] = img * (1 - a) + colour * a
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # outside it the mask is 0: nothing changes
+    a = (mask[box] * opacity)[..., None]
+    img[box] = img[box] * (1 - a) + colour * a
 
 
 def render_cell(rng: np.random.Generator, stain: Stain, parasitized: bool) -> np.ndarray:
@@ -155,10 +161,14 @@ def cells(cfg: SyntheticParams) -> list[Cell]:
     """The synthetic set: cfg.per_class cells of each class over cfg.slides slides, NIH-style names."""
     layout = plan(cfg)
     stains = [_stain(np.random.default_rng([cfg.seed, 1, s])) for s in range(cfg.slides)]
-    out = []
-    for i, (label, s) in enumerate(tqdm(layout, desc="generate", unit="cell", disable=None)):
+
+    def png(i: int) -> bytes:
+        label, s = layout[i]
         rng = np.random.default_rng([cfg.seed, 2, i])  # one stream per cell: order-independent
-        data = encode_png(render_cell(rng, stains[s], parasitized=label == CLASS_NAMES[1]))
-        member = archive.member_name(label, f"{slide_name(s)}_IMG_synthetic_cell_{i:05d}.png")
-        out.append(Cell(member=member, label=label, read=lambda data=data: data))
-    return out
+        return encode_png(render_cell(rng, stains[s], parasitized=label == CLASS_NAMES[1]))
+
+    with ThreadPoolExecutor(available_cores()) as pool:  # NumPy and OpenCV release the GIL
+        pngs = list(tqdm(pool.map(png, range(len(layout))), total=len(layout), desc="generate", unit="cell",
+                         disable=None))
+    return [Cell(member=archive.member_name(label, f"{slide_name(s)}_IMG_synthetic_cell_{i:05d}.png"), label=label,
+                 read=lambda data=data: data) for i, ((label, s), data) in enumerate(zip(layout, pngs))]
