@@ -112,6 +112,7 @@ def build_training_state(model: keras.Model) -> None:
     function that created variables a second time: about 3 s more per fit on a CPU. (Keras does this
     itself under a tf.distribute strategy; the values are the same either way.)
     """
-    batch = (keras.KerasTensor(model.input.shape, model.input.dtype),
-             keras.KerasTensor(model.output.shape, "float32"))
-    model._symbolic_build(data_batch=batch)
+    build = getattr(model, "_symbolic_build", None)  # Keras's own, private: without it, training is only slower
+    if build:
+        build(data_batch=(keras.KerasTensor(model.input.shape, model.input.dtype),
+                          keras.KerasTensor(model.output.shape, "float32")))
