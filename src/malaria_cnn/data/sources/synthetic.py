@@ -75,12 +75,8 @@ def _blob(shape: tuple[int, int], rng: np.random.Generator, centre, kind: str, s
 
 
 def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray, opacity: float) -> None:
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return
-    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # outside it the mask is 0: nothing changes
-    a = (mask[box] * opacity)[..., None]
-    img[box] = img[box] * (1 - a) + colour * a
+    a = (mask * opacity)[..., None]
+    img[:] = img * (1 - a) + colour * a
 
 
 def render_cell(rng: np.random.Generator, stain: Stain, parasitized: bool) -> np.ndarray:
