@@ -48,14 +48,17 @@ DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 # Each lever: params changed from the committed params.yaml (the baseline).
 LEVERS = {
     "baseline": {},
+    "size48": {"preprocess": {"image_size": 48}},  # 0.56x the pixels: a cheaper step
     "size96": {"preprocess": {"image_size": 96}},
     "size128": {"preprocess": {"image_size": 128}},
     "hed": {"train": {"stain_jitter": "hed"}},
     "hard_labels": {"train": {"label_smoothing": 0.0}},  # the default before label smoothing was measured
     "cosine12": {"epochs": 12, "train": {"schedule": "cosine", "early_stopping": 0}},
     "wide": {"model": {"compact": {"widths": (32, 64, 128, 256)}}},
-    "reseed": {"train": {"seed": 7}},
-    "batch128": {"train": {"batch_size": 128}},  # half the steps per epoch: a cheaper epoch on a CPU  # nothing but another training seed: how far chance alone moves a row
+    "reseed": {"train": {"seed": 7}},  # nothing but another training seed: how far chance alone moves a row
+    "batch128": {"train": {"batch_size": 128}},  # half the steps per epoch: a cheaper epoch on a CPU
+    "patience4": {"train": {"early_stopping": 4}},  # folds stop 2 epochs sooner after their best
+    "patience4_reseed": {"train": {"early_stopping": 4, "seed": 7}},  # the same, against reseed
 }
 
 

@@ -16,7 +16,8 @@ from malaria_cnn.core.params import (
     TrainParams,
 )
 from malaria_cnn.training import batches
-from malaria_cnn.training.train import class_weights, train
+from malaria_cnn.training.runtime import keras
+from malaria_cnn.training.train import CHANCE_LOSS, Plateau, class_weights, train
 
 from conftest import ROOT
 
@@ -57,6 +58,21 @@ def test_early_stopping_keeps_the_best_weights(tmp_path):
     summary = json.loads((tmp_path / "live/metrics.json").read_text())  # what `dvc exp show` compares
     assert summary["step"] == best and summary["eval"]["loss"] == pytest.approx(history["val_loss"][best])
     assert summary["train"]["accuracy"] == pytest.approx(history["accuracy"][best])
+
+
+def test_patience_counts_only_once_the_model_beats_chance():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.1), loss="mse")
+    plateau = Plateau(stop_patience=2, lr_patience=1)
+    plateau.set_model(model)
+    stuck = [CHANCE_LOSS + 0.001 * i for i in (1, 2, 3, 4, 5, 6)]  # warming up: no better than a 50/50 answer
+    for epoch, loss in enumerate(stuck):
+        plateau.on_epoch_end(epoch, {"val_loss": loss})
+    assert not model.stop_training and float(model.optimizer.learning_rate) == pytest.approx(0.1)
+    for epoch, loss in enumerate([0.4, 0.5, 0.6], start=len(stuck)):  # learned, then no progress
+        plateau.on_epoch_end(epoch, {"val_loss": loss})
+    assert model.stop_training and plateau.best_epoch == len(stuck)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.025)  # halved after each flat epoch
 
 
 def test_class_weights_balance_the_classes():

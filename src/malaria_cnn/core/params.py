@@ -167,7 +167,7 @@ class TrainParams:
     class_weights: bool = param(True, boolean(), "weigh the classes by inverse frequency in the train split")
     exclude_label_issues: bool = param(False, boolean(), "cv.final refit: leave the crops the label audit flags out of "
                                                          "training\n(never out of test)")
-    early_stopping: int = param(6, integer(0), "stop after this many epochs without a better val loss (0: off); "
+    early_stopping: int = param(4, integer(0), "stop after this many epochs without a better val loss (0: off); "
                                                "best weights kept")
     reduce_lr: int = param(3, integer(0),
                            "halve the learning rate after this many epochs without a better val loss (0: off)")

@@ -34,9 +34,15 @@ Split = tuple[np.ndarray, np.ndarray]
 CHECKPOINT_SECONDS = 30.0
 
 
+# The validation loss of a constant 50/50 answer. Until a model beats it, it is warming up (its
+# BatchNorm statistics settling, say), not on a plateau: no patience is counted.
+CHANCE_LOSS = math.log(len(CLASS_NAMES))
+
+
 class Plateau(keras.callbacks.Callback):
     """On validation loss: keep the best weights, halve the learning rate after `lr_patience` epochs
-    without progress, stop after `stop_patience` (0 turns either off). Its state survives a resume."""
+    without progress, stop after `stop_patience` (0 turns either off); patience counts only once the
+    model has beaten CHANCE_LOSS. Its state survives a resume."""
 
     def __init__(self, stop_patience: int, lr_patience: int, state: dict | None = None):
         super().__init__()
@@ -58,6 +64,8 @@ class Plateau(keras.callbacks.Callback):
         if loss < self.best:
             self.best, self.best_epoch, self.since_best, self.since_lr = loss, epoch, 0, 0
             self.best_weights = self.model.get_weights()
+            return
+        if self.best >= CHANCE_LOSS:
             return
         self.since_best += 1
         self.since_lr += 1
