@@ -186,8 +186,8 @@ def main() -> None:
         def cell(key):
             v = np.array([r[key] for r in rows])
             text = f"{v.mean():.4f} ± {v.std():.4f}"
-            if base_rows and name != "baseline":
-                d = v - np.array([r[key] for r in base_rows])
+            if base_rows and name != "baseline":  # to the 4 decimals of the log a --reference is read from
+                d = np.round(v, 4) - np.round([r[key] for r in base_rows], 4)
                 text += f" ({d.mean():+.4f}, {int(np.sum(d > 0))}/{len(d)})"
             return text
         minutes = f"{np.mean([r['train_min'] for r in rows]):.1f}" if "train_min" in rows[0] else "-"
