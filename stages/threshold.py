@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the 
 
 from malaria_cnn.core import atomic, params, paths
 from malaria_cnn.core.errors import run_main
-from malaria_cnn.evaluation import oof, operating_point, patients
+from malaria_cnn.evaluation import false_calls, oof, operating_point, patients
 
 
 def main() -> None:
@@ -19,10 +19,12 @@ def main() -> None:
     on_oof = {**operating_point.on_split(y, prob, slides, chosen), "folds": p.cv.folds}
     report = operating_point.fold_report(y, prob, slides, folds, p.threshold) if p.cv.folds > 1 else None
     operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report)
-    atomic.write_json(paths.CV_METRICS, operating_point.cv_metrics(chosen, on_oof, report))
+    calls = {f"oof_{k}": v for k, v in false_calls.summary(y, prob, slides, chosen).items()}
+    atomic.write_json(paths.CV_METRICS, {**operating_point.cv_metrics(chosen, on_oof, report), **calls})
     rule, how = patients.choose_rule(y, prob, slides, chosen)
     patients.save(paths.SLIDE_RULE, rule, how, paths.MODEL)
-    print(f"{operating_point.summary(chosen, p.threshold.rule, on_oof, report)} -> {paths.THRESHOLD}; "
+    print(f"{operating_point.summary(chosen, p.threshold.rule, on_oof, report)}; per-slide false calls out of fold: "
+          f"{false_calls.describe(calls, 'oof_', median=False)} -> {paths.THRESHOLD}; "
           f"a slide is called infected with {rule.describe()} ({how}) -> {paths.SLIDE_RULE}")
 
 

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.evaluation import evaluate, metrics, patients
+from malaria_cnn.evaluation import evaluate, false_calls, metrics, patients
 
 CFG = EvaluateParams(bootstrap=200, min_slides=8)
 
@@ -108,3 +108,18 @@ def test_slide_level_calls_are_reported_with_intervals():
     assert m["slide_specificity_ci_lower"] < 2 / 3 < m["slide_specificity_ci_upper"]
     line = evaluate.summary(m, CFG)
     assert "slides (at least 1 cell called parasitized): sensitivity 1.000 (" in line and "of 3 uninfected" in line
+
+
+def test_report_and_summary_carry_the_per_slide_false_call_rate():
+    """b, d, e have 10 uninfected cells each (0, 0 and 1 called Parasitized); c's 7 are too few to count."""
+    slides = np.repeat(["a", "b", "c", "d", "e"], 10)
+    y = np.r_[np.ones(10), np.zeros(10), np.r_[np.ones(3), np.zeros(7)], np.zeros(20)].astype(int)
+    prob = np.r_[np.full(10, 0.9), np.full(10, 0.1), np.full(3, 0.8), np.r_[0.9, np.full(6, 0.2)], np.full(10, 0.1),
+                 np.r_[0.7, np.full(9, 0.1)]]
+    m = evaluate.report(y, prob, slides, 0.5, CFG)
+    assert {k: m[k] for k in false_calls.summary(y, prob, slides, 0.5)} == {
+        "false_call_rate_median": 0.0, "false_call_rate_p90": 0.08, "false_call_rate_max": 0.1,
+        "false_call_rate_slides": 3, "false_call_worst_slide": "e"}
+    line = evaluate.summary(m, CFG)
+    assert "\n" not in line
+    assert "; per-slide false calls: median 0.0%, 90th percentile 8.0%, max 10.0% (slide e) [95% CI" in line

@@ -64,8 +64,13 @@ def test_the_command_agrees_with_the_evaluate_stage_on_the_same_cells(tmp_path, 
     assert command["cells"] == len(small_cells) == stage["cells"]
     ours, theirs = (list(csv.reader(open(tmp_path / d / "slides.csv"))) for d in ("report", "stage"))
     assert ours[0] == theirs[0] and len(ours) == len(theirs) == 7
+    assert ours[0][-2:] == ["uninfected", "false_call_rate"]
     for a, b in zip(ours[1:], theirs[1:]):  # the same up to float32's last digit in the mean probability
-        assert a[0] == b[0] and np.allclose(np.float64(a[1:]), np.float64(b[1:]), atol=2e-6), (a, b)
+        assert a[0] == b[0] and [v == "" for v in a] == [v == "" for v in b], (a, b)
+        assert np.allclose(np.float64([v or "nan" for v in a[1:]]), np.float64([v or "nan" for v in b[1:]]),
+                           atol=2e-6, equal_nan=True), (a, b)
+    assert sum(int(row[-2]) for row in ours[1:]) == sum(c.label == "Uninfected" for c in small_cells)
+    assert "false_call_rate_max" in command and (tmp_path / "report/false_calls.png").stat().st_size > 0
     assert (tmp_path / "report/confusion.csv").read_text() == (tmp_path / "stage/confusion.csv").read_text()
     line = result.stdout.strip()
     assert line.startswith(f"evaluate: {len(small_cells)} labelled cells from 6 slides at threshold 0.500:")
@@ -80,8 +85,9 @@ def test_the_page_renders_offline_with_every_plot(tmp_path, model_dir, labelled_
     document = browser.dom(page)
     browser.screenshot(page, ROOT / "test-output" / "evaluate-page.png", height=3200)
     assert browser.page_errors(document) == [] and 'data-loaded="true"' in document
-    assert browser.rendered_plots(document) == 6  # two confusion matrices, ROC, PR, calibration, per slide
+    assert browser.rendered_plots(document) == 7  # two confusion matrices, ROC, PR, calibration, two per slide
     assert document.count('<img src="mistakes.png"') == 1 and document.count('<img src="gradcam.png"') == 1
+    assert document.count('<img src="false_calls.png"') == 1
     assert "intervals unreliable: 6 slides" in document and "slide sensitivity" in document
 
 
@@ -118,5 +124,5 @@ def test_scoring_keeps_no_crop_in_memory(tmp_path, model_dir, small_cells, monke
                                      "--out", str(tmp_path / "r"), "--batch-size", "8"])
     monkeypatch.setattr(evaluate_command, "project_params", lambda: Params())
     assert evaluate_command.evaluate_command(args) == 0
-    shown = EvaluateParams().gallery + 4 * EvaluateParams().gradcam
+    shown = 2 * EvaluateParams().gallery + 4 * EvaluateParams().gradcam  # mistakes, false calls, Grad-CAM
     assert len(small_cells) <= len(calls) <= len(small_cells) + shown

@@ -11,7 +11,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.evaluation import bootstrap, metrics, patients
+from malaria_cnn.evaluation import bootstrap, false_calls, metrics, patients
 from malaria_cnn.evaluation.intervals import korn_graubard
 
 # proportions of cells whose interval is Korn-Graubard's over slides: (hits, denominator) by tp, fp, fn, tn
@@ -25,7 +25,8 @@ def _num(v: float) -> float | None:
 
 def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, cfg: EvaluateParams,
            rule: patients.SlideRule | None = None) -> dict:
-    """metrics.json: each metric with its interval, the counts, and with `rule` the slide-level calls.
+    """metrics.json: each metric with its interval, the counts, the per-slide false-call rate's summary
+    (false_calls.summary), and with `rule` the slide-level calls.
 
     Intervals: Korn-Graubard over slides for the proportions (PROPORTIONS), the percentile interval of
     `cfg.bootstrap` slide resamples for the others; below `cfg.min_slides` slides they are marked
@@ -57,6 +58,7 @@ def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float
     if undefined:
         out["resamples_undefined"] = undefined
     out["intervals_reliable"] = out["slides"] >= cfg.min_slides
+    out.update(false_calls.summary(y, prob, slides, threshold))
     if rule is not None:
         out.update(patients.slide_metrics(y, prob, slides, threshold, rule, cfg.confidence))
     return out
@@ -150,8 +152,8 @@ def fmt(m: dict, name: str, label: str | None = None) -> str:
 
 
 def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
-    """One line: sensitivity, specificity and ROC AUC with their intervals, the slide calls, and a
-    warning when the slides are too few for the intervals to mean much."""
+    """One line: sensitivity, specificity and ROC AUC with their intervals, the slide calls, the per-slide
+    false-call rate, and a warning when the slides are too few for the intervals to mean much."""
     pct = round(cfg.confidence * 100)
     line = (f"evaluate: {m['cells']} {split} cells from {m['slides']} slides at threshold {m['threshold']:.3f}: "
             f"{fmt(m, 'sensitivity')}, {fmt(m, 'specificity')}, {fmt(m, 'roc_auc')}")
@@ -159,6 +161,8 @@ def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
         line += (f"; slides ({m['slide_rule']}): {fmt(m, 'slide_sensitivity', 'sensitivity')} of "
                  f"{m['slides_infected']} infected, {fmt(m, 'slide_specificity', 'specificity')} of "
                  f"{m['slides_uninfected']} uninfected")
+    if "false_call_rate_slides" in m:
+        line += f"; per-slide false calls: {false_calls.describe(m)}"
     line += f" [{pct}% CI: Korn-Graubard over slides for proportions, {cfg.bootstrap} slide resamples for the rest]"
     note = unreliable_note(m, cfg)
     return line + (f" WARNING: {note}" if note else "")

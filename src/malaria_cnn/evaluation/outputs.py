@@ -11,10 +11,10 @@ import numpy as np
 from malaria_cnn.core import atomic, paths
 from malaria_cnn.core.params import EvaluateParams
 from malaria_cnn.data import images
-from malaria_cnn.evaluation import evaluate, gallery, gradcam, patients
+from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, patients
 
 SLIDES_HEADER = ["slide", "cells", "parasitized", "called_parasitized", "correct", "accuracy", "mean_probability",
-                 *patients.SLIDE_COLUMNS]
+                 *patients.SLIDE_COLUMNS, *false_calls.COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,13 @@ class Outputs:
     calibration: Path
     gallery: Path
     gradcam: Path
+    false_calls: Path
 
     @classmethod
     def pipeline(cls) -> Outputs:
         """Where the evaluate stage writes (dvc.yaml lists the same)."""
         return cls(*map(Path, (paths.METRICS, paths.PER_SLIDE, paths.CONFUSION, paths.ROC, paths.PR,
-                               paths.CALIBRATION, paths.GALLERY, paths.GRADCAM)))
+                               paths.CALIBRATION, paths.GALLERY, paths.GRADCAM, paths.FALSE_CALLS)))
 
     @classmethod
     def under(cls, folder: str | Path) -> Outputs:
@@ -46,8 +47,10 @@ def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thr
     them by index (x[i], x[[i, j]], x.shape): only the few shown in the sheets are taken."""
     m = evaluate.report(y, prob, slides, threshold, cfg, rule)
     atomic.write_json(out.metrics, m)
-    per_slide = [row + extra for row, extra in zip(evaluate.per_slide_rows(y, prob, slides, threshold),
-                                                   patients.slide_rows(y, prob, slides, threshold, rule, cfg.confidence))]
+    per_slide = [row + calls + fc for row, calls, fc in zip(
+        evaluate.per_slide_rows(y, prob, slides, threshold),
+        patients.slide_rows(y, prob, slides, threshold, rule, cfg.confidence),
+        false_calls.slide_rows(y, prob, slides, threshold))]
     atomic.write_csv(out.per_slide, SLIDES_HEADER, per_slide)
     atomic.write_csv(out.confusion, ["actual", "predicted"], evaluate.confusion_rows(y, prob, threshold))
     atomic.write_csv(out.roc, ["fpr", "tpr", "threshold"], evaluate.roc_rows(y, prob))
@@ -58,4 +61,6 @@ def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thr
     atomic.write_bytes(out.gallery, images.encode_png(sheet))
     sheet = gradcam.gradcam_sheet(model, x, y, prob, slides, threshold, cfg.gradcam)
     atomic.write_bytes(out.gradcam, images.encode_png(sheet))
+    sheet = false_calls.worst_slide_sheet(x, y, prob, slides, threshold, cfg.gallery)
+    atomic.write_bytes(out.false_calls, images.encode_png(sheet))
     return m

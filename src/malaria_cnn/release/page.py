@@ -25,6 +25,8 @@ PLOTS = [
     ("pr", "simple", "recall", ["precision"], "Precision-recall curve (Parasitized is positive)"),
     ("calibration", "linear", "mean_probability", ["fraction_parasitized", "perfect"], "Calibration curve"),
     ("per_slide", "bar_horizontal", "accuracy", ["slide"], "Accuracy per slide (patient)"),
+    ("per_slide", "bar_horizontal", "false_call_rate", ["slide"],
+     "False-call rate per slide (uninfected cells called Parasitized)"),
 ]
 
 
@@ -63,7 +65,7 @@ def write(folder: str | Path, m: dict, cfg: EvaluateParams, what: str, template:
         rows = _rows(getattr(out, attr))
         if rows:
             document.with_element(_vega(rows, getattr(out, attr).name, kind, x, ys, title).generate_html())
-    for image in (out.gallery, out.gradcam):
+    for image in (out.gallery, out.gradcam, out.false_calls):
         document.with_element(ImageRenderer([{"src": image.name, "rev": "this set"}], image.name).generate_html())
     dest = Path(folder) / "index.html"
     atomic.write_text(dest, document.embed())
