@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the 
 
 from malaria_cnn.core import params, paths
 from malaria_cnn.core.errors import run_main
-from malaria_cnn.data import split
+from malaria_cnn.data import split, stain
 from malaria_cnn.evaluation import evaluate, operating_point, outputs, patients
 from malaria_cnn.training import model_io
 
@@ -18,9 +18,10 @@ def main() -> None:
     model = model_io.load(paths.MODEL)
     threshold = operating_point.load(paths.THRESHOLD, paths.MODEL)
     rule = patients.load(paths.SLIDE_RULE, paths.MODEL)
+    span = stain.StainRange.load(paths.STAIN_RANGE, paths.MODEL)
     prob = model_io.parasitized_probability(model, test["x"], p.predict.batch_size)
     m = outputs.write(outputs.Outputs.pipeline(), test["y"], prob, test["slide"], threshold, rule, p.evaluate,
-                      test["x"], model)
+                      test["x"], model, test["density"], span)
     print(evaluate.summary(m, p.evaluate))
 
 

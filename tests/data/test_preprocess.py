@@ -9,7 +9,7 @@ import pytest
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.params import PreprocessParams
 from malaria_cnn.data import archive, cells_npz, manifest
-from malaria_cnn.data.images import encode_png, load_cell
+from malaria_cnn.data.images import encode_png, load_cell, read_cell
 from malaria_cnn.data.preprocess import decode_all, preprocess
 
 
@@ -35,17 +35,18 @@ def _run(tmp_path, **cfg):
 
 def test_parallel_decode_equals_the_one_image_function(raw):
     tmp_path, items, records = raw
-    x, reasons, hashes = decode_all(tmp_path / "cells.zip", records, PreprocessParams(image_size=32, workers=2))
-    assert x.shape == (40, 32, 32, 3) and x.dtype == np.uint8
+    x, od, reasons, hashes = decode_all(tmp_path / "cells.zip", records, PreprocessParams(image_size=32, workers=2))
+    assert x.shape == (40, 32, 32, 3) and x.dtype == np.uint8 and od.shape == (40, 3)
     assert reasons == [None] * 40 and len(set(hashes)) == 40
     for i in (0, 17, 39):
         assert np.array_equal(x[i], load_cell(items[i][2], 32))
+        assert np.allclose(od[i], read_cell(items[i][2], 32)[1])
 
 
 def test_npz_holds_arrays_in_manifest_order(raw):
     tmp_path, items, records = raw
     line = _run(tmp_path, image_size=24, workers=1)
-    assert line.startswith("preprocess: 40 cells at 24x24") and "0 rejected" in line
+    assert line.startswith("preprocess: 40 cells at 24x24, stain standardised") and "0 rejected" in line
     npz = cells_npz.load(tmp_path / "out" / "cells.npz")
     assert npz["x"].shape == (40, 24, 24, 3)
     assert npz["y"].tolist() == [1 if label == "Parasitized" else 0 for _, label, _ in items]

@@ -12,7 +12,7 @@ import pytest
 
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import CompactNetParams, EvaluateParams, ModelParams, PreprocessParams, ThresholdParams
-from malaria_cnn.data import archive, cells_npz, manifest
+from malaria_cnn.data import archive, cells_npz, images, manifest, stain
 from malaria_cnn.data.preprocess import preprocess
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.evaluation import operating_point, outputs, patients
@@ -26,13 +26,20 @@ SIZE = 24
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tmp_path_factory, small_cells):
     where = tmp_path_factory.mktemp("models")
     model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=SIZE)
     model_io.save(model, where / "model.keras")
     operating_point.save(where / "threshold.json", 0.5, ThresholdParams(), where / "model.keras", {})
     patients.save(where / "slide_rule.json", patients.SlideRule("cells", 2), "test", where / "model.keras")
+    narrow(small_cells).save(where / "stain_range.json", where / "model.keras")
     return where
+
+
+def narrow(cells) -> stain.StainRange:
+    """A stain range as tight as the cells' median stain, with no margin: most slides fall outside it."""
+    typical = np.log(np.median([images.read_cell(c.read(), SIZE)[1] for c in cells], axis=0))
+    return stain.StainRange(tuple(typical - 0.01), tuple(typical + 0.01), margin=0.0, slides=1)
 
 
 @pytest.fixture(scope="module")
@@ -58,24 +65,29 @@ def test_the_command_agrees_with_the_evaluate_stage_on_the_same_cells(tmp_path, 
     model = model_io.load(model_dir / "model.keras")
     prob = model_io.parasitized_probability(model, cells["x"], 256)
     stage = outputs.write(outputs.Outputs.under(tmp_path / "stage"), cells["y"], prob, cells["slide"], 0.5,
-                          patients.SlideRule("cells", 2), EvaluateParams(), cells["x"], model)
+                          patients.SlideRule("cells", 2), EvaluateParams(), cells["x"], model, cells["density"],
+                          narrow(small_cells))
     command = json.loads((tmp_path / "report/metrics.json").read_text())
     assert_same_metrics(command, stage)
     assert command["cells"] == len(small_cells) == stage["cells"]
     ours, theirs = (list(csv.reader(open(tmp_path / d / "slides.csv"))) for d in ("report", "stage"))
     assert ours[0] == theirs[0] and len(ours) == len(theirs) == 7
-    assert ours[0][-2:] == ["uninfected", "false_call_rate"]
+    assert ours[0][-3:] == ["uninfected", "false_call_rate", "referred"]
+    assert 0 < command["slides_referred"] == stage["slides_referred"] == sum(bool(r[-1]) for r in ours[1:])
+    assert all(r[-1].startswith("stain unlike the training data: ") for r in ours[1:] if r[-1])
     for a, b in zip(ours[1:], theirs[1:]):  # the same up to float32's last digit in the mean probability
         assert a[0] == b[0] and [v == "" for v in a] == [v == "" for v in b], (a, b)
-        assert np.allclose(np.float64([v or "nan" for v in a[1:]]), np.float64([v or "nan" for v in b[1:]]),
+        assert a[-1] == b[-1]  # referred, and why
+        assert np.allclose(np.float64([v or "nan" for v in a[1:-1]]), np.float64([v or "nan" for v in b[1:-1]]),
                            atol=2e-6, equal_nan=True), (a, b)
-    assert sum(int(row[-2]) for row in ours[1:]) == sum(c.label == "Uninfected" for c in small_cells)
+    assert sum(int(row[-3]) for row in ours[1:]) == sum(c.label == "Uninfected" for c in small_cells)
     assert "false_call_rate_max" in command and (tmp_path / "report/false_calls.png").stat().st_size > 0
     assert (tmp_path / "report/confusion.csv").read_text() == (tmp_path / "stage/confusion.csv").read_text()
     line = result.stdout.strip()
     assert line.startswith(f"evaluate: {len(small_cells)} labelled cells from 6 slides at threshold 0.500:")
     assert "slides (at least 2 cells called parasitized): sensitivity" in line and line.endswith("report/index.html")
     assert "WARNING: intervals unreliable: 6 slides, fewer than evaluate.min_slides (10)" in line
+    assert f"; {command['slides_referred']} slides with a stain unlike the training data (referred in slides.csv)" in line
 
 
 def test_the_page_renders_offline_with_every_plot(tmp_path, model_dir, labelled_zip):
@@ -118,8 +130,8 @@ def test_scoring_keeps_no_crop_in_memory(tmp_path, model_dir, small_cells, monke
 
     archive.write(tmp_path / "crops.zip", [(c.member, c.read()) for c in small_cells])
     calls = []
-    real = images.load_cell
-    monkeypatch.setattr(images, "load_cell", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = images.read_cell  # every decode of a crop for the model goes through it
+    monkeypatch.setattr(images, "read_cell", lambda *a, **k: calls.append(1) or real(*a, **k))
     args = cli._parser().parse_args(["evaluate", str(tmp_path / "crops.zip"), "--model", str(model_dir / "model.keras"),
                                      "--out", str(tmp_path / "r"), "--batch-size", "8"])
     monkeypatch.setattr(evaluate_command, "project_params", lambda: Params())

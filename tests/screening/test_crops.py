@@ -33,6 +33,6 @@ def test_a_photo_cut_cell_is_decoded_exactly_as_training_decodes_a_crop(tmp_path
                PreprocessParams(image_size=40, workers=1))
     trained = cells_npz.load(tmp_path / "cells.npz")["x"]
     for c, x in zip(cut, trained):
-        screened = crops.model_input(c, 40)
+        screened = crops.model_input(c, 40)[0]
         assert np.array_equal(screened, x)  # bit for bit what preprocess made of the same cell as a file
         assert np.array_equal(images.decode_rgb(crops.to_png(c), min_side=1), c)  # the PNG is lossless

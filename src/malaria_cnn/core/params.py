@@ -47,6 +47,7 @@ PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("plateau", "cosine")
 STAIN_JITTER = ("gain", "hed")
+STAIN_MODES = ("od", "none")
 THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
 DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
 FINAL_MODELS = ("ensemble", "refit")
@@ -97,6 +98,9 @@ class PreprocessParams:
     min_side: int = param(16, integer(1), "images with a side shorter than this are rejected")
     max_pixels: int = param(4_000_000, integer(1),
                             "images with more pixels are rejected before decoding (decompression bombs)")
+    stain: str = param("od", one_of(*STAIN_MODES),
+                       "od: each cell's stain standardised (its optical density scaled to a reference cell's),\n"
+                       "the same in training, predict, evaluate and screen | none: crops as decoded")
 
 
 @dataclass(frozen=True)

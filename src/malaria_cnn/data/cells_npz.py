@@ -9,7 +9,9 @@ import numpy as np
 from malaria_cnn.core import atomic
 from malaria_cnn.core.errors import UserError
 
-KEYS = ("x", "y", "slide", "filename")  # x (n, s, s, 3) RGB uint8; y (n,) label index; slide; archive member
+# x (n, s, s, 3) RGB uint8; y (n,) label index; slide; archive member; density (n, 3): each cell's median optical
+# density per channel before stain standardisation (data/stain.py)
+KEYS = ("x", "y", "slide", "filename", "density")
 
 
 def save(dest: str | Path, **arrays: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""Decode an image file to RGB uint8 and resize it: the one path every crop takes into the model."""
+"""Decode an image file to RGB uint8, resize it and standardise its stain: the one path every crop takes into the model."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PIL import Image
 
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.params import PreprocessParams
+from malaria_cnn.data import stain
 
 Image.MAX_IMAGE_PIXELS = None  # the size is checked here, against params, before decoding
 cv2.setNumThreads(1)  # crops are small: parallelism comes from processes, and no OpenCV thread outlives a fork
@@ -100,9 +101,10 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=interpolation)
 
 
-def decode_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, bytes]:
-    """The model's input (RGB uint8 of shape (size, size, 3)) and a digest of the full-size pixels.
+def decode_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS,
+                stain_mode: str = stain.DEFAULT_MODE) -> tuple[np.ndarray, bytes, np.ndarray]:
+    """The model's input (RGB uint8 of shape (size, size, 3)), a digest of the full-size pixels, and the
+    cell's median optical density per channel before stain standardisation (see stain.py).
 
     The same pixels give the same digest whatever the file's encoding: preprocess finds
     duplicates with it. Channels are swapped after resizing, which gives the same array as
@@ -110,23 +112,33 @@ def decode_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE,
     """
     bgr = _decode_bgr(data, min_side, max_pixels)
     digest = hashlib.sha256(bgr).digest() + struct.pack(">II", *bgr.shape[:2])
-    return _model_input(bgr, size), digest
+    x, od = _model_input(bgr, size, stain_mode)
+    return x, digest, od
 
 
-def _model_input(bgr: np.ndarray, size: int) -> np.ndarray:
-    """Decoded full-size pixels (BGR) to the model's input: resized, then RGB."""
-    return cv2.cvtColor(resize(bgr, size), cv2.COLOR_BGR2RGB)
+def _model_input(bgr: np.ndarray, size: int, stain_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded full-size pixels (BGR) to the model's input (resized, RGB, stain-standardised) and the
+    cell's optical density."""
+    return stain.standardised(cv2.cvtColor(resize(bgr, size), cv2.COLOR_BGR2RGB), stain_mode)
 
 
-def cell_input(rgb: np.ndarray, size: int) -> np.ndarray:
-    """A cell already in memory (RGB uint8, e.g. cut from a smear photo) to the model's input, by the
-    very steps `load_cell` takes after decoding: what a lossless file of these pixels would give."""
-    return _model_input(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), size)
+def cell_input(rgb: np.ndarray, size: int, stain_mode: str = stain.DEFAULT_MODE) -> tuple[np.ndarray, np.ndarray]:
+    """A cell already in memory (RGB uint8, e.g. cut from a smear photo) to the model's input and its
+    optical density, by the very steps `read_cell` takes after decoding: what a lossless file of these
+    pixels would give."""
+    return _model_input(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), size, stain_mode)
 
 
-def load_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS,
+              stain_mode: str = stain.DEFAULT_MODE) -> tuple[np.ndarray, np.ndarray]:
+    """Image file bytes to the model's input (RGB uint8 of shape (size, size, 3)) and the cell's optical density."""
+    return _model_input(_decode_bgr(data, min_side, max_pixels), size, stain_mode)
+
+
+def load_cell(data: bytes, size: int, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS,
+              stain_mode: str = stain.DEFAULT_MODE) -> np.ndarray:
     """Image file bytes to the model's input: RGB uint8 of shape (size, size, 3)."""
-    return decode_cell(data, size, min_side, max_pixels)[0]
+    return read_cell(data, size, min_side, max_pixels, stain_mode)[0]
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

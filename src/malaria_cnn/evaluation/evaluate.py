@@ -163,6 +163,9 @@ def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
                  f"{m['slides_uninfected']} uninfected")
     if "false_call_rate_slides" in m:
         line += f"; per-slide false calls: {false_calls.describe(m)}"
+    if m.get("slides_referred"):
+        n = m["slides_referred"]
+        line += f"; {n} slide{'s' if n != 1 else ''} with a stain unlike the training data (referred in slides.csv)"
     line += f" [{pct}% CI: Korn-Graubard over slides for proportions, {cfg.bootstrap} slide resamples for the rest]"
     note = unreliable_note(m, cfg)
     return line + (f" WARNING: {note}" if note else "")

@@ -10,11 +10,11 @@ import numpy as np
 
 from malaria_cnn.core import atomic, paths
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.data import images
+from malaria_cnn.data import images, stain
 from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, patients
 
 SLIDES_HEADER = ["slide", "cells", "parasitized", "called_parasitized", "correct", "accuracy", "mean_probability",
-                 *patients.SLIDE_COLUMNS, *false_calls.COLUMNS]
+                 *patients.SLIDE_COLUMNS, *false_calls.COLUMNS, "referred"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,22 @@ class Outputs:
 
 
 def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float,
-          rule: patients.SlideRule, cfg: EvaluateParams, x, model) -> dict:
+          rule: patients.SlideRule, cfg: EvaluateParams, x, model, densities: np.ndarray | None = None,
+          stain_range: stain.StainRange | None = None) -> dict:
     """Write every output; return metrics.json's content. `x` is the crops, or anything that gives
-    them by index (x[i], x[[i, j]], x.shape): only the few shown in the sheets are taken."""
+    them by index (x[i], x[[i, j]], x.shape): only the few shown in the sheets are taken. With the cells'
+    optical `densities` and the model's `stain_range`, each slide whose stain is unlike the training
+    slides' is marked referred in the per-slide table and counted in `slides_referred` (its cells stay in
+    every figure: these are labelled cells, scored to measure the model)."""
     m = evaluate.report(y, prob, slides, threshold, cfg, rule)
+    names = np.unique(np.asarray(slides))
+    referred = stain.referrals(stain_range if densities is not None else None, densities, slides, names)
+    m["slides_referred"] = sum(map(bool, referred))
     atomic.write_json(out.metrics, m)
-    per_slide = [row + calls + fc for row, calls, fc in zip(
+    per_slide = [row + calls + fc + (why,) for row, calls, fc, why in zip(
         evaluate.per_slide_rows(y, prob, slides, threshold),
         patients.slide_rows(y, prob, slides, threshold, rule, cfg.confidence),
-        false_calls.slide_rows(y, prob, slides, threshold))]
+        false_calls.slide_rows(y, prob, slides, threshold), referred)]
     atomic.write_csv(out.per_slide, SLIDES_HEADER, per_slide)
     atomic.write_csv(out.confusion, ["actual", "predicted"], evaluate.confusion_rows(y, prob, threshold))
     atomic.write_csv(out.roc, ["fpr", "tpr", "threshold"], evaluate.roc_rows(y, prob))

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from malaria_cnn.core import paths
@@ -65,10 +67,6 @@ def _screen_parser(commands) -> None:
                    help="regex on file names whose first group names the slide (default: NIH's naming; "
                         "a photo whose name gives no slide is its own slide)")
     s.add_argument("--truth", metavar="FILE", help="labelled boxes (IML JSON or COCO): adds detection.json")
-    s.add_argument("--stain-normalise", action="store_true",
-                   help="move each photo's cell colours toward the training crops' (Reinhard, Lab space)")
-    s.add_argument("--stain-reference", default=paths.CELLS_NPZ,
-                   help=f"the training crops for --stain-normalise (default {paths.CELLS_NPZ})")
 
 
 def project_params():
@@ -85,8 +83,21 @@ def limits(args: argparse.Namespace, p):
                   args.max_entry_mb or p.data.max_entry_mb)
 
 
-def scorer(args: argparse.Namespace):
-    """(score function, image size, threshold, slide rule or None) after checking the arguments."""
+@dataclass
+class Scoring:
+    """A trained model as the commands use it, with what is stored beside it."""
+
+    model: object  # the Keras model
+    score: Callable  # uint8 crops (n, size, size, 3) -> P(Parasitized)
+    threshold: float
+    rule: object  # the slide rule (patients.SlideRule), or None without slide_rule.json beside the model
+    stain_range: object  # the training slides' stains (stain.StainRange), or None without stain_range.json
+    size: int  # the side of the crops it takes
+    stain_mode: str  # how its crops are prepared (stain.standardised)
+
+
+def scorer(args: argparse.Namespace) -> Scoring:
+    """The model named by the arguments, with its threshold, slide rule and stain range, after checking them."""
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.threshold is not None and not 0 <= args.threshold <= 1:
@@ -94,6 +105,7 @@ def scorer(args: argparse.Namespace):
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
+    from malaria_cnn.data import stain
     from malaria_cnn.evaluation import operating_point, patients
     from malaria_cnn.training import model_io  # TensorFlow: after every check that needs none
 
@@ -104,13 +116,16 @@ def scorer(args: argparse.Namespace):
         threshold = operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
     rule_file = Path(args.model).with_name(Path(paths.SLIDE_RULE).name)
     rule = patients.load(rule_file, args.model) if rule_file.is_file() else None
-    return model, model_io.scorer(model, args.batch_size), threshold, rule
+    range_file = Path(args.model).with_name(Path(paths.STAIN_RANGE).name)
+    span = stain.StainRange.load(range_file, args.model) if range_file.is_file() else None
+    return Scoring(model, model_io.scorer(model, args.batch_size), threshold, rule, span, model_io.image_size(model),
+                   model_io.stain_mode(model))
 
 
 def screen_command(args: argparse.Namespace) -> int:
     import re
 
-    from malaria_cnn.screening import stain, truth
+    from malaria_cnn.screening import truth
     from malaria_cnn.screening.run import run
 
     if args.cell_diameter is not None and not 4 <= args.cell_diameter <= 5000:
@@ -120,36 +135,34 @@ def screen_command(args: argparse.Namespace) -> int:
     except re.error as exc:
         raise UserError(f"--slide-pattern is not a regular expression: {exc}") from None
     boxes = truth.load(args.truth) if args.truth else None
-    target = stain.reference(args.stain_reference) if args.stain_normalise else None
-    model, score, threshold, _ = scorer(args)
-    from malaria_cnn.training import model_io
-
-    return run(score, args.paths, args.out,
-               model_io.image_size(model), threshold, args.cell_diameter, args.slide_pattern, boxes, target)
+    m = scorer(args)
+    return run(m.score, args.paths, args.out, m.size, m.threshold, args.cell_diameter, args.slide_pattern, boxes,
+               m.stain_mode, m.stain_range)
 
 
 def predict_command(args: argparse.Namespace) -> int:
     from malaria_cnn.core import atomic
     from malaria_cnn.release import by_slide, predict
-    from malaria_cnn.training import model_io
 
     p = project_params()
-    model, score, threshold, rule = scorer(args)
+    m = scorer(args)
     tally = by_slide.Tally(args.slide_pattern if args.slide_pattern is not None else p.data.slide_pattern)
     read = positive = failed = 0
+    lim = limits(args, p)
     with by_slide.interrupted_note(args.out):
         with atomic.streamed_csv(args.out, predict.COLUMNS) as csv_out:
-            for row in predict.rows(score, args.paths, model_io.image_size(model), threshold, args.batch_size,
-                                    limits=limits(args, p)):
+            for item, prob, error, density in predict.scored(m.score, predict.items(args.paths, lim), m.size,
+                                                             args.batch_size, lim, stain_mode=m.stain_mode):
+                row = predict.row(item, prob, error, m.threshold)
                 csv_out.writerow(row)
-                failed += bool(row[3])
-                if not row[3]:
+                failed += bool(error)
+                if not error:
                     read += 1
                     positive += row[2] == "Parasitized"
-                    tally.add(row[0], row[1])
+                    tally.add(row[0], row[1], density)
     if args.by_slide:
-        tally.write(by_slide.path_beside(args.out), threshold, rule, p.evaluate.confidence)
-    print(predict.tally_line(read, positive, failed, threshold, args.out) + tally.note(args.by_slide, args.out))
+        tally.write(by_slide.path_beside(args.out), m.threshold, m.rule, p.evaluate.confidence, m.stain_range)
+    print(predict.tally_line(read, positive, failed, m.threshold, args.out) + tally.note(args.by_slide, args.out))
     return 1 if failed else 0
 
 

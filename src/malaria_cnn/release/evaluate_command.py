@@ -25,7 +25,6 @@ from malaria_cnn.data.sources import Cell, folder, zipped
 from malaria_cnn.evaluation import evaluate, outputs
 from malaria_cnn.release import page, predict
 from malaria_cnn.release.cli import limits, project_params, scorer
-from malaria_cnn.training import model_io
 
 
 def labelled(paths: list[str], data, stack: ExitStack) -> tuple[list[tuple[str, Cell]], list[tuple[str, str]]]:
@@ -49,8 +48,8 @@ def labelled(paths: list[str], data, stack: ExitStack) -> tuple[list[tuple[str, 
 class Crops:
     """The kept cells' crops, read and decoded only when indexed (x[i], x[[i, j]])."""
 
-    def __init__(self, cells: list[Cell], size: int, lim: predict.Limits):
-        self.cells, self.size, self.lim = cells, size, lim
+    def __init__(self, cells: list[Cell], size: int, lim: predict.Limits, stain_mode: str):
+        self.cells, self.size, self.lim, self.stain_mode = cells, size, lim, stain_mode
         self.shape = (len(cells), size, size, 3)
         self.read: dict[int, np.ndarray] = {}  # the few crops the sheets show, each decoded once
 
@@ -59,28 +58,32 @@ class Crops:
             i = int(index)
             if i not in self.read:
                 data = self.cells[i].read()
-                self.read[i] = images.load_cell(data, self.size, self.lim.min_side, self.lim.max_pixels)
+                self.read[i] = images.load_cell(data, self.size, self.lim.min_side, self.lim.max_pixels,
+                                                self.stain_mode)
             return self.read[i]
         return np.stack([self[i] for i in index]) if len(index) else np.zeros((0, *self.shape[1:]), np.uint8)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
     p = project_params()
-    model, score, threshold, rule = scorer(args)
-    if rule is None:
+    m = scorer(args)
+    if m.rule is None:
         raise UserError(f"no {Path(args.model).with_name('slide_rule.json')}: run `dvc repro` to choose the slide rule")
     pattern = args.slide_pattern if args.slide_pattern is not None else p.data.slide_pattern
-    lim, size, out = limits(args, p), model_io.image_size(model), Path(args.out)
+    lim, size, out = limits(args, p), m.size, Path(args.out)
     with ExitStack() as stack:
         found, rejects = labelled(args.paths, p.data, stack)
         items = (predict.read_item(name, cell.read, key=i) for i, (name, cell) in enumerate(found))
-        index, probs, digests = [], [], []  # per scored crop: its place in `found`, P(Parasitized), sha256
-        for item, prob, error in predict.scored(score, items, size, args.batch_size, lim):
+        # per scored crop: its place in `found`, P(Parasitized), optical density, sha256
+        index, probs, densities, digests = [], [], [], []
+        for item, prob, error, density in predict.scored(m.score, items, size, args.batch_size, lim,
+                                                         stain_mode=m.stain_mode):
             if error:
                 rejects.append((item.name, error))
                 continue
             index.append(item.key)
             probs.append(prob)
+            densities.append(density)
             digests.append(manifest.sha256(item.data))
         names = [found[i][0] for i in index]
         keep, duplicates = dedupe(digests, [found[i][1].label for i in index], names)
@@ -94,14 +97,15 @@ def evaluate_command(args: argparse.Namespace) -> int:
         y = np.array([CLASS_NAMES.index(c.label) for c in cells])
         slides = np.array([slide_of(c.member, pattern) or c.member for c in cells], dtype=str)
         prob = np.array([q for q, ok in zip(probs, keep) if ok])
-        del found, probs, keep
-        m = outputs.write(outputs.Outputs.under(out), y, prob, slides, threshold, rule, p.evaluate,
-                          Crops(cells, size, lim), model)
+        density = np.array([d for d, ok in zip(densities, keep) if ok]).reshape(-1, 3)
+        del found, probs, densities, keep
+        metrics = outputs.write(outputs.Outputs.under(out), y, prob, slides, m.threshold, m.rule, p.evaluate,
+                                Crops(cells, size, lim, m.stain_mode), m.model, density, m.stain_range)
         del cells  # and the archives close: the page below needs none of them
     atomic.write_csv(out / "cells.csv", ["file", "label", "slide", "p_parasitized"],
                      ((n, CLASS_NAMES[label], s, round(float(q), 6)) for n, label, s, q in zip(names, y, slides, prob)))
-    page.write(out, m, p.evaluate, f"{len(names):,} labelled cells from {', '.join(args.paths)}")
+    page.write(out, metrics, p.evaluate, f"{len(names):,} labelled cells from {', '.join(args.paths)}")
     left = f"; {len(rejects):,} rejected, {len(duplicates):,} duplicates or label conflicts left out" \
            f" (reasons in {out / 'rejects.csv'})" if rejects or duplicates else ""
-    print(evaluate.summary(m, p.evaluate, split="labelled") + f" -> {out / 'index.html'}{left}")
+    print(evaluate.summary(metrics, p.evaluate, split="labelled") + f" -> {out / 'index.html'}{left}")
     return 1 if rejects else 0

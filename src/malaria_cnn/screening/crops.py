@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from malaria_cnn.data import images
+from malaria_cnn.data import images, stain
 from malaria_cnn.screening.segment import Segmentation
 
 _FAST_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # lossless all the same; level 1 is several times faster
@@ -54,6 +54,7 @@ def to_png(crop: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def model_input(crop: np.ndarray, size: int) -> np.ndarray:
-    """The model's input for a cut cell, as training would make it of the cell saved as a crop file."""
-    return images.cell_input(crop, size)
+def model_input(crop: np.ndarray, size: int, stain_mode: str = stain.DEFAULT_MODE) -> tuple[np.ndarray, np.ndarray]:
+    """The model's input for a cut cell, as training would make it of the cell saved as a crop file, and the
+    cell's optical density (the stain check's measure)."""
+    return images.cell_input(crop, size, stain_mode)

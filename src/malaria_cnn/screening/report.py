@@ -15,8 +15,9 @@ from malaria_cnn.evaluation.gallery import TILE, contact_sheet
 from malaria_cnn.screening.screen import Photo
 
 CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
-IMAGES = ["image", "slide", "cells", "parasitized", "parasitemia", "error"]
-SLIDES = ["slide", "images", "cells", "parasitized", "parasitemia", "ci_lower", "ci_upper"]
+IMAGES = ["image", "slide", "cells", "parasitized", "parasitemia", "referred", "error"]
+SLIDES = ["slide", "images", "cells", "parasitized", "parasitemia", "ci_lower", "ci_upper", "images_referred",
+          "referred"]
 Z95 = 1.959964  # the normal quantile of a 95% interval
 SHEET_MAX = 200  # cells shown on the parasitized sheet, most probable first
 SHEET_COLUMNS = 10
@@ -44,34 +45,48 @@ def cell_rows(photo: Photo) -> list[tuple]:
 
 
 def image_row(photo: Photo) -> tuple:
+    """IMAGES' row of a photo; a referred photo has its counts but no parasitemia."""
     if photo.error:
-        return (photo.name, photo.slide, "", "", "", photo.error)
+        return (photo.name, photo.slide, "", "", "", "", photo.error)
     k = sum(label == PARASITIZED for label in photo.labels)
-    return (photo.name, photo.slide, len(photo.labels), k, _share(k, len(photo.labels)), "")
+    share = "" if photo.referred else _share(k, len(photo.labels))
+    return (photo.name, photo.slide, len(photo.labels), k, share, photo.referred, "")
 
 
 def slide_rows(image_rows: list[tuple]) -> list[tuple]:
-    """Per slide (in order of first appearance): photos read, cells, parasitized, parasitemia and its
-    95% Wilson interval over the slide's cells pooled."""
-    slides: dict[str, list[int]] = {}
-    for _, slide, cells, parasitized, _, error in image_rows:
-        if not error:
-            s = slides.setdefault(slide, [0, 0, 0])
+    """Per slide (in order of first appearance): photos counted, their cells, parasitized, parasitemia and its
+    95% Wilson interval over those cells pooled; then the photos referred, and why when every photo was."""
+    slides: dict[str, list] = {}
+    for _, slide, cells, parasitized, _, referred, error in image_rows:
+        if error:
+            continue
+        s = slides.setdefault(slide, [0, 0, 0, 0, ""])
+        if referred:
+            s[3], s[4] = s[3] + 1, s[4] or referred
+        else:
             s[0], s[1], s[2] = s[0] + 1, s[1] + cells, s[2] + parasitized
     rows = []
-    for slide, (photos, cells, k) in slides.items():
+    for slide, (photos, cells, k, referred, why) in slides.items():
         lo, hi = wilson(k, cells)
         rows.append((slide, photos, cells, k, _share(k, cells), "" if not cells else round(lo, 6),
-                     "" if not cells else round(hi, 6)))
+                     "" if not cells else round(hi, 6), referred, why if not photos else ""))
     return rows
 
 
 def annotated(photo: Photo) -> np.ndarray:
-    """The photo (RGB) with every found cell outlined, red if called parasitized, green if not."""
+    """The photo (RGB) with every found cell outlined, red if called parasitized, green if not; a referred
+    photo says so across its top."""
     img = photo.rgb.copy()
     thickness = max(2, round(max(img.shape[:2]) / 640))
     for outline, label in zip(photo.outlines, photo.labels):
         cv2.polylines(img, [outline], True, _COLOURS[label], thickness)
+    if photo.referred:
+        scale = max(img.shape[:2]) / 1600
+        text = f"REFERRED, not counted: {photo.referred}"
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        cv2.rectangle(img, (0, 0), (min(w + 2 * h, img.shape[1]), 2 * h + base), (255, 255, 255), -1)
+        cv2.putText(img, text, (h, h + h // 2 + base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (200, 0, 0), thickness,
+                    cv2.LINE_AA)
     return img
 
 
@@ -110,14 +125,24 @@ def unique_name(stem: str, taken: set[str]) -> str:
     return name
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+
 def summary(image_rows: list[tuple], threshold: float, out: str | Path) -> str:
-    """One line: photos read, cells found, how many called Parasitized, photos that failed."""
-    read = [r for r in image_rows if not r[5]]
-    cells, k = sum(r[2] for r in read), sum(r[3] for r in read)
+    """One line: photos read, cells found and called Parasitized in the photos counted, photos referred
+    (stain unlike training: counted apart), photos that failed."""
+    referred_at, error_at = IMAGES.index("referred"), IMAGES.index("error")
+    read = [r for r in image_rows if not r[error_at]]
+    counted = [r for r in read if not r[referred_at]]
+    cells, k = sum(r[2] for r in read), sum(r[3] for r in counted)
     failed = len(image_rows) - len(read)
-    share = f" ({k / cells:.2%})" if cells else ""
-    fails = (f"; {failed:,} photo{'s' if failed != 1 else ''} failed (reasons in {Path(out) / 'images.csv'})"
-             if failed else "")
+    counted_cells = sum(r[2] for r in counted)
+    share = f" ({k / counted_cells:.2%})" if counted_cells else ""
+    where = Path(out) / "images.csv"
+    referred = (f"; {_plural(len(read) - len(counted), 'photo')} referred to a microscopist, not counted (stain "
+                f"unlike the training data: reasons in {where})" if len(counted) < len(read) else "")
+    fails = f"; {_plural(failed, 'photo')} failed (reasons in {where})" if failed else ""
     return (f"screen: {len(read):,} photos read, {cells:,} red cells found, {k:,} called Parasitized{share} "
-            f"at threshold {threshold:.3f}{fails} -> {out}")
+            f"at threshold {threshold:.3f}{referred}{fails} -> {out}")
 

@@ -9,29 +9,34 @@ from pathlib import Path
 import numpy as np
 
 from malaria_cnn.core import atomic
+from malaria_cnn.data import stain
 from malaria_cnn.screening import report, truth
 from malaria_cnn.screening.report import PARASITIZED
 from malaria_cnn.screening.screen import screen
-from malaria_cnn.screening.stain import LabStats
 
 
 def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out: str | Path, size: int,
         threshold: float, cell_diameter: float | None = None, slide_pattern: str = "",
-        boxes: dict[str, list[truth.Box]] | None = None, stain_target: LabStats | None = None,
-        progress: bool | None = None) -> int:
+        boxes: dict[str, list[truth.Box]] | None = None, stain_mode: str = stain.DEFAULT_MODE,
+        stain_range: stain.StainRange | None = None, progress: bool | None = None) -> int:
     """Write cells.csv, images.csv, slides.csv, annotated/*.jpg, parasitized.png (and detection.json
-    with `boxes`) under `out`; print the summary (and detection) line; 1 if a photo failed, else 0."""
+    with `boxes`) under `out`; print the summary (and detection) line; 1 if a photo failed, else 0.
+    A photo whose stain is outside `stain_range` is referred: listed with its reason, counted in no
+    parasitemia and in no detection score."""
     out = Path(out)
     cell_rows, image_rows, tiles, scores, unlabelled = [], [], [], {}, []
     taken: set[str] = set()
-    for photo in screen(score, paths, size, threshold, cell_diameter, slide_pattern, stain_target, progress):
+    for photo in screen(score, paths, size, threshold, cell_diameter, slide_pattern, stain_mode, stain_range,
+                        progress):
         image_rows.append(report.image_row(photo))
         if photo.error:
             continue
         cell_rows += report.cell_rows(photo)
-        tiles += report.sheet_tiles(photo)
         stem = report.unique_name(Path(photo.file_name).stem, taken)
         report.write_image(out / "annotated" / f"{stem}.jpg", report.annotated(photo))
+        if photo.referred:
+            continue
+        tiles += report.sheet_tiles(photo)
         if boxes is not None and photo.file_name in boxes:
             called = np.array([label == PARASITIZED for label in photo.labels], bool)
             scores[photo.file_name] = truth.score_photo(photo.boxes, called, boxes[photo.file_name])
@@ -45,6 +50,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
     if boxes is not None:
         result = truth.summarise(scores)
         result["photos_without_boxes"] = unlabelled
+        result["photos_referred"] = [r[0] for r in image_rows if r[report.IMAGES.index("referred")]]
         atomic.write_json(out / "detection.json", result)
         print(truth.line(result, str(out / "detection.json")))
-    return 1 if any(r[5] for r in image_rows) else 0
+    return 1 if any(r[report.IMAGES.index("error")] for r in image_rows) else 0

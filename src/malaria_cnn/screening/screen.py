@@ -19,11 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from malaria_cnn.core.labels import call
-from malaria_cnn.data import images
+from malaria_cnn.data import images, stain
 from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.release.predict import Item, items
-from malaria_cnn.screening import crops, stain
+from malaria_cnn.screening import crops
 from malaria_cnn.screening.segment import segment
 
 MAX_PIXELS = 64_000_000  # photos with more pixels are refused before decoding (decompression bombs)
@@ -41,6 +41,8 @@ class Photo:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), int))
     outlines: list[np.ndarray] = field(default_factory=list)  # contours in the photo's pixels
     inputs: np.ndarray | None = None  # (n, size, size, 3) uint8
+    density: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # each cell's optical density (stain.py)
+    referred: str = ""  # why the photo is referred to a microscopist instead of counted ("" when it is counted)
     cut: list[np.ndarray] = field(default_factory=list)  # each cell on black, photo pixels
     p: np.ndarray = field(default_factory=lambda: np.zeros(0))  # P(Parasitized) per cell, once scored
     labels: list[str] = field(default_factory=list)
@@ -61,8 +63,9 @@ def _outline(seg, i: int) -> np.ndarray:
 
 
 def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pattern: str = "",
-            stain_target: stain.LabStats | None = None) -> Photo:
-    """Decode, segment and cut one photo; its `error` says why when it cannot be used."""
+            stain_mode: str = stain.DEFAULT_MODE, stain_range: stain.StainRange | None = None) -> Photo:
+    """Decode, segment and cut one photo, and check its cells' stain against `stain_range`; its `error`
+    says why when it cannot be used."""
     name = posixpath.basename(item.name.rsplit(":", 1)[-1].replace("\\", "/"))
     photo = Photo(item.name, slide_of(name, slide_pattern) or name)
     if item.problem:
@@ -74,19 +77,16 @@ def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pat
         photo.error = str(exc)
         return photo
     seg = segment(rgb, cell_diameter)
-    source = None
-    if stain_target is not None and len(seg.boxes):
-        source = stain.stats(seg.rgb[seg.labels > 0])
     inputs = np.zeros((len(seg.boxes), size, size, 3), np.uint8)
+    density = np.zeros((len(seg.boxes), 3))
     boxes = seg.boxes.copy()
     for i in range(len(seg.boxes)):
-        cell, mask, boxes[i] = crops.cut(rgb, seg, i)
-        if source is not None:
-            cell = stain.normalise(cell, mask, source, stain_target)
-        inputs[i] = crops.model_input(cell, size)
+        cell, _, boxes[i] = crops.cut(rgb, seg, i)
+        inputs[i], density[i] = crops.model_input(cell, size, stain_mode)
         photo.cut.append(cell)
         photo.outlines.append(_outline(seg, i))
-    photo.rgb, photo.boxes, photo.inputs = rgb, boxes, inputs
+    photo.rgb, photo.boxes, photo.inputs, photo.density = rgb, boxes, inputs, density
+    photo.referred = stain_range.reason(density) if stain_range is not None else ""
     return photo
 
 
@@ -102,9 +102,10 @@ def _ahead(pool: ThreadPoolExecutor, fn: Callable[[Item], Photo], seq: Iterable[
 
 
 def screen(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], size: int, threshold: float,
-           cell_diameter: float | None = None, slide_pattern: str = "", stain_target: stain.LabStats | None = None,
-           progress: bool | None = None) -> Iterator[Photo]:
-    """Every input file as a Photo, in input order, its cells scored at `threshold`.
+           cell_diameter: float | None = None, slide_pattern: str = "", stain_mode: str = stain.DEFAULT_MODE,
+           stain_range: stain.StainRange | None = None, progress: bool | None = None) -> Iterator[Photo]:
+    """Every input file as a Photo, in input order, its cells scored at `threshold` (a referred photo's too:
+    the caller counts it apart).
 
     `score` maps uint8 crops (n, size, size, 3) to P(Parasitized). A photo's pixels are released by
     the caller: keep what you need of each Photo and drop it.
@@ -112,7 +113,7 @@ def screen(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], s
     cores = available_cores()
 
     def work(item: Item) -> Photo:
-        return prepare(item, size, cell_diameter, slide_pattern, stain_target)
+        return prepare(item, size, cell_diameter, slide_pattern, stain_mode, stain_range)
 
     with ThreadPoolExecutor(max_workers=cores) as pool, \
             tqdm(desc="screen", unit=" photos", disable=None if progress is None else not progress) as bar:

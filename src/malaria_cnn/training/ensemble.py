@@ -13,7 +13,7 @@ def average(models: list[keras.Model]) -> keras.Model:
     """A model whose output is the mean of `models`' outputs (each renamed member_<i> inside it)."""
     if len(models) == 1:
         return models[0]
-    inputs = keras.Input(models[0].inputs[0].shape[1:], dtype="uint8", name="rgb_uint8")
+    inputs = keras.Input(models[0].inputs[0].shape[1:], dtype="uint8", name=models[0].inputs[0].name)
     outputs = [keras.Model(m.inputs, m.outputs[0], name=f"member_{i}")(inputs) for i, m in enumerate(models)]
     return keras.Model(inputs, keras.layers.Average(name="probabilities")(outputs), name="ensemble")
 

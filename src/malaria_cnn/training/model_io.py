@@ -12,6 +12,7 @@ import numpy as np
 from malaria_cnn.core.atomic import atomic_path
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
+from malaria_cnn.data import stain
 from malaria_cnn.training import batch_norm  # noqa: F401  (registers the layer that saved models name)
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
 
@@ -94,6 +95,11 @@ def check(model: keras.Model, path: str | Path) -> None:
         raise UserError(f"{path} is a Keras model but not a malaria-cnn one: it should take RGB uint8 crops "
                         f"(None, s, s, 3) and end in a 'probabilities' layer of {len(CLASS_NAMES)}; "
                         f"it takes {shape} {dtype}")
+
+
+def stain_mode(model: keras.Model) -> str:
+    """The stain mode the model's crops are prepared with (recorded in its input layer's name)."""
+    return stain.mode_of_input(model.inputs[0].name)
 
 
 def image_size(model: keras.Model) -> int:

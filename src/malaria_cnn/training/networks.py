@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.core.params import ModelParams, TrainParams
+from malaria_cnn.data import stain
 from malaria_cnn.training.batch_norm import BatchNorm
 from malaria_cnn.training.runtime import keras
 
@@ -60,13 +61,14 @@ PRESETS: dict[str, Callable[[ModelParams, keras.KerasTensor], keras.KerasTensor]
 }
 
 
-def build(cfg: ModelParams, image_size: int) -> keras.Model:
+def build(cfg: ModelParams, image_size: int, stain_mode: str = stain.DEFAULT_MODE) -> keras.Model:
     """The network for RGB uint8 crops of image_size x image_size; outputs (P(Uninfected), P(Parasitized)).
 
     Scaling to [0, 1] is the model's first layer, so whatever feeds it raw crops (training,
-    evaluation, prediction) gets the same transform.
+    evaluation, prediction) gets the same transform. The input layer's name records the stain mode
+    the crops were prepared with (stain.input_name), which the commands read back to prepare theirs.
     """
-    inputs = keras.Input((image_size, image_size, 3), dtype="uint8", name="rgb_uint8")
+    inputs = keras.Input((image_size, image_size, 3), dtype="uint8", name=stain.input_name(stain_mode))
     x = layers.Rescaling(1 / 255)(inputs)
     x = PRESETS[cfg.preset](cfg, x)
     # under mixed precision the head stays float32: a float16 softmax rounds small probabilities to 0 or 1

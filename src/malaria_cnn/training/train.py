@@ -206,7 +206,7 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
         print(f"train: resuming after epoch {first_epoch} from {folder}", file=sys.stderr)
     else:
         with run.scope():  # the variables of the model, its optimizer and metrics live on every replica
-            model = networks.build(p.model, image_size=x_train.shape[1])
+            model = networks.build(p.model, image_size=x_train.shape[1], stain_mode=p.preprocess.stain)
             networks.compile_model(model, p.train)
         first_epoch, history = 0, {}
         if folder:

@@ -1,0 +1,180 @@
+"""Stain standardisation of a cell, and the check that a photo's or a slide's stain is one training saw.
+
+By Beer and Lambert, a stained cell's optical density (OD = -ln(I / 255), per RGB channel) is
+proportional to the stain it holds: a darker batch multiplies every pixel's OD, a paler one divides
+it. `standardise` (mode `od`) scales each channel's OD so that the cell's median pixel lands on
+REFERENCE_RGB, a typical NIH cell: every cell, whatever its stain, reaches the model as a pink cell,
+and a parasite is what is darker than *its own* cell. Black (the background of a crop) stays black.
+It works on the model-sized crop, and `images.py` calls it on every crop and cell that reaches a
+model: training, predict, evaluate and screen cannot drift apart.
+
+What standardisation cannot undo is a stain far outside what training saw (a near-white or a
+near-black cell keeps few grey levels to scale). `StainRange` is the span of the training slides'
+stain, each slide summarised by its cells' median OD per channel; a photo or slide outside it by
+more than MARGIN is referred to a microscopist rather than counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from malaria_cnn.core import atomic
+from malaria_cnn.core.atomic import file_sha256
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.core.params import STAIN_MODES as MODES  # od: per-cell optical-density standardisation | none
+
+DEFAULT_MODE = "od"
+REFERENCE_RGB = np.array([189.0, 155.0, 159.0])  # the median pixel of a typical uninfected NIH cell
+BLACK = 10  # pixels darker than this in every channel are background
+MAX_SCALE = 8.0  # a cell's OD is scaled by at most this factor either way
+CHANNELS = ("red", "green", "blue")
+_REFERENCE_OD = -np.log(REFERENCE_RGB / 255)
+_LEVELS = np.arange(256, dtype=np.float64) / 255
+_KERNEL = np.ones((3, 3), np.uint8)
+
+
+def cell_pixels(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inside, core) masks of a crop (h, w, 3): its non-black pixels, and those a pixel clear of black
+    (the rim, blended with the background by resizing, is left out of the statistics)."""
+    inside = 255 - cv2.inRange(rgb, (0, 0, 0), (BLACK - 1,) * 3)
+    return inside > 0, cv2.erode(inside, _KERNEL) > 0
+
+
+def density(rgb: np.ndarray, core: np.ndarray | None = None) -> np.ndarray:
+    """The cell's median optical density per channel (3,), NaN for a crop with no cell pixels."""
+    if core is None:
+        inside, core = cell_pixels(rgb)
+        core = core if core.any() else inside
+    if not core.any():
+        return np.full(3, np.nan)
+    return -np.log(np.clip(_median(rgb, core), 1, 254) / 255)
+
+
+def _median(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """np.median of each channel's masked uint8 pixels, from a histogram (several times faster)."""
+    counts = np.stack([cv2.calcHist([rgb], [c], mask.astype(np.uint8), [256], [0, 256]).ravel() for c in range(3)])
+    cum = np.cumsum(counts, axis=1)
+    n = cum[0, -1]
+    lower = np.argmax(cum >= (n + 1) // 2, axis=1)  # the middle value, or the lower of the middle two
+    upper = np.argmax(cum >= n // 2 + 1, axis=1)
+    return (lower + upper) / 2
+
+
+def standardised(rgb: np.ndarray, mode: str = DEFAULT_MODE) -> tuple[np.ndarray, np.ndarray]:
+    """A crop (RGB uint8, h x w x 3) with its cell moved to the reference stain (see the module's text;
+    mode `none` leaves it as it is), and the cell's median optical density before (`density`)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown stain mode {mode!r}")
+    inside, core = cell_pixels(rgb)
+    od = density(rgb, core if core.any() else inside)
+    if mode == "none" or np.isnan(od).any():
+        return rgb, od
+    scale = np.clip(_REFERENCE_OD / np.maximum(od, 1e-6), 1 / MAX_SCALE, MAX_SCALE)
+    # I' = 255 (I / 255) ** scale: OD times scale; 0 stays 0 and no other level drops to black
+    lut = np.maximum(np.rint(255 * _LEVELS[:, None] ** scale[None, :]), 1).astype(np.uint8)
+    lut[0] = 0
+    out = cv2.LUT(np.ascontiguousarray(rgb), lut[None])
+    return cv2.bitwise_and(out, out, mask=inside.view(np.uint8)), od
+
+
+def input_name(mode: str) -> str:
+    """The name of a model's input layer, which records the stain mode its crops were prepared with."""
+    return "rgb_uint8" if mode == "none" else f"rgb_uint8_stain_{mode}"
+
+
+def mode_of_input(name: str) -> str:
+    """The stain mode a model's input layer name records (models named plain `rgb_uint8` took crops as decoded)."""
+    for mode in MODES:
+        if name == input_name(mode):
+            return mode
+    return "none"
+
+
+# --- the check: is this stain one the model was trained on? ---
+
+MARGIN = 0.7  # natural log of OD: a photo may lie about 2x beyond the training slides' span before it is referred
+MIN_CELLS = 5  # fewer cells than this say too little about a photo's stain to check it
+
+
+@dataclass(frozen=True)
+class StainRange:
+    """Per channel, the lowest and highest ln(median OD) of the training slides, and the margin allowed."""
+
+    low: tuple[float, float, float]
+    high: tuple[float, float, float]
+    margin: float = MARGIN
+    slides: int = 0
+
+    @classmethod
+    def of_slides(cls, densities: np.ndarray, slides: np.ndarray) -> StainRange:
+        """The span of the slides' stains, each slide its cells' median OD per channel."""
+        per_slide = summarise(densities, slides)
+        values = np.log(np.array([v for v in per_slide.values() if not np.isnan(v).any()]))
+        if not len(values):
+            raise UserError("no training cell has stained pixels: cannot tell the training stain's range")
+        return cls(tuple(map(float, values.min(axis=0))), tuple(map(float, values.max(axis=0))), MARGIN,
+                   len(values))
+
+    def reason(self, densities: np.ndarray) -> str:
+        """Why cells with these ODs (n, 3) are unlike training ("" when they are not, or are too few to say)."""
+        d = np.asarray(densities, float).reshape(-1, 3)
+        d = d[~np.isnan(d).any(axis=1)]
+        if len(d) < MIN_CELLS:
+            return ""
+        value = np.log(np.median(d, axis=0))
+        below, above = np.array(self.low) - self.margin - value, value - np.array(self.high) - self.margin
+        worst = int(np.argmax(np.maximum(below, above)))
+        if max(below[worst], above[worst]) <= 0:
+            return ""
+        side, ref = ("paler", self.low[worst]) if below[worst] > 0 else ("darker", self.high[worst])
+        factor = np.exp(abs(value[worst] - ref))
+        return (f"stain unlike the training data: {CHANNELS[worst]} {factor:.1f}x {side} than any of the "
+                f"{self.slides} training slides")
+
+    def save(self, path: str | Path, model_path: str | Path) -> None:
+        atomic.write_json(path, {"low": self.low, "high": self.high, "margin": self.margin, "slides": self.slides,
+                                 "model_sha256": file_sha256(model_path)})
+
+    @classmethod
+    def load(cls, path: str | Path, model_path: str | Path) -> StainRange:
+        """The stored range, checked against its model; one clear error otherwise."""
+        try:
+            stored = json.loads(Path(path).read_text(encoding="utf-8"))
+            out = cls(tuple(map(float, stored["low"])), tuple(map(float, stored["high"])), float(stored["margin"]),
+                      int(stored["slides"]))
+            sha = stored["model_sha256"]
+        except FileNotFoundError:
+            raise UserError(f"{path} not found: run `dvc repro` to record the training stain's range") from None
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{path} is not a stain range file written by this project") from None
+        if len(out.low) != 3 or len(out.high) != 3:
+            raise UserError(f"{path} is not a stain range file written by this project")
+        if sha != file_sha256(model_path):
+            raise UserError(f"{path} was written for another model than {model_path}: run `dvc repro`")
+        return out
+
+
+def referrals(stain_range: StainRange | None, densities: np.ndarray, groups: np.ndarray,
+              names: np.ndarray) -> list[str]:
+    """For each group (slide) of `names`, why its cells' stain is unlike the training slides' ("" when it
+    is not, or without a stain range)."""
+    if stain_range is None:
+        return [""] * len(names)
+    densities, groups = np.asarray(densities, float).reshape(-1, 3), np.asarray(groups)
+    return [stain_range.reason(densities[groups == n]) for n in names]
+
+
+def summarise(densities: np.ndarray, groups: np.ndarray) -> dict[str, np.ndarray]:
+    """{group: the median of its cells' ODs (3,)}, cells without stained pixels left out."""
+    d, groups = np.asarray(densities, float).reshape(-1, 3), np.asarray(groups)
+    out = {}
+    for g in np.unique(groups):
+        rows = d[groups == g]
+        rows = rows[~np.isnan(rows).any(axis=1)]
+        out[str(g)] = np.median(rows, axis=0) if len(rows) else np.full(3, np.nan)
+    return out
