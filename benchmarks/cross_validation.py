@@ -6,7 +6,9 @@ inner folds, one model per fold (early stopping on its held-out fold), out-of-fo
 predictions, the threshold rule on them (sensitivity >= 0.95), and the shipped model (the inner
 models' ensemble; for the baseline also a refit, a refit without the crops the label audit flags,
 and test-time augmentation). The held-out slides are then scored once per variant: accuracy and
-ROC AUC at 0.5, sensitivity and specificity at the OOF threshold. Nothing is chosen on them.
+ROC AUC at 0.5, sensitivity and specificity at the OOF threshold, and each held-out slide's false-call
+rate of uninfected cells there (median, 90th percentile and max over every round's slides). Nothing is
+chosen on them.
 
     python benchmarks/cross_validation.py                           # every lever, 3 outer x 3 inner folds
     python benchmarks/cross_validation.py --levers baseline hed --outer 3 --inner 3
@@ -38,7 +40,7 @@ from malaria_cnn.core.labels import POSITIVE  # noqa: E402
 from malaria_cnn.data import cells_npz, split  # noqa: E402
 from malaria_cnn.data.ingest import ingest  # noqa: E402
 from malaria_cnn.data.preprocess import preprocess  # noqa: E402
-from malaria_cnn.evaluation import audit, metrics, operating_point  # noqa: E402
+from malaria_cnn.evaluation import audit, false_calls, metrics, operating_point  # noqa: E402
 from malaria_cnn.training import ensemble, model_io  # noqa: E402
 from malaria_cnn.training.runtime import keras  # noqa: E402
 from malaria_cnn.training.train import train  # noqa: E402
@@ -59,6 +61,7 @@ LEVERS = {
     "batch128": {"train": {"batch_size": 128}},  # half the steps per epoch: a cheaper epoch on a CPU
     "patience4": {"train": {"early_stopping": 4}},  # folds stop 2 epochs sooner after their best
     "patience4_reseed": {"train": {"early_stopping": 4, "seed": 7}},  # the same, against reseed
+    "stain_none": {"preprocess": {"stain": "none"}},  # crops as decoded, not stain-standardised (the default before)
 }
 
 
@@ -69,14 +72,15 @@ def with_lever(base: params.Params, change: dict) -> params.Params:
     return apply(base, change)
 
 
-def load_dev(zip_path: Path, size: int, cache: dict) -> dict:
-    if size not in cache:
+def load_dev(zip_path: Path, cfg: params.PreprocessParams, cache: dict) -> dict:
+    """The dev zip's cells as ingest and preprocess make them with `cfg` (cached by image size and stain mode)."""
+    key = (cfg.image_size, cfg.stain)
+    if key not in cache:
         with tempfile.TemporaryDirectory() as tmp:
             ingest(params.DataParams(source="zip", path=str(zip_path)), f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/r.csv")
-            preprocess(f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/cells.npz", f"{tmp}/rej.csv",
-                       params.PreprocessParams(image_size=size))
-            cache[size] = cells_npz.load(f"{tmp}/cells.npz")
-    return cache[size]
+            preprocess(f"{tmp}/raw.zip", f"{tmp}/m.csv", f"{tmp}/cells.npz", f"{tmp}/rej.csv", cfg)
+            cache[key] = cells_npz.load(f"{tmp}/cells.npz")
+    return cache[key]
 
 
 def symmetries(x: np.ndarray) -> list[np.ndarray]:
@@ -85,12 +89,17 @@ def symmetries(x: np.ndarray) -> list[np.ndarray]:
     return [v[:, ::a, ::b] for v in (x, turned) for a in (1, -1) for b in (1, -1)]
 
 
-def scores(y: np.ndarray, prob: np.ndarray, threshold: float) -> dict:
+def scores(y: np.ndarray, prob: np.ndarray, threshold: float, slides: np.ndarray) -> dict:
+    """Accuracy and ROC AUC at 0.5, sensitivity and specificity at the OOF threshold, and each held-out
+    slide's false-call rate there (the slides with at least false_calls.MIN_UNINFECTED uninfected cells)."""
     positive = y == POSITIVE
     at_half = metrics.all_metrics(np.ones((1, len(y))), positive, prob, 0.5, bins=10)
     at_t = metrics.all_metrics(np.ones((1, len(y))), positive, prob, threshold, bins=10)
+    _, uninfected, false = false_calls.per_slide(y, prob, slides, threshold)
+    rates = false_calls.rates(uninfected, false)[uninfected >= false_calls.MIN_UNINFECTED]
     return {"accuracy": float(at_half["accuracy"][0]), "roc_auc": float(at_half["roc_auc"][0]),
-            "sensitivity": float(at_t["sensitivity"][0]), "specificity": float(at_t["specificity"][0])}
+            "sensitivity": float(at_t["sensitivity"][0]), "specificity": float(at_t["specificity"][0]),
+            "slide_rates": [float(r) for r in rates]}
 
 
 def one_round(p: params.Params, x, y, slides, rest, test, inner: int, extras: bool) -> dict[str, dict]:
@@ -108,26 +117,27 @@ def one_round(p: params.Params, x, y, slides, rest, test, inner: int, extras: bo
     minutes = (time.perf_counter() - start) / 60
     threshold = operating_point.choose(y[rest], prob_oof, p.threshold)
     shipped = ensemble.average(models)
-    out = {"ensemble": {**scores(y[test], model_io.parasitized_probability(shipped, x[test], 256), threshold),
+    held = slides[test]
+    out = {"ensemble": {**scores(y[test], model_io.parasitized_probability(shipped, x[test], 256), threshold, held),
                         "train_min": minutes}}
     if extras:
         tta = np.mean([model_io.parasitized_probability(shipped, v, 256) for v in symmetries(x[test])], axis=0)
-        out["ensemble + TTA"] = scores(y[test], tta, threshold)
+        out["ensemble + TTA"] = scores(y[test], tta, threshold, held)
         epochs = max(1, int(np.round(np.median(best))))
         refit = dataclasses.replace(p, epochs=epochs)
         model, _ = train(refit, (x[rest], y[rest]), None)
-        out["refit"] = scores(y[test], model_io.parasitized_probability(model, x[test], 256), threshold)
+        out["refit"] = scores(y[test], model_io.parasitized_probability(model, x[test], 256), threshold, held)
         flagged = audit.label_issues(y[rest], prob_oof)
         keep = ~np.isin(names, names[flagged])
         model, _ = train(refit, (x[rest][keep], y[rest][keep]), None)
         out["refit without label issues"] = {**scores(y[test], model_io.parasitized_probability(model, x[test], 256),
-                                                      threshold), "flagged": int(len(flagged))}
+                                                      threshold, held), "flagged": int(len(flagged))}
     keras.backend.clear_session()
     return out
 
 
 ROUND = re.compile(r"^outer (\d+)/(\d+) (.+?)\s+acc ([\d.]+) auc ([\d.]+) sens ([\d.]+) spec ([\d.]+)"
-                   r"(?:\s+\(([\d.]+) min of training\))?")
+                   r"(?:\s+\(([\d.]+) min of training\))?(?:\s+false calls by slide \[([\d., ]*)\])?")
 
 
 def read_reference(log: Path, outer: int) -> dict[str, list[dict]]:
@@ -139,8 +149,18 @@ def read_reference(log: Path, outer: int) -> dict[str, list[dict]]:
             s = dict(zip(("accuracy", "roc_auc", "sensitivity", "specificity"), map(float, m.group(4, 5, 6, 7))))
             rows = out.setdefault(m[3].strip(), [])
             if len(rows) == int(m[1]) - 1:  # each round once, in order
-                rows.append({**s, **({"train_min": float(m[8])} if m[8] else {})})
+                rates = {"slide_rates": [float(v) for v in m[9].split(",") if v.strip()]} if m[9] is not None else {}
+                rows.append({**s, **({"train_min": float(m[8])} if m[8] else {}), **rates})
     return {name: rows for name, rows in out.items() if len(rows) == outer}
+
+
+def slide_rates(rows: list[dict]) -> str:
+    """Median / 90th percentile / max of the held-out slides' false-call rates, pooled over the rounds."""
+    if any("slide_rates" not in r for r in rows):
+        return "-"
+    rates = np.concatenate([r["slide_rates"] for r in rows])
+    return " / ".join(f"{v:.1%}" for v in (np.median(rates), np.percentile(rates, 90), rates.max())) + \
+        f" ({len(rates)} slides)"
 
 
 def main() -> None:
@@ -163,7 +183,7 @@ def main() -> None:
     y_all = slides_all = None
     for lever in args.levers:
         p = with_lever(base, LEVERS[lever])
-        arrays = load_dev(args.zip, p.preprocess.image_size, cache)
+        arrays = load_dev(args.zip, p.preprocess, cache)
         x, y, slides = arrays["x"], arrays["y"], arrays["slide"]
         y_all, slides_all = y, slides
         outer = StratifiedGroupKFold(n_splits=args.outer, shuffle=True, random_state=base.split.seed)
@@ -174,13 +194,15 @@ def main() -> None:
                 results.setdefault(name, []).append(s)
                 print(f"outer {r + 1}/{args.outer} {name:38} acc {s['accuracy']:.4f} auc {s['roc_auc']:.4f} "
                       f"sens {s['sensitivity']:.4f} spec {s['specificity']:.4f}"
-                      + (f"  ({s['train_min']:.1f} min of training)" if "train_min" in s else ""), flush=True)
+                      + (f"  ({s['train_min']:.1f} min of training)" if "train_min" in s else "")
+                      + f"  false calls by slide [{', '.join(f'{v:.4f}' for v in s['slide_rates'])}]", flush=True)
 
     print(f"\n{len(y_all):,} crops, {len(set(slides_all))} slides; {args.outer} outer x {args.inner} inner "
           f"slide-grouped folds; mean ± sd over the outer folds (held-out slides); in brackets the change against the "
           f"baseline and the outer folds where the variant scored higher")
-    print("| lever | accuracy | ROC AUC | sensitivity at OOF threshold | specificity | training min / round |")
-    print("|---|---|---|---|---|---|")
+    print("| lever | accuracy | ROC AUC | sensitivity at OOF threshold | specificity | false calls per held-out slide: "
+          "median / p90 / max | training min / round |")
+    print("|---|---|---|---|---|---|---|")
     base_rows = results.get("baseline")
     for name, rows in results.items():
         def cell(key):
@@ -192,7 +214,7 @@ def main() -> None:
             return text
         minutes = f"{np.mean([r['train_min'] for r in rows]):.1f}" if "train_min" in rows[0] else "-"
         print(f"| {name} | {cell('accuracy')} | {cell('roc_auc')} | {cell('sensitivity')} | {cell('specificity')} "
-              f"| {minutes} |")
+              f"| {slide_rates(rows)} | {minutes} |")
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from malaria_cnn.core.params import PreprocessParams
 from malaria_cnn.data import archive, cells_npz, images, manifest
@@ -25,7 +26,7 @@ def test_a_photo_cut_cell_is_decoded_exactly_as_training_decodes_a_crop(tmp_path
     cut = [crops.cut(f.rgb, seg, i)[0] for i in range(6)]
     labels = ["Uninfected", "Parasitized"] * 3  # preprocess wants both classes
     members = [archive.member_name(label, f"C1_IMG_cell_{i}.png") for i, label in enumerate(labels)]
-    files = [crops.to_png(c) for c in cut]
+    files = [crops.to_png(crops.trim(c)) for c in cut]
     archive.write(tmp_path / "raw.zip", zip(members, files))
     manifest.write(tmp_path / "manifest.csv", [manifest.ManifestRow(m, label, "C1", manifest.sha256(d))
                                                for m, label, d in zip(members, labels, files)])
@@ -36,3 +37,14 @@ def test_a_photo_cut_cell_is_decoded_exactly_as_training_decodes_a_crop(tmp_path
         screened = crops.model_input(c, 40)[0]
         assert np.array_equal(screened, x)  # bit for bit what preprocess made of the same cell as a file
         assert np.array_equal(images.decode_rgb(crops.to_png(c), min_side=1), c)  # the PNG is lossless
+
+
+def test_the_rim_is_trimmed_before_scoring(fields):
+    f = next(iter(fields.values()))
+    seg = segment.segment(f.rgb)
+    cell, mask, _ = crops.cut(f.rgb, seg, 0)
+    kept = crops.trim(cell).max(axis=2) > 0
+    diameter = 2 * np.sqrt(mask.sum() / np.pi)
+    assert (kept <= mask).all() and (crops.trim(cell)[kept] == cell[kept]).all()  # pixels only taken away
+    band = (1 - np.sqrt(kept.sum() / mask.sum())) / 2  # the share of the diameter trimmed off the rim
+    assert band == pytest.approx(crops.TRIM, abs=0.015) and diameter > 20

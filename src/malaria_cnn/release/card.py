@@ -35,6 +35,16 @@ def _fold_by_fold(report: dict | None) -> str:
             f"(lowest {_value(report['specificity_min'])}).")
 
 
+def _preparation(mode: str) -> str:
+    """How a crop must be prepared for the model, by its stain mode."""
+    if mode == "none":
+        return "resized as the pipeline does: `malaria_cnn.data.images.load_cell` (area averaging when shrinking)."
+    return ("prepared as the pipeline does: `malaria_cnn.data.images.load_cell` resizes it (area averaging when\n"
+            "  shrinking) and standardises its stain (each channel's optical density scaled so the cell's median\n"
+            "  pixel is a reference NIH cell's; `malaria_cnn.data.stain`). The exported copies expect the same\n"
+            "  prepared crops: a raw crop of another stain is out of their range.")
+
+
 def _network(p: Params, folds: int) -> str:
     if folds < 2:
         return f"one `{p.model.preset}` network"
@@ -114,8 +124,8 @@ Tells **parasitized** from **uninfected** red blood cells in thin-smear microsco
 
 ## Input and output
 
-- Input: RGB uint8 crops of {image_size} x {image_size} pixels, values 0-255 (scaling is inside the model).
-  Resize a crop as the pipeline does: `malaria_cnn.data.images.load_cell` (area averaging when shrinking).
+- Input: RGB uint8 crops of {image_size} x {image_size} pixels, values 0-255 (scaling is inside the model),
+  {_preparation(p.preprocess.stain)}
 - Output: P(Uninfected), P(Parasitized), in that order.
 - Decision: a cell is called **Parasitized** when P(Parasitized) >= **{stored['threshold']:.6f}**.
   The threshold was chosen by the rule {rule} on {_chosen_on(chosen)}; there it gave sensitivity
