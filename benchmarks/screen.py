@@ -2,9 +2,9 @@
 
 Accuracy: red-cell detection precision, recall and F1 against the labelled boxes (rules of
 `screening/truth.py`), parasitized-cell recall and precision end to end (a parasitized cell the
-segmentation missed counts as missed), per-photo parasitemia absolute error; once as is and once
-with `--stain-normalise` (Reinhard toward the training crops' colours, from --stain-reference).
-The same figures for a naive baseline: Otsu on the green channel and one box per outer contour.
+segmentation missed counts as missed), per-photo parasitemia absolute error (benchmarks/stain.py measures the
+stain side on both shared batches). The same figures for a naive baseline: Otsu on the green channel
+and one box per outer contour.
 
 Speed, each against a baseline timed in the same run: photos/s of the whole command at 1280x960
 (decode, segment, cut, classify, write every output; TensorFlow already loaded) against segmentation
@@ -33,7 +33,8 @@ FIELDS = ROOT.parent / "shared" / "data" / "fields" / "iml_malaria"
 
 from malaria_cnn.data import images  # noqa: E402
 from malaria_cnn.evaluation import operating_point  # noqa: E402
-from malaria_cnn.screening import segment, stain, truth  # noqa: E402
+from malaria_cnn.data import stain  # noqa: E402
+from malaria_cnn.screening import segment, truth  # noqa: E402
 from malaria_cnn.screening.field import field_mask  # noqa: E402
 from malaria_cnn.screening.run import run  # noqa: E402
 from malaria_cnn.screening.screen import screen  # noqa: E402
@@ -61,9 +62,11 @@ def label_coverage(rgb: np.ndarray, labelled: list[truth.Box]) -> float:
     return float((cells & covered).sum() / max(cells.sum(), 1))
 
 
-def accuracy(score, files, boxes, size, threshold, target) -> tuple[dict, dict]:
+def accuracy(score, files, boxes, size, threshold, mode, span) -> tuple[dict, dict]:
     scores = {}
-    for photo in screen(score, files, size, threshold, stain_target=target, progress=False):
+    for photo in screen(score, files, size, threshold, stain_mode=mode, stain_range=span, progress=False):
+        if photo.referred:
+            continue
         called = np.array([label == "Parasitized" for label in photo.labels], bool)
         scores[photo.file_name] = truth.score_photo(photo.boxes, called, boxes[photo.file_name])
     return truth.summarise(scores), scores
@@ -82,8 +85,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(ROOT / "models" / "model.keras"))
     parser.add_argument("--threshold-file", help="default: threshold.json beside the model")
-    parser.add_argument("--stain-reference", default=str(ROOT / "data" / "processed" / "cells.npz"),
-                        help="the cells.npz the model was trained on")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each speed figure (median)")
     args = parser.parse_args()
     if not FIELDS.is_dir():
@@ -98,9 +99,11 @@ def main() -> None:
     score(np.zeros((2, size, size, 3), np.uint8))  # TensorFlow's first call is not the command's work
     print(f"{len(files)} photos of {FIELDS.name}; model {args.model} (threshold {threshold:.3f})")
 
+    range_file = Path(args.model).with_name("stain_range.json")
+    span = stain.StainRange.load(range_file, args.model) if range_file.is_file() else None
     results, per_photo = {}, {}
-    for name, target in (("as is", None), ("stain-normalised", stain.reference(args.stain_reference))):
-        results[name], per_photo[name] = accuracy(score, files, boxes, size, threshold, target)
+    results["as is"], per_photo["as is"] = accuracy(score, files, boxes, size, threshold,
+                                                    model_io.stain_mode(model), span)
     naive = {}
     for f in files:
         found = naive_boxes(images.decode_rgb(f.read_bytes()))
@@ -114,9 +117,8 @@ def main() -> None:
                if "naive" not in name else f"{'':>7s} {'':>7s} {'':>8s}")
         print(f"{name:24s} {s['found']:6,d} {s['labelled']:8,d} {d['precision']:6.3f} {d['recall']:6.3f} "
               f"{d['f1']:6.3f} {par}")
-    print(f"  parasitized boxes: {results['as is']['parasitized_labelled']}; called parasitized: as is "
-          f"{results['as is']['parasitized_called']:,}, stain-normalised "
-          f"{results['stain-normalised']['parasitized_called']:,}")
+    print(f"  parasitized boxes: {results['as is']['parasitized_labelled']}; called parasitized: "
+          f"{results['as is']['parasitized_called']:,}; photos referred: {len(files) - results['as is']['photos']}")
 
     coverage = {f.name: label_coverage(images.decode_rgb(f.read_bytes()), boxes[f.name]) for f in files}
     for least in (0.8, 0.85, 0.9):
@@ -128,7 +130,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         def whole():
             with contextlib.redirect_stdout(io.StringIO()):
-                run(score, files, Path(tmp) / "out", size, threshold, progress=False)
+                run(score, files, Path(tmp) / "out", size, threshold, stain_mode=model_io.stain_mode(model),
+                    progress=False)
 
         t_whole = timed(whole, args.repeat)
         t_seg = timed(lambda: [segment.segment(images.decode_rgb(f.read_bytes())) for f in files], args.repeat)
@@ -145,7 +148,8 @@ def main() -> None:
 
         def whole_big():
             with contextlib.redirect_stdout(io.StringIO()):
-                run(score, [big_path], Path(tmp) / "big", size, threshold, progress=False)
+                run(score, [big_path], Path(tmp) / "big", size, threshold, stain_mode=model_io.stain_mode(model),
+                    progress=False)
 
         t_big = timed(whole_big, args.repeat)
         t_big_seg = timed(lambda: segment.segment(images.decode_rgb(big_path.read_bytes(), max_pixels=64_000_000)),

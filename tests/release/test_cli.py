@@ -69,3 +69,33 @@ def test_limits_come_from_params_yaml_where_the_command_runs(tmp_path, model_dir
     assert result.returncode == 1 and "a.png,,,\"too small: " in (tmp_path / "predictions.csv").read_text()
     result = _run("predict", "a.png", "--model", model_dir / "model.keras", "--min-side", "8", cwd=tmp_path)
     assert result.returncode == 0
+
+
+def test_by_slide_refers_a_slide_whose_stain_is_unlike_the_training_slides(tmp_path, model_dir, small_cells):
+    import shutil
+
+    import numpy as np
+
+    from malaria_cnn.data import images, stain
+
+    models = tmp_path / "m"
+    shutil.copytree(model_dir, models)
+    crops = [images.decode_rgb(c.read()) for c in small_cells[:12]]
+    densities = np.stack([images.read_cell(c.read(), 24)[1] for c in small_cells[:12]])
+    stain.StainRange.of_slides(densities, np.array(["train"] * 12)).save(models / "stain_range.json",
+                                                                         models / "model.keras")
+    (tmp_path / "in").mkdir()
+    for i, rgb in enumerate(crops[:6]):
+        (tmp_path / "in" / f"P0_{i}.png").write_bytes(images.encode_png(rgb))  # a stain the model knows
+        darker = np.clip(np.rint(255 * (np.maximum(rgb, 1) / 255.0) ** 8), 1, 255).astype(np.uint8)
+        darker[rgb.max(axis=2) < stain.BLACK] = 0  # OD 8 times as high: a far darker stain, same cells
+        (tmp_path / "in" / f"P1_{i}.png").write_bytes(images.encode_png(darker))
+    result = _run("predict", "in", "--model", models / "model.keras", "--out", "p.csv", "--by-slide",
+                  "--slide-pattern", r"^(P\d)_", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "1 slide referred to a microscopist, not called (stain unlike the training data)" in result.stdout
+    with open(tmp_path / "p_slides.csv") as fh:
+        known, dark = csv.DictReader(fh)
+    assert known["referred"] == "" and known["parasitemia"] != ""
+    assert dark["referred"].startswith("stain unlike the training data: ") and "darker" in dark["referred"]
+    assert dark["cells"] == "6" and dark["parasitemia"] == dark["called_infected"] == ""  # counts, no number

@@ -143,3 +143,27 @@ def test_the_command_screens_with_a_trained_model_and_prints_the_detection_line(
 def test_usage_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
     result = _run(*args, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_a_photo_of_a_far_darker_stain_is_referred_and_counted_apart(tmp_path, fields):
+    from malaria_cnn.data import stain
+
+    f = next(iter(fields.values()))
+    photo = screen.prepare(screen.Item("P1_a.png", cv2.imencode(".png", _bgr(f.rgb))[1].tobytes()), 32)
+    span = stain.StainRange.of_slides(photo.density, np.array(["P1"] * len(photo.density)))
+    dark = np.clip(np.rint(255 * (np.maximum(f.rgb, 1) / 255.0) ** 6), 1, 255).astype(np.uint8)  # OD x6
+    cv2.imwrite(str(tmp_path / "P1_a.png"), _bgr(f.rgb))
+    cv2.imwrite(str(tmp_path / "P1_dark.png"), _bgr(dark))
+    cv2.imwrite(str(tmp_path / "P2_dark.png"), _bgr(dark))
+    code = run(redness, [tmp_path / n for n in ("P1_a.png", "P1_dark.png", "P2_dark.png")], tmp_path / "out", 32,
+               threshold=0.5, slide_pattern=r"^(P\d+)_", stain_range=span)
+    assert code == 0
+    images = {Path(r[0]).name: r for r in _csv(tmp_path / "out" / "images.csv")[1:]}
+    assert images["P1_a.png"][5] == "" and images["P1_a.png"][4] != ""
+    for name in ("P1_dark.png", "P2_dark.png"):
+        assert images[name][5].startswith("stain unlike the training data: ") and images[name][4] == ""
+    p1, p2 = _csv(tmp_path / "out" / "slides.csv")[1:]
+    assert p1[1:3] == ["1", images["P1_a.png"][2]] and p1[7:] == ["1", ""]  # the dark photo counted apart
+    assert p2[1:5] == ["0", "0", "0", ""] and p2[7] == "1" and p2[8] == images["P2_dark.png"][5]
+    banner = cv2.imread(str(tmp_path / "out" / "annotated" / "P1_dark.jpg"))[:20]
+    assert (banner > 240).all(axis=2).mean() > 0.5  # the annotated copy says so across its top

@@ -1,4 +1,4 @@
-"""Decode an image file to RGB uint8, resize it and standardise its stain: the one path every crop takes into the model."""
+"""Decode an image file to RGB uint8, resize it, standardise its stain: the one path every crop takes into a model."""
 
 from __future__ import annotations
 

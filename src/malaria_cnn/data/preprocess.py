@@ -35,7 +35,8 @@ def _open_worker(path: str) -> None:
     _zip = archive.open_zip(path)
 
 
-def _decode_chunk(job: tuple[list[manifest.ManifestRow], PreprocessParams]) -> tuple[np.ndarray, np.ndarray, list, list]:
+def _decode_chunk(job: tuple[list[manifest.ManifestRow], PreprocessParams]
+                  ) -> tuple[np.ndarray, np.ndarray, list, list]:
     """Decode one chunk: (images, optical densities, reason or None per image, pixel hash or None per image)."""
     records, cfg = job
     size = cfg.image_size
