@@ -12,13 +12,15 @@ parasitemia (pooled over their cells), parasitized-cell precision and recall. No
 photos: the threshold is the OOF one, the stain range the training slides'.
 
     python benchmarks/stain.py --levers none od od_untrimmed none_trimmed
-    python benchmarks/stain.py --levers od --folds 5 --keep results/stain-od   # keep the models and outputs
+    python benchmarks/stain.py --levers od --shifts          # and how far standardisation holds under stain shifts
+    python benchmarks/stain.py --levers od --keep /tmp/stain # keep the models and screen outputs
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import sys
@@ -59,23 +61,64 @@ LEVERS = {
 }
 
 
-def trained(p: params.Params, arrays: dict, folds: int) -> tuple[keras.Model, float, dict]:
-    """The fold models' ensemble, the OOF threshold, and the OOF figures."""
+# Synthetic stain shifts: each RGB channel's optical density multiplied by these factors (1 > darker)
+SHIFTS = [(f,) * 3 for f in (0.25, 0.5, 0.7, 1.4, 2, 3, 4, 6)] + [
+    (1, 2, 1), (1, 4, 1), (2, 1, 1), (4, 1, 1), (1, 1, 2), (1, 1, 4), (0.5, 1, 1), (1, 0.5, 1), (1, 1, 0.5)]
+
+
+def shifted(rgb: np.ndarray, factors) -> np.ndarray:
+    """Crops (..., 3) as a stain `factors` times as dense per channel would show them; black stays black."""
+    od = -np.log(np.maximum(rgb, 1) / 255.0) * np.asarray(factors, float)
+    out = np.clip(np.rint(255 * np.exp(-od)), 1, 255).astype(np.uint8)
+    out[rgb.max(axis=-1) < stain.BLACK] = 0
+    return out
+
+
+def shift_table(p: params.Params, raw: np.ndarray, y: np.ndarray, slides: np.ndarray, folds: list) -> None:
+    """Each held-out fold's raw crops under each synthetic stain shift, prepared as the lever prepares
+    crops and scored by the fold's model, at the unshifted OOF threshold: how far standardisation holds."""
+    def oof(factors) -> np.ndarray:
+        prob = np.zeros(len(y))
+        for (_, held), model in folds:
+            x = np.stack([stain.standardised(c, p.preprocess.stain)[0] for c in shifted(raw[held], factors)])
+            prob[held] = model_io.parasitized_probability(model, x, p.predict.batch_size)
+        return prob
+
+    base = oof((1, 1, 1))
+    threshold = operating_point.choose(y, base, p.threshold)
+    print(f"synthetic stain shifts of the held-out slides, at the OOF threshold {threshold:.4f}")
+    print("| OD x (red, green, blue) | sensitivity | specificity | false calls per slide: p90 / max |")
+    print("|---|---|---|---|")
+    for factors in [(1, 1, 1), *SHIFTS]:
+        prob = base if factors == (1, 1, 1) else oof(factors)
+        fc = false_calls.summary(y, prob, slides, threshold)
+        print(f"| {factors} | {np.mean(prob[y == POSITIVE] >= threshold):.4f} | "
+              f"{np.mean(prob[y != POSITIVE] < threshold):.4f} | {fc['false_call_rate_p90']:.1%} / "
+              f"{fc['false_call_rate_max']:.1%} |", flush=True)
+
+
+def trained(p: params.Params, arrays: dict, folds: int,
+            raw: np.ndarray | None = None) -> tuple[keras.Model, float, dict]:
+    """The fold models' ensemble, the OOF threshold, and the OOF figures (with `raw`, the crops as decoded,
+    also the synthetic-shift table)."""
     x, y, slides = arrays["x"], arrays["y"], arrays["slide"]
-    oof, models, epochs = np.zeros(len(y)), [], []
+    oof, models, epochs, held_out = np.zeros(len(y)), [], [], []
     start = time.perf_counter()
     for rest, held in StratifiedGroupKFold(folds, shuffle=True, random_state=p.split.seed).split(x, y, slides):
         model, history = train(p, (x[rest], y[rest]), (x[held], y[held]))
         oof[held] = model_io.parasitized_probability(model, x[held], p.predict.batch_size)
         models.append(model)
+        held_out.append((held, model))
         epochs.append(len(history["val_loss"]))
+    minutes = (time.perf_counter() - start) / 60
+    if raw is not None:
+        shift_table(p, raw, y, slides, held_out)
     threshold = operating_point.choose(y, oof, p.threshold)
     at = metrics.all_metrics(np.ones((1, len(y))), y == POSITIVE, oof, threshold, bins=10)
     half = metrics.all_metrics(np.ones((1, len(y))), y == POSITIVE, oof, 0.5, bins=10)
     figures = {"accuracy": float(half["accuracy"][0]), "roc_auc": float(at["roc_auc"][0]),
                "sensitivity": float(at["sensitivity"][0]), "specificity": float(at["specificity"][0]),
-               **false_calls.summary(y, oof, slides, threshold), "epochs": epochs,
-               "train_min": (time.perf_counter() - start) / 60}
+               **false_calls.summary(y, oof, slides, threshold), "epochs": epochs, "train_min": minutes}
     return ensemble.average(models), threshold, figures
 
 
@@ -111,6 +154,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
     ap.add_argument("--keep", type=Path, help="keep each lever's model and screen outputs under this folder")
+    ap.add_argument("--shifts", action="store_true", help="also score the held-out folds under synthetic stain shifts")
     args = ap.parse_args()
     missing = [p for p in (args.zip, *(FIELDS / b for b in BATCHES)) if not p.exists()]
     if missing:
@@ -122,7 +166,9 @@ def main() -> None:
         arrays = load_dev(args.zip, p.preprocess, cache)
         key = json.dumps(change, sort_keys=True)
         if key not in models:
-            models[key] = trained(p, arrays, args.folds)
+            raw = (load_dev(args.zip, dataclasses.replace(p.preprocess, stain="none"), cache)["x"]
+                   if args.shifts else None)
+            models[key] = trained(p, arrays, args.folds, raw)
         model, threshold, nih = models[key]
         span = stain.StainRange.of_slides(arrays["density"], arrays["slide"])
         with tempfile.TemporaryDirectory() as tmp:

@@ -105,9 +105,9 @@ def mode_of_input(name: str) -> str:
 # --- the check: is this stain one the model was trained on? ---
 
 # ln of OD: a photo may lie up to 3x beyond the training slides' span before it is referred. Chosen on synthetic
-# stain shifts of held-out NIH slides (benchmarks/README.md): after standardisation a model held its sensitivity
-# and specificity to within 0.003 with every channel's OD 3x or a quarter of the slide's own, lost 0.009 of
-# sensitivity at 4x and 0.19 at 6x, where a dark stain leaves too few grey levels.
+# stain shifts of held-out NIH slides (benchmarks/README.md): after standardisation a model lost at most 0.004 of
+# sensitivity with every channel's OD from a quarter to 3x the slide's own, 0.009 at 4x and 0.19 at 6x, where a
+# dark stain leaves too few grey levels.
 MARGIN = float(np.log(3))
 MIN_CELLS = 5  # fewer cells than this say too little about a photo's stain to check it
 
