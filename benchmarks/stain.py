@@ -170,7 +170,7 @@ def main() -> None:
                    if args.shifts else None)
             models[key] = trained(p, arrays, args.folds, raw)
         model, threshold, nih = models[key]
-        span = stain.StainRange.of_slides(arrays["density"], arrays["slide"])
+        span = stain.StainRange.of_slides(arrays["density"], arrays["slide"], p.preprocess.stain)
         with tempfile.TemporaryDirectory() as tmp:
             out = args.keep / lever if args.keep else Path(tmp)
             if args.keep:

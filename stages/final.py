@@ -33,7 +33,8 @@ def main() -> None:
         if scratch:
             print(line)
             return
-    span = stain.StainRange.of_slides(*(np.concatenate([c[k] for c in cells.values()]) for k in ("density", "slide")))
+    span = stain.StainRange.of_slides(*(np.concatenate([c[k] for c in cells.values()]) for k in ("density", "slide")),
+                                      p.preprocess.stain)
     span.save(paths.STAIN_RANGE, paths.MODEL)
     print(f"{line}; the stain of its {span.slides} training slides -> {paths.STAIN_RANGE}")
 

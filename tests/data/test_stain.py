@@ -134,3 +134,12 @@ def test_one_cell_reaches_the_model_bit_for_bit_the_same_by_training_predict_eva
         assert not np.array_equal(screened[i], images.load_cell(files[i], SIZE, stain_mode="none"))  # standardised
         for other in (trained[i], predicted[i], evaluated[i]):
             assert np.array_equal(screened[i], other)
+
+
+def test_a_model_on_crops_as_decoded_is_given_far_less_room(cells):
+    x, slides = cells
+    density = np.stack([stain.density(c) for c in x])
+    own = x[slides == slides[0]]
+    darker = np.stack([stain.density(shifted(c, (2.0, 2.0, 2.0))) for c in own])
+    assert stain.StainRange.of_slides(density, slides, "od").reason(darker) == ""
+    assert "darker than any of the 8" in stain.StainRange.of_slides(density, slides, "none").reason(darker)

@@ -14,7 +14,7 @@ and screen cannot drift apart.
 What standardisation cannot undo is a stain far outside what training saw (a near-white or a
 near-black cell keeps few grey levels to scale). `StainRange` is the span of the training slides'
 stain, each slide summarised by its cells' median OD per channel; a photo or slide outside it by
-more than MARGIN is referred to a microscopist rather than counted.
+more than the mode's margin (MARGINS) is referred to a microscopist rather than counted.
 """
 
 from __future__ import annotations
@@ -104,11 +104,12 @@ def mode_of_input(name: str) -> str:
 
 # --- the check: is this stain one the model was trained on? ---
 
-# ln of OD: a photo may lie up to 3x beyond the training slides' span before it is referred. Chosen on synthetic
-# stain shifts of held-out NIH slides (benchmarks/README.md): after standardisation a model lost at most 0.004 of
-# sensitivity with every channel's OD from a quarter to 3x the slide's own, 0.009 at 4x and 0.19 at 6x, where a
-# dark stain leaves too few grey levels.
-MARGIN = float(np.log(3))
+# How far (ln of OD) a photo may lie beyond the training slides' span before it is referred, by stain mode.
+# Chosen on synthetic stain shifts of held-out NIH slides (benchmarks/README.md). Standardised (od): a model lost
+# at most 0.004 of sensitivity with every channel's OD from a quarter to 3x the slide's own, 0.009 at 4x and 0.19
+# at 6x, where a dark stain leaves too few grey levels: 3x. As decoded (none): at 1.4x darker the worst slide's
+# false calls went from 44% to 93%, and green alone 2x darker called half the uninfected cells: 1.1x.
+MARGINS = {"od": float(np.log(3)), "none": float(np.log(1.1))}
 MIN_CELLS = 5  # fewer cells than this say too little about a photo's stain to check it
 
 
@@ -118,17 +119,18 @@ class StainRange:
 
     low: tuple[float, float, float]
     high: tuple[float, float, float]
-    margin: float = MARGIN
+    margin: float = MARGINS[DEFAULT_MODE]
     slides: int = 0
 
     @classmethod
-    def of_slides(cls, densities: np.ndarray, slides: np.ndarray) -> StainRange:
-        """The span of the slides' stains, each slide its cells' median OD per channel."""
+    def of_slides(cls, densities: np.ndarray, slides: np.ndarray, mode: str = DEFAULT_MODE) -> StainRange:
+        """The span of the slides' stains, each slide its cells' median OD per channel, with the margin a
+        model whose crops are prepared by `mode` holds in."""
         per_slide = summarise(densities, slides)
         values = np.log(np.array([v for v in per_slide.values() if not np.isnan(v).any()]))
         if not len(values):
             raise UserError("no training cell has stained pixels: cannot tell the training stain's range")
-        return cls(tuple(map(float, values.min(axis=0))), tuple(map(float, values.max(axis=0))), MARGIN,
+        return cls(tuple(map(float, values.min(axis=0))), tuple(map(float, values.max(axis=0))), MARGINS[mode],
                    len(values))
 
     def reason(self, densities: np.ndarray) -> str:
