@@ -20,7 +20,7 @@ from temp_repo import FROM_TRAIN, GIT, STAGES, env, make, ran, sh
 pytestmark = pytest.mark.e2e
 
 OUTPUTS_IN_GIT = ["dvc.lock", "metrics", "plots", "models/threshold.json", "models/slide_rule.json",  # kept in git
-                  "models/export/MODEL_CARD.md"]  # (cache: false)
+                  "models/stain_range.json", "models/export/MODEL_CARD.md"]  # (cache: false)
 
 
 def _trained(repo: Path) -> None:
@@ -77,7 +77,8 @@ def test_multi_worker_with_two_local_workers(tmp_path):
     assert len(best) == 2 and best[0] == best[1]  # one model, trained together
     _trained(repo)
     assert sorted(p.name for p in (repo / "models").iterdir()) == [".gitignore", "export", "folds", "model.keras",
-                                                                            "slide_rule.json", "threshold.json"]
+                                                                            "slide_rule.json", "stain_range.json",
+                                                                            "threshold.json"]
 
 
 @pytest.fixture(scope="module")
