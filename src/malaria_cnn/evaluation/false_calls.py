@@ -2,7 +2,7 @@
 
 Parasitized is the positive class; a cell is called Parasitized when P(Parasitized) >= threshold. The
 cells' accuracy hides how false calls gather on a few slides: a cell accuracy of 0.95 coexisted with
-one healthy patient's slide at 59% false calls. The summary (median, 90th percentile, max and the
+one held-out slide at 54% false calls (benchmarks/README.md). The summary (median, 90th percentile, max and the
 worst slide) counts only slides with at least MIN_UNINFECTED uninfected cells, since a rate over 3
 cells is noise; the per-slide rows list every slide's rate, empty where it has no uninfected cell.
 """
