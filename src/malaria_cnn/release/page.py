@@ -13,7 +13,7 @@ from dvc_render.vega import VegaRenderer
 
 from malaria_cnn.core import atomic
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.evaluation import evaluate, metrics
+from malaria_cnn.evaluation import evaluate, false_calls, metrics
 from malaria_cnn.evaluation.outputs import Outputs
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "report" / "page.html"  # the project's, as .dvc/config sets it
@@ -49,6 +49,11 @@ def metrics_table(m: dict, cfg: EvaluateParams) -> str:
     note = evaluate.unreliable_note(m, cfg)
     warn = f'<p class="unreliable"><strong>Warning: {html.escape(note)}.</strong></p>' if note else ""
     rule = f"<p>Slide call: {html.escape(m['slide_rule'])}.</p>" if "slide_rule" in m else ""
+    if "false_call_rate_slides" in m:
+        rule += f"<p>Uninfected cells called parasitized, per slide: {html.escape(false_calls.describe(m))}.</p>"
+    if m.get("slides_referred"):
+        rule += (f'<p class="unreliable"><strong>{m["slides_referred"]} slide(s) with a stain unlike the training '
+                 "data: referred to a microscopist (slides.csv says why).</strong></p>")
     return (f'<div id="metrics"><h2>Metrics ({round(cfg.confidence * 100)}% intervals over slides)</h2>{warn}'
             f"<p>{m['cells']:,} cells from {m['slides']} slides at threshold {m['threshold']:.3f}.</p>{rule}"
             f"<table>{rows}</table></div>")
