@@ -56,3 +56,14 @@ def test_safe_mode_refuses_code_in_the_file(tmp_path):
     risky.save(tmp_path / "lambda.keras")
     with pytest.raises(UserError, match="is not a readable Keras model"):
         model_io.load(tmp_path / "lambda.keras")
+
+
+@pytest.mark.parametrize("mode", ["od", "none"])
+def test_a_saved_model_and_its_ensemble_say_how_their_crops_are_prepared(tmp_path, mode):
+    from malaria_cnn.training import ensemble
+
+    members = [networks.build(TINY, image_size=16, stain_mode=mode) for _ in range(2)]
+    model_io.save(ensemble.average(members), tmp_path / "m.keras")
+    assert model_io.stain_mode(model_io.load(tmp_path / "m.keras")) == mode
+    model_io.save(members[0], tmp_path / "one.keras")
+    assert model_io.stain_mode(model_io.load(tmp_path / "one.keras")) == mode
