@@ -79,7 +79,7 @@ def shift_table(p: params.Params, raw: np.ndarray, y: np.ndarray, slides: np.nda
     crops and scored by the fold's model, at the unshifted OOF threshold: how far standardisation holds."""
     def oof(factors) -> np.ndarray:
         prob = np.zeros(len(y))
-        for (_, held), model in folds:
+        for held, model in folds:
             x = np.stack([stain.standardised(c, p.preprocess.stain)[0] for c in shifted(raw[held], factors)])
             prob[held] = model_io.parasitized_probability(model, x, p.predict.batch_size)
         return prob
