@@ -106,9 +106,9 @@ def mode_of_input(name: str) -> str:
 
 # How far (ln of OD) a photo may lie beyond the training slides' span before it is referred, by stain mode.
 # Chosen on synthetic stain shifts of held-out NIH slides (benchmarks/README.md). Standardised (od): a model lost
-# at most 0.004 of sensitivity with every channel's OD from a quarter to 3x the slide's own, 0.009 at 4x and 0.19
+# at most 0.004 of sensitivity with every channel's OD from a quarter to 3x the slide's own, 0.006 at 4x and 0.21
 # at 6x, where a dark stain leaves too few grey levels: 3x. As decoded (none): at 1.4x darker the worst slide's
-# false calls went from 44% to 93%, and green alone 2x darker called half the uninfected cells: 1.1x.
+# false calls went from 43% to 99%, and green alone 2x darker called 43% of the uninfected cells: 1.1x.
 MARGINS = {"od": float(np.log(3)), "none": float(np.log(1.1))}
 MIN_CELLS = 5  # fewer cells than this say too little about a photo's stain to check it
 
