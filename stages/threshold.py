@@ -1,4 +1,4 @@
-"""Stage threshold: choose the cell threshold and the slide rule on the out-of-fold predictions
+"""Stage threshold: choose the cell threshold and the slide rule (infected / not infected / refer) on the out-of-fold predictions
 -> models/threshold.json, models/slide_rule.json, metrics/cv.json."""
 
 import sys
@@ -20,12 +20,13 @@ def main() -> None:
     report = operating_point.fold_report(y, prob, slides, folds, p.threshold) if p.cv.folds > 1 else None
     operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report)
     calls = {f"oof_{k}": v for k, v in false_calls.summary(y, prob, slides, chosen).items()}
-    atomic.write_json(paths.CV_METRICS, {**operating_point.cv_metrics(chosen, on_oof, report), **calls})
-    rule, how = patients.choose_rule(y, prob, slides, chosen)
-    patients.save(paths.SLIDE_RULE, rule, how, paths.MODEL)
+    rule, on_slides = patients.choose_rule(y, prob, slides, chosen, p.evaluate.confidence, p.patients.min_sensitivity)
+    patients.save(paths.SLIDE_RULE, rule, on_slides, paths.MODEL)
+    answers = {f"oof_{k}": v for k, v in on_slides.items()}
+    atomic.write_json(paths.CV_METRICS, {**operating_point.cv_metrics(chosen, on_oof, report), **calls, **answers})
     print(f"{operating_point.summary(chosen, p.threshold.rule, on_oof, report)}; per-slide false calls out of fold: "
           f"{false_calls.describe(calls, 'oof_', median=False)} -> {paths.THRESHOLD}; "
-          f"a slide is called infected with {rule.describe()} ({how}) -> {paths.SLIDE_RULE}")
+          f"slides: {rule.describe()}; out of fold: {patients.describe(on_slides)} -> {paths.SLIDE_RULE}")
 
 
 if __name__ == "__main__":

@@ -204,6 +204,13 @@ class ThresholdParams:
 
 
 @dataclass(frozen=True)
+class PatientsParams:
+    min_sensitivity: float = param(0.97, probability(),
+                                   "the refer boundary: the largest whose out-of-fold slide sensitivity among the\n"
+                                   "slides called (not referred) reaches this (evaluation/patients.py)")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     bootstrap: int = param(1000, integer(100), "slide (patient) resamples behind the intervals of ROC AUC, PR AUC,\n"
                            "balanced accuracy, F1, MCC, Brier and ECE (proportions: Korn-Graubard over slides)")
@@ -237,6 +244,8 @@ class Params:
     predict: PredictParams = section(PredictParams)
     threshold: ThresholdParams = section(ThresholdParams, "chosen on the out-of-fold predictions, used unchanged "
                                                           "on test")
+    patients: PatientsParams = section(PatientsParams, "one answer per slide: infected, not infected or refer to a "
+                                                       "microscopist; chosen with the threshold")
     evaluate: EvaluateParams = section(EvaluateParams, "the test split")
     export: ExportParams = section(ExportParams, "SavedModel and TFLite copies of the model in models/export/")
 

@@ -24,9 +24,10 @@ def _num(v: float) -> float | None:
 
 
 def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, cfg: EvaluateParams,
-           rule: patients.SlideRule | None = None) -> dict:
+           rule: patients.SlideRule | None = None, answers: list[patients.Answer] | None = None) -> dict:
     """metrics.json: each metric with its interval, the counts, the per-slide false-call rate's summary
-    (false_calls.summary), and with `rule` the slide-level calls.
+    (false_calls.summary), and with the slide `rule` and its `answers` (one per slide, in np.unique order)
+    the slide-level figures (patients.slide_metrics).
 
     Intervals: Korn-Graubard over slides for the proportions (PROPORTIONS), the percentile interval of
     `cfg.bootstrap` slide resamples for the others; below `cfg.min_slides` slides they are marked
@@ -59,8 +60,10 @@ def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float
         out["resamples_undefined"] = undefined
     out["intervals_reliable"] = out["slides"] >= cfg.min_slides
     out.update(false_calls.summary(y, prob, slides, threshold))
-    if rule is not None:
-        out.update(patients.slide_metrics(y, prob, slides, threshold, rule, cfg.confidence))
+    if rule is not None and answers is not None:
+        out.update(patients.slide_metrics(patients.infected_slides(y, slides), [a.answer for a in answers],
+                                          cfg.confidence))
+        out["slide_rule"] = rule.describe()
     return out
 
 
@@ -158,14 +161,10 @@ def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
     line = (f"evaluate: {m['cells']} {split} cells from {m['slides']} slides at threshold {m['threshold']:.3f}: "
             f"{fmt(m, 'sensitivity')}, {fmt(m, 'specificity')}, {fmt(m, 'roc_auc')}")
     if "slide_rule" in m:
-        line += (f"; slides ({m['slide_rule']}): {fmt(m, 'slide_sensitivity', 'sensitivity')} of "
-                 f"{m['slides_infected']} infected, {fmt(m, 'slide_specificity', 'specificity')} of "
-                 f"{m['slides_uninfected']} uninfected")
+        line += (f"; slides ({m['slides_infected']} infected, {m['slides_uninfected']} uninfected): "
+                 f"{patients.describe(m)}")
     if "false_call_rate_slides" in m:
         line += f"; per-slide false calls: {false_calls.describe(m)}"
-    if m.get("slides_referred"):
-        n = m["slides_referred"]
-        line += f"; {n} slide{'s' if n != 1 else ''} with a stain unlike the training data (referred in slides.csv)"
     line += f" [{pct}% CI: Korn-Graubard over slides for proportions, {cfg.bootstrap} slide resamples for the rest]"
     note = unreliable_note(m, cfg)
     return line + (f" WARNING: {note}" if note else "")

@@ -14,7 +14,7 @@ from malaria_cnn.data import images, stain
 from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, patients
 
 SLIDES_HEADER = ["slide", "cells", "parasitized", "called_parasitized", "correct", "accuracy", "mean_probability",
-                 *patients.SLIDE_COLUMNS, *false_calls.COLUMNS, "referred"]
+                 "infected", *patients.SLIDE_COLUMNS, *false_calls.COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -47,17 +47,18 @@ def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thr
     """Write every output; return metrics.json's content. `x` is the crops, or anything that gives
     them by index (x[i], x[[i, j]], x.shape): only the few shown in the sheets are taken. With the cells'
     optical `densities` and the model's `stain_range`, each slide whose stain is unlike the training
-    slides' is marked referred in the per-slide table and counted in `slides_referred` (its cells stay in
-    every figure: these are labelled cells, scored to measure the model)."""
-    m = evaluate.report(y, prob, slides, threshold, cfg, rule)
-    names = np.unique(np.asarray(slides))
+    slides' is referred (its cells stay in every cell figure: these are labelled cells, scored to measure
+    the model)."""
+    names, answers = rule.answers(prob, slides)
     referred = stain.referrals(stain_range if densities is not None else None, densities, slides, names)
-    m["slides_referred"] = sum(map(bool, referred))
+    answers = patients.with_referrals(answers, referred)
+    m = evaluate.report(y, prob, slides, threshold, cfg, rule, answers)
+    m["slides_stain_referred"] = sum(map(bool, referred))
     atomic.write_json(out.metrics, m)
-    per_slide = [row + calls + fc + (why,) for row, calls, fc, why in zip(
-        evaluate.per_slide_rows(y, prob, slides, threshold),
-        patients.slide_rows(y, prob, slides, threshold, rule, cfg.confidence),
-        false_calls.slide_rows(y, prob, slides, threshold), referred)]
+    infected = patients.infected_slides(y, slides)
+    per_slide = [row + (int(sick),) + a.row() + fc for row, sick, a, fc in zip(
+        evaluate.per_slide_rows(y, prob, slides, threshold), infected, answers,
+        false_calls.slide_rows(y, prob, slides, threshold))]
     atomic.write_csv(out.per_slide, SLIDES_HEADER, per_slide)
     atomic.write_csv(out.confusion, ["actual", "predicted"], evaluate.confusion_rows(y, prob, threshold))
     atomic.write_csv(out.roc, ["fpr", "tpr", "threshold"], evaluate.roc_rows(y, prob))

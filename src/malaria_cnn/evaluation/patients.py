@@ -1,14 +1,22 @@
-"""Patient level: per slide, the cells called parasitized, the parasitemia they estimate, and a slide call.
+"""Patient level: one answer per slide, infected / not infected / refer to a microscopist, with its reason.
 
-A slide is *infected* (the truth) when at least one of its cells is labelled Parasitized. The slide
-call is a rule on the cells the model calls parasitized at the cell threshold: `cells` (at least
-`value` of them) or `parasitemia` (their share at least `value`). The rule is chosen where the cell
-threshold is (the out-of-fold predictions; with one fold, the validation split), maximising
-slide-level balanced accuracy, ties to the more sensitive rule, and is stored in models/slide_rule.json
-with the sha256 of its model. Parasitemia here is the share of the given crops called parasitized
-(with Wilson's interval over the slide's cells), not corrected for the cell classifier's errors, and
-only as good an estimate of a patient's parasitemia as the crops are a fair sample of the slide's
-red cells.
+A slide is *infected* (the truth) when at least one of its cells is labelled Parasitized. The answer
+rests on proportions, never on raw counts, so it holds at 30 cells and at 5,000:
+
+1. **refer** when the slide is unlike the out-of-fold (OOF) slides: a larger share of its cells scores in
+   the *uncertain band* (above nine in ten OOF uninfected cells, below nine in ten OOF parasitized cells)
+   than any OOF slide had, beyond the doubt of its own cell count (the share's Wilson interval lies above
+   the OOF maximum); the commands also refer a slide or photo whose stain the model never saw (stain.py);
+2. **infected** when its corrected parasitemia's interval (parasitemia.py) lies above 0: more cells
+   called than the false calls of the OOF slides explain;
+3. **not infected** when the interval's upper end is below the rule's `boundary`: any parasitemia the
+   slide may have is below it;
+4. **refer** otherwise: the interval straddles [0, boundary], too few cells or too many false calls to tell.
+
+The boundary is chosen on the OOF slides: the largest with slide sensitivity among the slides called at
+least `patients.min_sensitivity` (a miss costs a patient; a referral costs a microscopist's look). The
+rule, with the OOF slides' error rates the interval draws on and what it gave there, is stored in
+models/slide_rule.json with the sha256 of its model.
 """
 
 from __future__ import annotations
@@ -23,94 +31,185 @@ from malaria_cnn.core import atomic
 from malaria_cnn.core.atomic import file_sha256
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import POSITIVE
+from malaria_cnn.evaluation import parasitemia
 from malaria_cnn.evaluation.intervals import wilson
+from malaria_cnn.evaluation.parasitemia import ErrorRates, Estimate
 
-SLIDE_COLUMNS = ["parasitemia", "parasitemia_ci_lower", "parasitemia_ci_upper", "infected", "called_infected"]
+INFECTED, NOT_INFECTED, REFER = "infected", "not infected", "refer"
+ANSWERS = (INFECTED, NOT_INFECTED, REFER)
+# the per-slide table's columns, wherever slides are answered (screen, predict --by-slide, evaluate)
+# counted: cells at or above the rule's counting threshold; counted_share: their share, which parasitemia corrects
+SLIDE_COLUMNS = ["counted", "counted_share", "parasitemia", "parasitemia_ci_lower", "parasitemia_ci_upper", "answer",
+                 "reason"]
+BAND_QUANTILE = 0.9  # the uncertain band: above this share of OOF uninfected cells, below it of parasitized ones
+
+
+@dataclass(frozen=True)
+class Answer:
+    answer: str  # one of ANSWERS
+    reason: str
+    estimate: Estimate
+    counted: int  # cells at or above the counting threshold
+
+    def row(self) -> tuple:
+        """SLIDE_COLUMNS' values."""
+        e = self.estimate
+        return (self.counted, *(("" if np.isnan(v) else round(v, 6)) for v in (e.called, e.corrected, e.lower, e.upper)),
+                self.answer, self.reason)
 
 
 @dataclass(frozen=True)
 class SlideRule:
-    kind: str  # "cells" or "parasitemia"
-    value: float
+    boundary: float  # "not infected" needs the corrected parasitemia's upper end below this
+    count_threshold: float  # the cells counted for the corrected parasitemia: P(Parasitized) at least this
+    band: tuple[float, float]  # the uncertain band of P(Parasitized), [low, high); empty when low >= high
+    band_limit: float  # the largest share of an OOF slide's cells in the band
+    rates: ErrorRates  # the OOF slides' error rates at the cell threshold
+    confidence: float  # of the interval
 
-    def calls(self, called: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """Which slides are called infected, from their cells called parasitized and their cells."""
-        measure = called if self.kind == "cells" else np.asarray(called) / np.maximum(cells, 1)
-        return np.asarray(measure) >= self.value
+    def answer(self, counted: int, cells: int, uncertain: int, effective: float | None = None) -> Answer:
+        """The answer for a slide of `cells` cells, `counted` of them at or above the counting threshold and
+        `uncertain` in the band; `effective`: their effective count when they come in photos
+        (parasitemia.effective_cells)."""
+        e = parasitemia.estimate(counted, cells, self.rates, self.confidence, effective)
+        answer = self._answer(e, cells, uncertain, effective)
+        return Answer(answer[0], answer[1], e, int(counted))
+
+    def _answer(self, e: Estimate, cells: int, uncertain: int, effective: float | None) -> tuple[str, str]:
+        if cells == 0:
+            return REFER, "no cells"
+        if not self.rates.usable:
+            return REFER, "the model's slide rule has no out-of-fold error rates to correct with"
+        low, _ = wilson(uncertain, cells if effective is None else min(effective, cells), self.confidence)
+        if self.band[0] < self.band[1] and uncertain / cells > self.band_limit and low > self.band_limit:
+            return REFER, (f"{uncertain / cells:.0%} of cells scored where the model is unsure "
+                           f"({self.band[0]:.2f}-{self.band[1]:.2f}); out-of-fold slides had at most {self.band_limit:.0%}")
+        span = f"corrected parasitemia {e.corrected:.2%} ({e.lower:.2%}-{e.upper:.2%})"
+        if e.lower > 0:
+            return INFECTED, f"{span}: more cells called than false calls explain"
+        if e.upper < self.boundary:
+            return NOT_INFECTED, f"{span}: below {self.boundary:.2%}"
+        return REFER, f"{span}: could be 0, could be {self.boundary:.2%} or more"
+
+    def answers(self, prob: np.ndarray, slides: np.ndarray) -> tuple[np.ndarray, list[Answer]]:
+        """(slide names in np.unique order, their answers) from the cells' P(Parasitized)."""
+        names, cells, called, uncertain = counts(prob, slides, self.count_threshold, self.band)
+        return names, [self.answer(int(k), int(n), int(u)) for k, n, u in zip(called, cells, uncertain)]
 
     def describe(self) -> str:
-        if self.kind == "cells":
-            return f"at least {self.value:g} cell{'s' if self.value != 1 else ''} called parasitized"
-        return f"parasitemia >= {self.value:.4g}"
+        return (f"infected when the corrected parasitemia's {self.confidence:.0%} interval lies above 0, "
+                f"not infected when it lies below {self.boundary:.2%}, refer otherwise")
+
+    def as_dict(self) -> dict:
+        return {"boundary": self.boundary, "count_threshold": self.count_threshold, "band": list(self.band), "band_limit": self.band_limit,
+                "confidence": self.confidence, "rates": self.rates.as_dict()}
 
 
-DEFAULT_RULE = SlideRule("cells", 1)  # any parasite seen: what a microscopist reports
+def with_referrals(answers: list[Answer], reasons: list[str]) -> list[Answer]:
+    """The answers, with those of slides referred for another reason (a stain unlike the training data's)
+    turned to refer, their estimate kept."""
+    return [Answer(REFER, why, a.estimate, a.counted) if why else a for a, why in zip(answers, reasons)]
 
 
-def counts(y: np.ndarray | None, prob: np.ndarray, slides: np.ndarray, threshold: float):
-    """(slide names, cells, cells called parasitized, labelled parasitized or None), one entry per slide."""
+def counts(prob: np.ndarray, slides: np.ndarray, threshold: float,
+           band: tuple[float, float] = (1.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(slide names, cells, cells called parasitized, cells in the uncertain band), one entry per slide."""
     names, index = np.unique(np.asarray(slides), return_inverse=True)
-    cells = np.bincount(index, minlength=len(names))
-    called = np.bincount(index, weights=np.asarray(prob) >= threshold, minlength=len(names)).astype(int)
-    truth = None if y is None else np.bincount(index, weights=np.asarray(y) == POSITIVE, minlength=len(names))
-    return names, cells, called, None if truth is None else truth.astype(int)
+    prob = np.asarray(prob, float)
+
+    def per_slide(mask):
+        return np.bincount(index, weights=mask, minlength=len(names)).astype(int)
+
+    return (names, per_slide(np.ones(len(prob))), per_slide(prob >= threshold),
+            per_slide((prob >= band[0]) & (prob < band[1])))
 
 
-def _scores(infected: np.ndarray, called: np.ndarray) -> tuple[float, float]:
-    """(balanced accuracy, sensitivity) of slide calls."""
-    sens = float(np.mean(called[infected])) if infected.any() else float("nan")
-    spec = float(np.mean(~called[~infected])) if (~infected).any() else float("nan")
-    return (sens + spec) / 2, sens
+def infected_slides(y: np.ndarray, slides: np.ndarray) -> np.ndarray:
+    """Per slide in np.unique order: whether any of its cells is labelled Parasitized."""
+    _, index = np.unique(np.asarray(slides), return_inverse=True)
+    return np.bincount(index, weights=np.asarray(y) == POSITIVE) > 0
 
 
-def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float) -> tuple[SlideRule, str]:
-    """The rule with the best slide-level balanced accuracy on these (validation) slides, ties to the
-    more sensitive one, then to `cells` and the lower value; and how it was chosen."""
-    _, cells, called, positives = counts(y, prob, slides, threshold)
-    infected = positives > 0
-    if infected.all() or not infected.any():
-        return DEFAULT_RULE, f"default: the slides it was chosen on have no {'un' if infected.all() else ''}infected slide"
-    candidates = [SlideRule("cells", float(k)) for k in sorted(set(called.tolist()) | {1}) if k >= 1]
-    shares = np.unique(called / cells)
-    below = np.r_[0.0, shares[:-1]]
-    candidates += [SlideRule("parasitemia", round(float((s + b) / 2), 6)) for s, b in zip(shares, below) if s > 0]
-    ranked = [(*_scores(infected, r.calls(called, cells)), r.kind == "cells", -r.value, i)
-              for i, r in enumerate(candidates)]
-    best = max(ranked)
-    return candidates[best[-1]], f"balanced accuracy {best[0]:.3f} over {len(cells)} slides"
-
-
-def slide_rows(y: np.ndarray | None, prob: np.ndarray, slides: np.ndarray, threshold: float, rule: SlideRule,
-               confidence: float) -> list[tuple]:
-    """Per slide: SLIDE_COLUMNS (infected is empty without labels), in slide name order."""
-    _, cells, called, positives = counts(y, prob, slides, threshold)
-    call = rule.calls(called, cells)
-    rows = []
-    for i in range(len(cells)):
-        low, high = wilson(called[i], cells[i], confidence)
-        infected = "" if positives is None else int(positives[i] > 0)
-        rows.append((round(called[i] / cells[i], 6), round(low, 6), round(high, 6), infected, int(call[i])))
-    return rows
-
-
-def slide_metrics(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, rule: SlideRule,
-                  confidence: float) -> dict:
-    """Slide-level sensitivity and specificity with Wilson intervals (slides are independent patients)."""
-    _, cells, called, positives = counts(y, prob, slides, threshold)
-    infected, call = positives > 0, rule.calls(called, cells)
+def slide_metrics(infected: np.ndarray, answers: list[str], confidence: float) -> dict:
+    """Sensitivity and specificity among the slides called (infected or not), and the share referred, each
+    with Wilson's interval (slides are independent patients)."""
+    infected, answers = np.asarray(infected, bool), np.asarray(answers)
+    called = answers != REFER
     out: dict = {"slides_infected": int(infected.sum()), "slides_uninfected": int((~infected).sum())}
-    for name, group, hit in (("sensitivity", infected, call), ("specificity", ~infected, ~call)):
-        k, n = int(np.sum(hit[group])), int(group.sum())
-        low, high = wilson(k, n, confidence)
-        out[f"slide_{name}"] = round(k / n, 6) if n else None
+    for name, k, n in (("sensitivity", np.sum(infected & (answers == INFECTED)), np.sum(infected & called)),
+                       ("specificity", np.sum(~infected & (answers == NOT_INFECTED)), np.sum(~infected & called)),
+                       ("refer_rate", np.sum(~called), len(answers))):
+        low, high = wilson(int(k), int(n), confidence)
+        out[f"slide_{name}"] = round(int(k) / int(n), 6) if n else None
         out[f"slide_{name}_ci_lower"] = None if np.isnan(low) else round(low, 6)
         out[f"slide_{name}_ci_upper"] = None if np.isnan(high) else round(high, 6)
-    out["slide_rule"] = rule.describe()
+    out["slides_referred"] = int(np.sum(~called))
     return out
 
 
-def save(path: str | Path, rule: SlideRule, how: str, model_path: str | Path) -> None:
-    atomic.write_json(path, {"kind": rule.kind, "value": rule.value, "rule": rule.describe(), "chosen": how,
+def describe(m: dict) -> str:
+    """slide_metrics in a few words."""
+    def part(name, label):
+        v, lo, hi = (m.get(f"slide_{name}{s}") for s in ("", "_ci_lower", "_ci_upper"))
+        return f"{label} n/a" if v is None else f"{label} {v:.3f} ({lo:.3f}-{hi:.3f})"
+
+    total = m["slides_infected"] + m["slides_uninfected"]
+    return (f"{part('sensitivity', 'sensitivity')} and {part('specificity', 'specificity')} among the slides called, "
+            f"{m['slides_referred']} of {total} referred ({part('refer_rate', 'rate')})")
+
+
+def count_threshold(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, confidence: float) -> float:
+    """The P(Parasitized) at or above `threshold` whose count of cells tells the least parasitemia from none:
+    the lowest detection limit, a high quantile (`confidence`'s upper end) of the OOF slides' false-call
+    rates divided by the sensitivity. Above the cell threshold the false calls of hard slides fall faster
+    than the parasites found (benchmarks/README.md)."""
+    positive, prob = np.asarray(y) == POSITIVE, np.asarray(prob, float)
+    above = np.unique(np.quantile(prob[positive & (prob >= threshold)], np.linspace(0, 0.5, 26))) \
+        if np.any(positive & (prob >= threshold)) else []
+    best, limit = threshold, np.inf
+    for t in [threshold, *(float(v) for v in above if v > threshold)]:
+        rates = ErrorRates.measure(y, prob, slides, t)
+        if not rates.usable or rates.sensitivity <= 0:
+            continue
+        here = parasitemia.detection_limit(rates, confidence)
+        if here < limit - 1e-9:
+            best, limit = t, here
+    return float(best)
+
+
+def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, confidence: float,
+                min_sensitivity: float) -> tuple[SlideRule, dict]:
+    """The slide rule chosen on these (OOF) cells, and what it gives on their slides (slide_metrics)."""
+    positive, prob = np.asarray(y) == POSITIVE, np.asarray(prob, float)
+    threshold = count_threshold(y, prob, slides, threshold, confidence)
+    band = (float(np.quantile(prob[~positive], BAND_QUANTILE)) if (~positive).any() else 1.0,
+            float(np.quantile(prob[positive], 1 - BAND_QUANTILE)) if positive.any() else 0.0)
+    _, cells, called, uncertain = counts(prob, slides, threshold, band)
+    limit = float(np.max(uncertain / cells)) if band[0] < band[1] else 0.0
+    rates = ErrorRates.measure(y, prob, slides, threshold)
+    infected = infected_slides(y, slides)
+    rule = SlideRule(1.0, threshold, band, limit, rates, confidence)
+    # every slide's interval once; the boundary only decides between "not infected" and "refer"
+    first = [rule.answer(int(k), int(n), int(u)) for k, n, u in zip(called, cells, uncertain)]
+    # candidates: halfway between the upper ends of the slides not called infected, from just above the
+    # highest healthy slide's (a boundary above every healthy slide would only add misses) down to 0
+    uppers = sorted({a.estimate.upper for a in first if a.answer == NOT_INFECTED} | {0.0})
+    healthy = max((a.estimate.upper for a, sick in zip(first, infected) if a.answer == NOT_INFECTED and not sick),
+                  default=uppers[-1])
+    above = [u for u in uppers if u > healthy]
+    top = (healthy + above[0]) / 2 if above else min(1.0, healthy + 0.01)
+    candidates = [top] + [(a + b) / 2 for a, b in zip(uppers[:-1], uppers[1:]) if b <= healthy][::-1] + [0.0]
+    for boundary in candidates:  # largest first: the fewest referrals whose sensitivity holds
+        answers = [NOT_INFECTED if a.answer == NOT_INFECTED and a.estimate.upper < boundary else
+                   REFER if a.answer == NOT_INFECTED else a.answer for a in first]
+        m = slide_metrics(infected, answers, confidence)
+        if m["slide_sensitivity"] is None or m["slide_sensitivity"] >= min_sensitivity:
+            break
+    return SlideRule(round(float(boundary), 6), round(threshold, 6), band, limit, rates, confidence), m
+
+
+def save(path: str | Path, rule: SlideRule, chosen_on: dict, model_path: str | Path) -> None:
+    atomic.write_json(path, {**rule.as_dict(), "rule": rule.describe(), "chosen_on": chosen_on,
                              "model_sha256": file_sha256(model_path)})
 
 
@@ -118,13 +217,18 @@ def load(path: str | Path, model_path: str | Path) -> SlideRule:
     """The stored slide rule, checked against its model; one clear error otherwise."""
     try:
         stored = json.loads(Path(path).read_text(encoding="utf-8"))
-        rule, sha = SlideRule(str(stored["kind"]), float(stored["value"])), stored["model_sha256"]
+        r = stored["rates"]
+        rule = SlideRule(float(stored["boundary"]), float(stored["count_threshold"]), tuple(map(float, stored["band"])),
+                         float(stored["band_limit"]),
+                         ErrorRates(*(tuple(int(v) for v in r[k]) for k in
+                                      ("uninfected", "false_calls", "parasitized", "detected"))),
+                         float(stored["confidence"]))
+        sha = stored["model_sha256"]
     except FileNotFoundError:
         raise UserError(f"{path} not found: run `dvc repro` to choose the model's slide rule") from None
     except (ValueError, KeyError, TypeError):
-        raise UserError(f"{path} is not a slide rule file written by this project") from None
-    if rule.kind not in ("cells", "parasitemia"):
-        raise UserError(f"{path}: unknown slide rule kind {rule.kind!r}")
+        raise UserError(f"{path} is not a slide rule file written by this version of the project: "
+                        "run `dvc repro`") from None
     if sha != file_sha256(model_path):
         raise UserError(f"{path} was chosen for another model than {model_path}: run `dvc repro`")
     return rule

@@ -1,4 +1,5 @@
-"""Predictions gathered by slide: cells, cells called parasitized, parasitemia with its interval, the slide call."""
+"""Predictions gathered by slide: cells, cells called parasitized, corrected parasitemia with its interval,
+and the slide's answer (infected / not infected / refer) with its reason."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from malaria_cnn.data import stain
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.evaluation import patients
 
-COLUMNS = ["slide", "cells", "called_parasitized", "parasitemia", "parasitemia_ci_lower", "parasitemia_ci_upper",
-           "called_infected", "referred"]
+COLUMNS = ["slide", "cells", "called_parasitized", *patients.SLIDE_COLUMNS]
 
 
 def path_beside(out: str | Path) -> Path:
@@ -41,28 +41,35 @@ class Tally:
         self.probs.append(probability)
         self.densities.append(np.full(3, np.nan) if density is None else density)
 
-    def write(self, dest: Path, threshold: float, rule: patients.SlideRule | None, confidence: float,
+    def write(self, dest: Path, threshold: float, rule: patients.SlideRule | None,
               stain_range: stain.StainRange | None = None) -> None:
-        """One row per slide; a slide whose stain is outside `stain_range` is referred: its counts stay,
-        its parasitemia and call are left empty, and `referred` says why."""
+        """One row per slide, answered by `rule`; a slide whose stain is outside `stain_range` is referred
+        with that reason. Without a rule, only the share called."""
         slides, prob = np.array(self.slides, dtype=str), np.array(self.probs, dtype=float)
-        names, cells, called, _ = patients.counts(None, prob, slides, threshold)
-        extra = patients.slide_rows(None, prob, slides, threshold, rule or patients.DEFAULT_RULE, confidence)
+        names, cells, called, _ = patients.counts(prob, slides, threshold)
         reasons = stain.referrals(stain_range, np.array(self.densities).reshape(-1, 3), slides, names)
-        atomic.write_csv(dest, COLUMNS, [(n, int(c), int(k), *(("",) * 4 if why else (*e[:3], e[4] if rule else "")),
-                                          why) for n, c, k, e, why in zip(names, cells, called, extra, reasons)])
+        if rule is not None:
+            extra = [a.row() for a in patients.with_referrals(rule.answers(prob, slides)[1], reasons)]
+        else:
+            extra = [(int(k), round(k / n, 6), "", "", "", patients.REFER if why else "", why)  # not corrected
+                     for k, n, why in zip(called, cells, reasons)]
+        atomic.write_csv(dest, COLUMNS, [(name, int(n), int(k), *e) for name, n, k, e in zip(names, cells, called, extra)])
         self.dest, self.rule, self.referred = dest, rule, sum(map(bool, reasons))
+        self.answers = [e[-2] for e in extra]
 
     def note(self, written: bool, out: str | Path) -> str:
         """What the summary line adds about the per-slide file."""
         if not written:
             return ""
-        line = f" and {len(set(self.slides)):,} slides -> {self.dest}"
+        line = f" and {len(set(self.slides)):,} slides"
+        if self.rule is not None:
+            line += " (" + ", ".join(f"{self.answers.count(a):,} {a}" for a in patients.ANSWERS) + ")"
+        line += f" -> {self.dest}"
         if self.referred:
             line += (f"; {self.referred:,} slide{'s' if self.referred != 1 else ''} referred to a microscopist, not "
                      f"called (stain unlike the training data)")
         if self.rule is None:
-            line += " (no slide_rule.json beside the model: slides not called)"
+            line += " (no slide_rule.json beside the model: slides not answered, parasitemia not corrected)"
         if self.unnamed:
             line += f"; {self.unnamed:,} file names name no slide, each its own slide (see --slide-pattern)"
         return line

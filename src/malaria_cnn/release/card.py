@@ -82,11 +82,16 @@ def _interval_text(p: Params, test: dict) -> str:
 def _slide_text(test: dict) -> str:
     if "slide_rule" not in test:
         return ""
-    return (f"\n\nPatient level: a slide is called infected with {test['slide_rule']} (rule chosen where the "
-            f"threshold was). {test['slides_infected']} infected and {test['slides_uninfected']} uninfected test slides:\n\n"
-            "| metric | value | interval |\n|---|---|---|\n" +
-            "\n".join(f"| Slide {m} | {_value(test[f'slide_{m}'])} | {_value(test[f'slide_{m}_ci_lower'])} - "
-                      f"{_value(test[f'slide_{m}_ci_upper'])} |" for m in ("sensitivity", "specificity")))
+    labels = {"sensitivity": "Slide sensitivity (among slides answered)",
+              "specificity": "Slide specificity (among slides answered)", "refer_rate": "Slides referred"}
+    return (f"\n\nPatient level: each slide is answered **infected**, **not infected** or **refer to a microscopist**: "
+            f"{test['slide_rule']} (the rule and the error rates behind the interval come from the out-of-fold "
+            "slides, models/slide_rule.json). The parasitemia reported is corrected for the model's missed parasites "
+            "and false calls (Rogan-Gladen), with an interval that carries the slide's own cells and how much those "
+            f"errors vary between slides. {test['slides_infected']} infected and {test['slides_uninfected']} "
+            "uninfected test slides:\n\n| metric | value | interval |\n|---|---|---|\n" +
+            "\n".join(f"| {label} | {_value(test[f'slide_{m}'])} | {_value(test[f'slide_{m}_ci_lower'])} - "
+                      f"{_value(test[f'slide_{m}_ci_upper'])} |" for m, label in labels.items()))
 
 
 def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: dict, sizes: dict,

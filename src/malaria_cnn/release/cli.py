@@ -137,7 +137,7 @@ def screen_command(args: argparse.Namespace) -> int:
     boxes = truth.load(args.truth) if args.truth else None
     m = scorer(args)
     return run(m.score, args.paths, args.out, m.size, m.threshold, args.cell_diameter, args.slide_pattern, boxes,
-               m.stain_mode, m.stain_range)
+               m.stain_mode, m.stain_range, rule=m.rule)
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -161,7 +161,7 @@ def predict_command(args: argparse.Namespace) -> int:
                     positive += row[2] == "Parasitized"
                     tally.add(row[0], row[1], density)
     if args.by_slide:
-        tally.write(by_slide.path_beside(args.out), m.threshold, m.rule, p.evaluate.confidence, m.stain_range)
+        tally.write(by_slide.path_beside(args.out), m.threshold, m.rule, m.stain_range)
     print(predict.tally_line(read, positive, failed, m.threshold, args.out) + tally.note(args.by_slide, args.out))
     return 1 if failed else 0
 

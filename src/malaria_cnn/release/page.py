@@ -44,16 +44,18 @@ def _vega(rows: list[dict], name: str, template: str, x: str, ys: list[str], tit
 
 def metrics_table(m: dict, cfg: EvaluateParams) -> str:
     """The metrics beside their intervals as an HTML table, with the warning when they are unreliable."""
-    names = list(metrics.NAMES) + [n for n in ("slide_sensitivity", "slide_specificity") if n in m]
+    names = list(metrics.NAMES) + [n for n in ("slide_sensitivity", "slide_specificity", "slide_refer_rate") if n in m]
     rows = "".join(f"<tr><td>{html.escape(evaluate.fmt(m, n))}</td></tr>" for n in names)
     note = evaluate.unreliable_note(m, cfg)
     warn = f'<p class="unreliable"><strong>Warning: {html.escape(note)}.</strong></p>' if note else ""
-    rule = f"<p>Slide call: {html.escape(m['slide_rule'])}.</p>" if "slide_rule" in m else ""
+    rule = (f"<p>Each slide (patient) is answered {html.escape(m['slide_rule'])}: slide sensitivity and specificity "
+            f"count the slides answered, the refer rate all of them (slides.csv gives each answer and why).</p>"
+            if "slide_rule" in m else "")
     if "false_call_rate_slides" in m:
         rule += f"<p>Uninfected cells called parasitized, per slide: {html.escape(false_calls.describe(m))}.</p>"
-    if m.get("slides_referred"):
-        rule += (f'<p class="unreliable"><strong>{m["slides_referred"]} slide(s) with a stain unlike the training '
-                 "data: referred to a microscopist (slides.csv says why).</strong></p>")
+    if m.get("slides_stain_referred"):
+        rule += (f'<p class="unreliable"><strong>{m["slides_stain_referred"]} slide(s) with a stain unlike the '
+                 "training data: referred to a microscopist (slides.csv says why).</strong></p>")
     return (f'<div id="metrics"><h2>Metrics ({round(cfg.confidence * 100)}% intervals over slides)</h2>{warn}'
             f"<p>{m['cells']:,} cells from {m['slides']} slides at threshold {m['threshold']:.3f}.</p>{rule}"
             f"<table>{rows}</table></div>")

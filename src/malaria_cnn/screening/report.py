@@ -1,5 +1,6 @@
-"""What `malaria-cnn screen` writes: the rows of its CSVs, per-slide parasitemia with its interval,
-annotated photos and the sheet of cells called parasitized; and its one-line summary."""
+"""What `malaria-cnn screen` writes: the rows of its CSVs, each slide's answer (infected / not infected /
+refer) with its corrected parasitemia and interval, annotated photos and the sheet of cells called
+parasitized; and its one-line summary."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import numpy as np
 
 from malaria_cnn.core import atomic
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
+from malaria_cnn.evaluation import parasitemia, patients
 from malaria_cnn.evaluation.gallery import TILE, contact_sheet
 from malaria_cnn.screening.screen import Photo
 
 CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
-IMAGES = ["image", "slide", "cells", "parasitized", "parasitemia", "referred", "error"]
-SLIDES = ["slide", "images", "cells", "parasitized", "parasitemia", "ci_lower", "ci_upper", "images_referred",
-          "referred"]
+# parasitized: cells called Parasitized (the outlines' colour); counted / uncertain: cells at or above the slide
+# rule's counting threshold / in its uncertain band (evaluation/patients.py)
+IMAGES = ["image", "slide", "cells", "parasitized", "called_share", "counted", "uncertain", "referred", "error"]
+SLIDES = ["slide", "images", "cells", "parasitized", *patients.SLIDE_COLUMNS, "images_referred"]
 Z95 = 1.959964  # the normal quantile of a 95% interval
 SHEET_MAX = 200  # cells shown on the parasitized sheet, most probable first
 SHEET_COLUMNS = 10
@@ -44,33 +47,53 @@ def cell_rows(photo: Photo) -> list[tuple]:
             for i, (box, p, label) in enumerate(zip(photo.boxes, photo.p, photo.labels))]
 
 
-def image_row(photo: Photo) -> tuple:
-    """IMAGES' row of a photo; a referred photo has its counts but no parasitemia."""
+def image_row(photo: Photo, rule: patients.SlideRule | None) -> tuple:
+    """IMAGES' row of a photo; a referred photo has its counts but no share. Without a slide rule, `counted`
+    is the cells called Parasitized and `uncertain` is empty."""
     if photo.error:
-        return (photo.name, photo.slide, "", "", "", "", photo.error)
-    k = sum(label == PARASITIZED for label in photo.labels)
-    share = "" if photo.referred else _share(k, len(photo.labels))
-    return (photo.name, photo.slide, len(photo.labels), k, share, photo.referred, "")
+        return (photo.name, photo.slide, "", "", "", "", "", "", photo.error)
+    k, n = sum(label == PARASITIZED for label in photo.labels), len(photo.labels)
+    p = np.asarray(photo.p, float)
+    counted = int(np.sum(p >= rule.count_threshold)) if rule else k
+    uncertain = int(np.sum((p >= rule.band[0]) & (p < rule.band[1]))) if rule else ""
+    share = "" if photo.referred else _share(k, n)
+    return (photo.name, photo.slide, n, k, share, counted, uncertain, photo.referred, "")
 
 
-def slide_rows(image_rows: list[tuple]) -> list[tuple]:
-    """Per slide (in order of first appearance): photos counted, their cells, parasitized, parasitemia and its
-    95% Wilson interval over those cells pooled; then the photos referred, and why when every photo was."""
+def _counts(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per photo row (read, not referred): (cells, counted, uncertain)."""
+    at = [IMAGES.index(c) for c in ("cells", "counted", "uncertain")]
+    return tuple(np.array([r[i] or 0 for r in rows], int) for i in at)
+
+
+def pooled(rows: list[tuple], rule: patients.SlideRule) -> patients.Answer:
+    """The answer for the cells of these photo rows together, the photos as clusters."""
+    cells, counted, uncertain = _counts(rows)
+    return rule.answer(int(counted.sum()), int(cells.sum()), int(uncertain.sum()),
+                       parasitemia.effective_cells(counted, cells))
+
+
+def slide_rows(image_rows: list[tuple], rule: patients.SlideRule | None) -> list[tuple]:
+    """Per slide (in order of first appearance): photos counted, their cells and cells called Parasitized,
+    the answer from its photos not referred (patients.SLIDE_COLUMNS), and the photos referred. A slide
+    whose every photo was referred is referred, with their reason; without a rule, nothing is corrected."""
+    error, referred = IMAGES.index("error"), IMAGES.index("referred")
     slides: dict[str, list] = {}
-    for _, slide, cells, parasitized, _, referred, error in image_rows:
-        if error:
-            continue
-        s = slides.setdefault(slide, [0, 0, 0, 0, ""])
-        if referred:
-            s[3], s[4] = s[3] + 1, s[4] or referred
+    for row in image_rows:
+        if not row[error]:
+            slides.setdefault(row[1], []).append(row)
+    out = []
+    for slide, rows in slides.items():
+        counted = [r for r in rows if not r[referred]]
+        cells, k = sum(r[2] for r in counted), sum(r[3] for r in counted)
+        if not counted:
+            extra = ("", "", "", "", "", patients.REFER, rows[0][referred])
+        elif rule is None:
+            extra = (k, _share(k, cells), "", "", "", "", "no slide_rule.json beside the model: not corrected")
         else:
-            s[0], s[1], s[2] = s[0] + 1, s[1] + cells, s[2] + parasitized
-    rows = []
-    for slide, (photos, cells, k, referred, why) in slides.items():
-        lo, hi = wilson(k, cells)
-        rows.append((slide, photos, cells, k, _share(k, cells), "" if not cells else round(lo, 6),
-                     "" if not cells else round(hi, 6), referred, why if not photos else ""))
-    return rows
+            extra = pooled(counted, rule).row()
+        out.append((slide, len(counted), cells, k, *extra, len(rows) - len(counted)))
+    return out
 
 
 def annotated(photo: Photo) -> np.ndarray:
@@ -129,9 +152,11 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'s' if n != 1 else ''}"
 
 
-def summary(image_rows: list[tuple], threshold: float, out: str | Path) -> str:
-    """One line: photos read, cells found and called Parasitized in the photos counted, photos referred
-    (stain unlike training: counted apart), photos that failed."""
+def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: patients.SlideRule | None = None,
+            slides: list[tuple] | None = None) -> str:
+    """One line: photos read, cells found and called Parasitized in the photos counted, with the slide rule
+    their corrected parasitemia pooled and the slides' answers; photos referred (stain unlike training:
+    counted apart), photos that failed."""
     referred_at, error_at = IMAGES.index("referred"), IMAGES.index("error")
     read = [r for r in image_rows if not r[error_at]]
     counted = [r for r in read if not r[referred_at]]
@@ -143,6 +168,14 @@ def summary(image_rows: list[tuple], threshold: float, out: str | Path) -> str:
     referred = (f"; {_plural(len(read) - len(counted), 'photo')} referred to a microscopist, not counted (stain "
                 f"unlike the training data: reasons in {where})" if len(counted) < len(read) else "")
     fails = f"; {_plural(failed, 'photo')} failed (reasons in {where})" if failed else ""
+    corrected = ""
+    if rule is not None and counted_cells:
+        e = pooled(counted, rule).estimate
+        corrected = f", corrected parasitemia {e.corrected:.2%} ({e.lower:.2%}-{e.upper:.2%})"
+    answers = ""
+    if rule is not None and slides:
+        said = [row[SLIDES.index("answer")] for row in slides]
+        answers = "; slides: " + ", ".join(f"{said.count(a):,} {a}" for a in patients.ANSWERS)
     return (f"screen: {len(read):,} photos read, {cells:,} red cells found, {k:,} called Parasitized{share} "
-            f"at threshold {threshold:.3f}{referred}{fails} -> {out}")
+            f"at threshold {threshold:.3f}{corrected}{answers}{referred}{fails} -> {out}")
 

@@ -192,6 +192,17 @@ def summarise(scores: dict[str, PhotoScore]) -> dict:
     }
 
 
+def pooled(summary: dict, estimate) -> dict:
+    """The labelled photos' true parasitized share against their corrected parasitemia pooled
+    (parasitemia.Estimate): how far it is (corrected over true) and whether its interval holds the truth."""
+    true = _ratio(summary["parasitized_labelled"], summary["labelled"])
+    out = {"true": true, **{k: None if np.isnan(v := getattr(estimate, k)) else round(float(v), 6)
+                            for k in ("called", "corrected", "lower", "upper")}}
+    out["corrected_over_true"] = _ratio(out["corrected"], true) if true and out["corrected"] is not None else None
+    out["covered"] = None if true is None or out["lower"] is None else bool(out["lower"] <= true <= out["upper"])
+    return out
+
+
 def line(summary: dict, dest: str) -> str:
     """The one printed detection line."""
     d, p, e = summary["detection"], summary["parasitized"], summary["parasitemia_abs_error"]
@@ -200,6 +211,10 @@ def line(summary: dict, dest: str) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
     mae = "n/a" if e["mean"] is None else f"{100 * e['mean']:.2f} points"
+    pool = summary.get("pooled_parasitemia")
+    if pool and pool["corrected"] is not None and pool["true"] is not None:
+        mae += (f"; pooled parasitemia {pool['true']:.2%} labelled, {pool['corrected']:.2%} corrected "
+                f"({pool['lower']:.2%}-{pool['upper']:.2%})")
     return (f"detection: {summary['matched']:,} of {summary['labelled']:,} labelled red cells found in "
             f"{summary['photos']} photos, precision {f(d['precision'])}, recall {f(d['recall'])}, F1 {f(d['f1'])}; "
             f"parasitized cells: recall {f(p['recall'])}, precision {f(p['precision'])}; "

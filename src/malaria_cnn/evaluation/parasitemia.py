@@ -1,0 +1,169 @@
+"""Parasitemia corrected for the cell classifier's errors, with an interval that carries every doubt.
+
+The share q of a slide's cells called parasitized mixes the parasitemia pi with two errors: parasitized
+cells missed (sensitivity Se < 1) and uninfected cells called (false-call rate f = 1 - specificity):
+q = pi Se + (1 - pi) f. Rogan and Gladen's estimator undoes them: pi = (q - f) / (Se - f), clipped to
+[0, 1]. The point estimate uses Se and f pooled over the out-of-fold (OOF) slides' cells.
+
+Se and f are not one number each: they vary from slide to slide (stain, focus, debris), and the OOF
+slides measure them with noise. So the interval is a Monte Carlo one, each draw taking
+- q from the slide's own cells: Beta(k + 1/2, n - k + 1/2) (Jeffreys) at the slide's effective cell
+  count, its cells divided by the design effect between its photos when photos are given (cells of one
+  photo share a field, a focus and a patch of stain: they are clusters, not independent cells);
+- f as a slide never seen would have it: the OOF slides resampled with replacement (the doubt of what
+  they measured), their pooled false-call rate and its spread between slides (a beta-binomial's, the
+  binomial noise of each slide's few cells taken out), then a Beta of that mean and spread;
+- Se likewise, from the OOF slides with parasitized cells;
+and the interval is the draws' percentiles. A healthy slide's interval therefore reaches 0 unless it has
+more false calls than the OOF healthy cells make, however many cells it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from malaria_cnn.core.labels import POSITIVE
+
+DRAWS = 4000  # Monte Carlo draws behind an interval: its ends move by about 0.1 percentage point between seeds
+MIN_CELLS = 5  # cells of a class an OOF slide needs to lend its rate of that class to the draws
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """The cell classifier's errors, slide by slide, where it was measured (the OOF slides): per slide
+    with at least MIN_CELLS uninfected cells, those cells and its false calls; per slide with at least
+    MIN_CELLS parasitized cells, those cells and how many were called."""
+
+    uninfected: tuple[int, ...]
+    false_calls: tuple[int, ...]
+    parasitized: tuple[int, ...]
+    detected: tuple[int, ...]
+
+    @classmethod
+    def measure(cls, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float) -> ErrorRates:
+        names, index = np.unique(np.asarray(slides), return_inverse=True)
+        positive, called = np.asarray(y) == POSITIVE, np.asarray(prob) >= threshold
+
+        def count(mask):
+            return np.bincount(index, weights=mask, minlength=len(names)).astype(int)
+
+        neg, fp, pos, tp = count(~positive), count(~positive & called), count(positive), count(positive & called)
+        keep_neg, keep_pos = neg >= MIN_CELLS, pos >= MIN_CELLS
+        return cls(*(tuple(int(v) for v in a) for a in (neg[keep_neg], fp[keep_neg], pos[keep_pos], tp[keep_pos])))
+
+    @property
+    def usable(self) -> bool:
+        """Whether both rates were measured on at least one slide (else nothing can be corrected)."""
+        return bool(self.uninfected) and bool(self.parasitized)
+
+    @property
+    def sensitivity(self) -> float:
+        return sum(self.detected) / sum(self.parasitized)
+
+    @property
+    def false_call_rate(self) -> float:
+        return sum(self.false_calls) / sum(self.uninfected)
+
+    def draws(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """(Se, f) as `size` new slides might have them (between_slides of a bootstrap of the measured slides)."""
+        return (one_slide(self.detected, self.parasitized, rng, size),
+                one_slide(self.false_calls, self.uninfected, rng, size))
+
+    def as_dict(self) -> dict:
+        return {"uninfected": list(self.uninfected), "false_calls": list(self.false_calls),
+                "parasitized": list(self.parasitized), "detected": list(self.detected)}
+
+
+def spread(hits: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled rate, variance of the true rate between slides) of each row of per-slide counts: the
+    moment estimator of a beta-binomial (the between-slide part of the rates' scatter, their binomial
+    noise taken out; 0 when the scatter is no more than that noise)."""
+    hits, totals = np.atleast_2d(hits).astype(float), np.atleast_2d(totals).astype(float)
+    n = totals.sum(axis=1)
+    mean = hits.sum(axis=1) / n
+    rates = hits / totals
+    scatter = np.sum(totals * (rates - mean[:, None]) ** 2, axis=1)
+    noise = (totals.shape[1] - 1) * mean * (1 - mean)
+    denominator = n - np.sum(totals**2, axis=1) / n
+    var = np.where(denominator > 0, np.maximum(0.0, scatter - noise) / np.where(denominator > 0, denominator, 1), 0.0)
+    return mean, np.minimum(var, mean * (1 - mean) * 0.999)
+
+
+def between_slides(hits, totals, rng: np.random.Generator, size: int) -> np.ndarray:
+    """`size` rates of new slides: each from the measured slides resampled with replacement (the doubt
+    of the pooled rate and spread), then a Beta with that resample's rate and between-slide spread."""
+    hits, totals = np.asarray(hits, float), np.asarray(totals, float)
+    picks = rng.integers(0, len(totals), (size, len(totals)))
+    mean, var = spread(hits[picks], totals[picks])
+    mean = np.clip(mean, 1e-9, 1 - 1e-9)
+    strength = np.where(var > 0, mean * (1 - mean) / np.maximum(var, 1e-300) - 1, np.inf)
+    drawn = rng.beta(np.where(np.isfinite(strength), mean * strength, 1.0),
+                     np.where(np.isfinite(strength), (1 - mean) * strength, 1.0))
+    return np.where(np.isfinite(strength), drawn, mean)
+
+
+def one_slide(hits, totals, rng: np.random.Generator, size: int) -> np.ndarray:
+    """`size` rates of new slides: each a measured slide's, drawn at random, with the doubt of its few cells
+    (Beta(hits + 1/2, misses + 1/2)). Keeps the heavy tail of the rare hard slide that a fitted spread smooths away."""
+    i = rng.integers(0, len(totals), size)
+    hits, totals = np.asarray(hits, float)[i], np.asarray(totals, float)[i]
+    return rng.beta(hits + 0.5, totals - hits + 0.5)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    called: float  # the share of cells called parasitized
+    corrected: float  # Rogan-Gladen's parasitemia, clipped to [0, 1]
+    lower: float  # the corrected parasitemia's interval
+    upper: float
+
+
+def detection_limit(rates: ErrorRates, confidence: float, draws: int = DRAWS, seed: int = 0) -> float:
+    """The parasitemia a slide needs before its called share clears the false calls of all but the
+    (1 - confidence) / 2 most error-prone new slides: that quantile of f over the pooled sensitivity."""
+    rng = np.random.default_rng(seed)
+    se, f = rates.draws(rng, draws)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(f, 1 - tail) / np.quantile(se, tail))
+
+
+def rogan_gladen(q, sensitivity, false_call_rate):
+    """(q - f) / (Se - f) clipped to [0, 1]; 0 where Se <= f (a classifier no better than chance says nothing)."""
+    q, se, f = np.asarray(q, float), np.asarray(sensitivity, float), np.asarray(false_call_rate, float)
+    informative = se > f
+    pi = np.where(informative, (q - f) / np.where(informative, se - f, 1.0), 0.0)
+    return np.clip(pi, 0.0, 1.0)
+
+
+def effective_cells(called: np.ndarray, cells: np.ndarray) -> float:
+    """The cells of a set of photos (clusters) divided by their design effect: how many independent cells
+    they are worth for the share called (never more than they are)."""
+    called, cells = np.asarray(called, float), np.asarray(cells, float)
+    called, cells = called[cells > 0], cells[cells > 0]
+    n = cells.sum()
+    if len(cells) < 2 or n == 0:
+        return float(n)
+    q = called.sum() / n
+    between = len(cells) / (len(cells) - 1) * np.sum((called - q * cells) ** 2) / n**2
+    independent = q * (1 - q) / n
+    return float(n if between <= independent or independent <= 0 else n * independent / between)
+
+
+def estimate(called: int, cells: int, rates: ErrorRates, confidence: float, effective: float | None = None,
+             seed: int = 0) -> Estimate:
+    """The corrected parasitemia of `cells` cells of which `called` are called parasitized, with its
+    `confidence` interval; `effective`: their effective count (effective_cells) when they come in photos."""
+    if cells <= 0:
+        return Estimate(*(float("nan"),) * 4)
+    q = called / cells
+    if not rates.usable:
+        return Estimate(q, float("nan"), float("nan"), float("nan"))
+    n = float(cells if effective is None else min(effective, cells))
+    rng = np.random.default_rng(seed)
+    q_draws = rng.beta(q * n + 0.5, (1 - q) * n + 0.5, DRAWS)
+    se, f = rates.draws(rng, DRAWS)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(rogan_gladen(q_draws, se, f), [tail, 100 - tail])
+    return Estimate(q, float(rogan_gladen(q, rates.sensitivity, rates.false_call_rate)), float(low), float(high))
