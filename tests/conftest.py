@@ -77,6 +77,30 @@ def model_dir(tmp_path_factory) -> Path:
     return where
 
 
+def slide_rule():
+    """A slide rule as the threshold stage stores one: cells counted from 0.5, boundary 10%, uncertain band
+    0.3-0.7 (at most 20% of an OOF slide's cells in it), OOF sensitivity 0.9, false-call rates 0-4/70."""
+    from malaria_cnn.evaluation import patients
+    from malaria_cnn.evaluation.parasitemia import ErrorRates
+
+    rates = ErrorRates((70,) * 10, (0, 1, 1, 1, 2, 0, 4, 1, 0, 2), (30,) * 10, (27,) * 10)
+    return patients.SlideRule(boundary=0.1, count_threshold=0.5, band=(0.3, 0.7), band_limit=0.2, rates=rates,
+                              confidence=0.95)
+
+
+@pytest.fixture(scope="session")
+def ruled_model_dir(model_dir, tmp_path_factory) -> Path:
+    """model_dir's model with a slide rule beside it (slide_rule())."""
+    import shutil
+
+    from malaria_cnn.evaluation import patients
+
+    where = tmp_path_factory.mktemp("ruled") / "models"
+    shutil.copytree(model_dir, where)
+    patients.save(where / "slide_rule.json", slide_rule(), {}, where / "model.keras")
+    return where
+
+
 @pytest.fixture(scope="session")
 def fields():
     """Three synthetic smear photos: 36 cells each, about 40% placed against a neighbour, one white cell."""

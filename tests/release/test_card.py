@@ -57,9 +57,11 @@ def test_card_gives_the_interval_it_computed_and_marks_unreliable_ones():
     assert "**Intervals unreliable: 4 test slides, fewer than evaluate.min_slides (10)**" in text
 
 
-def test_card_reports_slide_level_calls():
-    slide = {"slide_rule": "at least 2 cells called parasitized", "slides_infected": 3, "slides_uninfected": 1,
-             **{f"slide_{m}{s}": v for m in ("sensitivity", "specificity") for s, v in (("", 1.0), ("_ci_lower", 0.44),
-                                                                                       ("_ci_upper", 1.0))}}
+def test_card_reports_slide_level_answers():
+    slide = {"slide_rule": "infected when the corrected parasitemia's 95% interval lies above 0", "slides_infected": 3,
+             "slides_uninfected": 1, **{f"slide_{m}{s}": v for m in ("sensitivity", "specificity", "refer_rate")
+                                        for s, v in (("", 1.0), ("_ci_lower", 0.44), ("_ci_upper", 1.0))}}
     text = card.model_card(from_dict({}), 1, 64, STORED, {**TEST, **slide}, SIZES, "ab" * 32, {}, {})
-    assert "at least 2 cells called parasitized" in text and "| Slide sensitivity | 1.000 | 0.440 - 1.000 |" in text
+    assert "infected when the corrected parasitemia's 95% interval lies above 0" in text
+    assert "| Slide sensitivity (among slides answered) | 1.000 | 0.440 - 1.000 |" in text
+    assert "| Slides referred | 1.000 | 0.440 - 1.000 |" in text and "Rogan-Gladen" in text

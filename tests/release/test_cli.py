@@ -52,12 +52,31 @@ def test_by_slide_writes_a_row_per_slide_beside_the_csv(tmp_path, model_dir, sma
     result = _run("predict", tmp_path, "--model", model_dir / "model.keras", "--threshold", "0", "--out", "p.csv",
                   "--by-slide", "--slide-pattern", r"^(P\d)_", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "and 2 slides -> p_slides.csv" in result.stdout and "slides not called" in result.stdout
+    assert "and 2 slides -> p_slides.csv" in result.stdout and "slides not answered" in result.stdout
     with open(tmp_path / "p_slides.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["slide"], r["cells"], r["called_parasitized"], r["parasitemia"]) for r in rows] == [
+    assert [(r["slide"], r["cells"], r["called_parasitized"], r["counted_share"]) for r in rows] == [
         ("P0", "3", "3", "1.0"), ("P1", "3", "3", "1.0")]
-    assert float(rows[0]["parasitemia_ci_lower"]) < 1 and rows[0]["called_infected"] == ""
+    assert rows[0]["parasitemia"] == rows[0]["answer"] == ""  # no slide rule beside the model: nothing corrected
+
+
+def test_by_slide_answers_each_slide_with_the_rule_beside_the_model(tmp_path, ruled_model_dir, small_cells):
+    """An untrained model scores every cell near 0.5, inside the rule's uncertain band: unlike any slide the
+    rule was chosen on, so each slide is referred, with the reason; with --threshold 0 every cell is called
+    Parasitized, but the answer counts from the rule's own threshold and stays the same."""
+    for i, c in enumerate(small_cells[:8]):
+        (tmp_path / f"P{i % 2}_{i}.png").write_bytes(c.read())
+    for threshold in ("0", "1"):
+        result = _run("predict", tmp_path, "--model", ruled_model_dir / "model.keras", "--threshold", threshold,
+                      "--out", "p.csv", "--by-slide", "--slide-pattern", r"^(P\d)_", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "and 2 slides (0 infected, 0 not infected, 2 refer) -> p_slides.csv" in result.stdout
+        with open(tmp_path / "p_slides.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        assert [r["answer"] for r in rows] == ["refer", "refer"]
+        assert all("scored where the model is unsure (0.30-0.70)" in r["reason"] for r in rows)
+        assert all(r["parasitemia"] != "" and float(r["parasitemia_ci_lower"]) <= float(r["parasitemia_ci_upper"])
+                   for r in rows)
 
 
 def test_limits_come_from_params_yaml_where_the_command_runs(tmp_path, model_dir, small_cells):
@@ -96,6 +115,6 @@ def test_by_slide_refers_a_slide_whose_stain_is_unlike_the_training_slides(tmp_p
     assert "1 slide referred to a microscopist, not called (stain unlike the training data)" in result.stdout
     with open(tmp_path / "p_slides.csv") as fh:
         known, dark = csv.DictReader(fh)
-    assert known["referred"] == "" and known["parasitemia"] != ""
-    assert dark["referred"].startswith("stain unlike the training data: ") and "darker" in dark["referred"]
-    assert dark["cells"] == "6" and dark["parasitemia"] == dark["called_infected"] == ""  # counts, no number
+    assert known["answer"] == known["reason"] == "" and known["counted_share"] != ""
+    assert dark["answer"] == "refer" and dark["reason"].startswith("stain unlike the training data: ")
+    assert "darker" in dark["reason"] and dark["cells"] == "6" and dark["counted_share"] == ""  # counts, no number

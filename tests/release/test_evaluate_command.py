@@ -19,10 +19,11 @@ from malaria_cnn.evaluation import operating_point, outputs, patients
 from malaria_cnn.training import model_io, networks
 
 import browser
-from conftest import ROOT, assert_same_metrics
+from conftest import ROOT, assert_same_metrics, slide_rule
 
 CLI = Path(sys.executable).parent / "malaria-cnn"
 SIZE = 24
+RULE = slide_rule()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def model_dir(tmp_path_factory, small_cells):
     model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=SIZE)
     model_io.save(model, where / "model.keras")
     operating_point.save(where / "threshold.json", 0.5, ThresholdParams(), where / "model.keras", {})
-    patients.save(where / "slide_rule.json", patients.SlideRule("cells", 2), "test", where / "model.keras")
+    patients.save(where / "slide_rule.json", RULE, {}, where / "model.keras")
     narrow(small_cells).save(where / "stain_range.json", where / "model.keras")
     return where
 
@@ -65,29 +66,33 @@ def test_the_command_agrees_with_the_evaluate_stage_on_the_same_cells(tmp_path, 
     model = model_io.load(model_dir / "model.keras")
     prob = model_io.parasitized_probability(model, cells["x"], 256)
     stage = outputs.write(outputs.Outputs.under(tmp_path / "stage"), cells["y"], prob, cells["slide"], 0.5,
-                          patients.SlideRule("cells", 2), EvaluateParams(), cells["x"], model, cells["density"],
+                          RULE, EvaluateParams(), cells["x"], model, cells["density"],
                           narrow(small_cells))
     command = json.loads((tmp_path / "report/metrics.json").read_text())
     assert_same_metrics(command, stage)
     assert command["cells"] == len(small_cells) == stage["cells"]
     ours, theirs = (list(csv.reader(open(tmp_path / d / "slides.csv"))) for d in ("report", "stage"))
     assert ours[0] == theirs[0] and len(ours) == len(theirs) == 7
-    assert ours[0][-3:] == ["uninfected", "false_call_rate", "referred"]
-    assert 0 < command["slides_referred"] == stage["slides_referred"] == sum(bool(r[-1]) for r in ours[1:])
-    assert all(r[-1].startswith("stain unlike the training data: ") for r in ours[1:] if r[-1])
+    head = ours[0]
+    assert head[-4:] == ["answer", "reason", "uninfected", "false_call_rate"]
+    answer, reason = head.index("answer"), head.index("reason")
+    stained = [r for r in ours[1:] if r[reason].startswith("stain unlike the training data: ")]
+    assert 0 < command["slides_stain_referred"] == stage["slides_stain_referred"] == len(stained)
+    assert all(r[answer] == "refer" for r in stained) and command["slides_referred"] >= len(stained)
     for a, b in zip(ours[1:], theirs[1:]):  # the same up to float32's last digit in the mean probability
         assert a[0] == b[0] and [v == "" for v in a] == [v == "" for v in b], (a, b)
-        assert a[-1] == b[-1]  # referred, and why
-        assert np.allclose(np.float64([v or "nan" for v in a[1:-1]]), np.float64([v or "nan" for v in b[1:-1]]),
+        assert a[answer:reason + 1] == b[answer:reason + 1]  # the answer, and why
+        numbers = [i for i in range(1, len(head)) if i not in (answer, reason)]
+        assert np.allclose(np.float64([a[i] or "nan" for i in numbers]), np.float64([b[i] or "nan" for i in numbers]),
                            atol=2e-6, equal_nan=True), (a, b)
-    assert sum(int(row[-3]) for row in ours[1:]) == sum(c.label == "Uninfected" for c in small_cells)
+    assert sum(int(row[-2]) for row in ours[1:]) == sum(c.label == "Uninfected" for c in small_cells)
     assert "false_call_rate_max" in command and (tmp_path / "report/false_calls.png").stat().st_size > 0
     assert (tmp_path / "report/confusion.csv").read_text() == (tmp_path / "stage/confusion.csv").read_text()
     line = result.stdout.strip()
     assert line.startswith(f"evaluate: {len(small_cells)} labelled cells from 6 slides at threshold 0.500:")
-    assert "slides (at least 2 cells called parasitized): sensitivity" in line and line.endswith("report/index.html")
+    assert "among the slides called" in line and " referred (rate " in line and line.endswith("report/index.html")
     assert "WARNING: intervals unreliable: 6 slides, fewer than evaluate.min_slides (10)" in line
-    assert f"; {command['slides_referred']} slides with a stain unlike the training data (referred in slides.csv)" in line
+    assert f", {command['slides_stain_referred']} of them for a stain unlike the training data (slides.csv says why)" in line
 
 
 def test_the_page_renders_offline_with_every_plot(tmp_path, model_dir, labelled_zip):

@@ -2,6 +2,8 @@ import pytest
 
 from malaria_cnn.screening import report
 
+from conftest import slide_rule
+
 
 def test_wilson_interval():
     lo, hi = report.wilson(0, 10)
@@ -13,37 +15,62 @@ def test_wilson_interval():
 
 
 STAIN = "stain unlike the training data: green 3.1x darker than any of the 40 training slides"
+RULE = slide_rule()  # counts cells from 0.5, boundary 10%, band 0.3-0.7
 
 
-def test_slides_pool_their_photos_and_skip_failed_ones():
-    rows = [("a1.jpg", "A", 100, 2, 0.02, "", ""), ("a2.jpg", "A", 300, 6, 0.02, "", ""),
-            ("b.jpg", "B", 50, 0, 0.0, "", ""), ("bad.jpg", "A", "", "", "", "", "truncated file"),
-            ("none.jpg", "C", 0, 0, "", "", "")]
-    slides = report.slide_rows(rows)
-    assert [s[:5] for s in slides] == [("A", 2, 400, 8, 0.02), ("B", 1, 50, 0, 0.0), ("C", 1, 0, 0, "")]
-    lo, hi = report.wilson(8, 400)
-    assert slides[0][5:7] == (round(lo, 6), round(hi, 6)) and slides[2][5:7] == ("", "")
-    assert all(s[7:] == (0, "") for s in slides)
+def _row(image, slide, cells, parasitized, counted=None, uncertain=0, referred="", error=""):
+    """An images.csv row (report.IMAGES)."""
+    if error:
+        return (image, slide, "", "", "", "", "", "", error)
+    share = "" if referred else round(parasitized / cells, 6) if cells else ""
+    return (image, slide, cells, parasitized, share, parasitized if counted is None else counted, uncertain, referred, "")
+
+
+def _slides(rows, rule=RULE):
+    return [dict(zip(report.SLIDES, r)) for r in report.slide_rows(rows, rule)]
+
+
+def test_slides_pool_their_photos_as_clusters_and_skip_failed_ones():
+    rows = [_row("a1.jpg", "A", 100, 30), _row("a2.jpg", "A", 300, 90), _row("b.jpg", "B", 50, 0),
+            _row("bad.jpg", "A", 0, 0, error="truncated file"), _row("none.jpg", "C", 0, 0)]
+    a, b, c = _slides(rows)
+    assert (a["slide"], a["images"], a["cells"], a["parasitized"], a["counted"], a["counted_share"]) == \
+        ("A", 2, 400, 120, 120, 0.3)
+    assert a["answer"] == "infected" and a["parasitemia_ci_lower"] > 0
+    assert (b["answer"], b["parasitemia"], b["parasitemia_ci_lower"]) == ("not infected", 0.0, 0.0)
+    assert c["cells"] == 0 and (c["answer"], c["reason"]) == ("refer", "no cells")
+    # the same cells in photos that disagree (0% and 60%) are worth fewer cells: a wider interval
+    split = _slides([_row("a1.jpg", "A", 200, 0), _row("a2.jpg", "A", 200, 120)])[0]
+    assert split["counted_share"] == a["counted_share"]
+    assert split["parasitemia_ci_upper"] - split["parasitemia_ci_lower"] > \
+        a["parasitemia_ci_upper"] - a["parasitemia_ci_lower"]
 
 
 def test_referred_photos_are_counted_apart_never_in_a_parasitemia():
-    rows = [("a1.jpg", "A", 100, 2, 0.02, "", ""), ("a2.jpg", "A", 200, 150, "", STAIN, ""),
-            ("b1.jpg", "B", 80, 80, "", STAIN, ""), ("b2.jpg", "B", 90, 90, "", STAIN, "")]
-    a, b = report.slide_rows(rows)
-    assert a[:5] == ("A", 1, 100, 2, 0.02) and a[7:] == (1, "")  # a2's 150 calls are in no parasitemia
-    assert b[:7] == ("B", 0, 0, 0, "", "", "") and b[7:] == (2, STAIN)  # no number at all, and why
+    rows = [_row("a1.jpg", "A", 100, 2), _row("a2.jpg", "A", 200, 150, referred=STAIN),
+            _row("b1.jpg", "B", 80, 80, referred=STAIN), _row("b2.jpg", "B", 90, 90, referred=STAIN)]
+    a, b = _slides(rows)
+    assert (a["images"], a["cells"], a["counted"], a["images_referred"]) == (1, 100, 2, 1)  # a2's calls in no number
+    assert (b["images"], b["cells"], b["counted"], b["parasitemia"], b["images_referred"]) == (0, 0, 0, "", 2)
+    assert (b["answer"], b["reason"]) == ("refer", STAIN)  # no number at all, and why
+    unruled = _slides(rows, rule=None)[0]  # no slide rule beside the model: the share, no correction
+    assert (unruled["counted_share"], unruled["parasitemia"], unruled["answer"]) == (0.02, "", "")
 
 
 def test_summary_line():
-    rows = [("a.jpg", "A", 100, 2, 0.02, "", ""), ("b.jpg", "b.jpg", "", "", "", "", "not a readable image")]
+    rows = [_row("a.jpg", "A", 100, 2), _row("b.jpg", "b.jpg", 0, 0, error="not a readable image")]
     assert report.summary(rows, 0.5, "out") == ("screen: 1 photos read, 100 red cells found, 2 called Parasitized "
                                                 "(2.00%) at threshold 0.500; 1 photo failed (reasons in "
                                                 "out/images.csv) -> out")
-    rows.append(("c.jpg", "C", 50, 50, "", STAIN, ""))
+    rows.append(_row("c.jpg", "C", 50, 50, referred=STAIN))
     assert report.summary(rows, 0.5, "out") == ("screen: 2 photos read, 150 red cells found, 2 called Parasitized "
                                                 "(2.00%) at threshold 0.500; 1 photo referred to a microscopist, not "
                                                 "counted (stain unlike the training data: reasons in out/images.csv); "
                                                 "1 photo failed (reasons in out/images.csv) -> out")
+    line = report.summary(rows, 0.5, "out", RULE, report.slide_rows(rows, RULE))
+    e = report.pooled([rows[0]], RULE).estimate
+    assert (f"2 called Parasitized (2.00%) at threshold 0.500, corrected parasitemia {e.corrected:.2%} "
+            f"({e.lower:.2%}-{e.upper:.2%}); slides: 0 infected, 1 not infected, 1 refer; 1 photo referred") in line
 
 
 def test_names_of_annotated_photos_do_not_collide():

@@ -163,6 +163,9 @@ def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
     if "slide_rule" in m:
         line += (f"; slides ({m['slides_infected']} infected, {m['slides_uninfected']} uninfected): "
                  f"{patients.describe(m)}")
+    if m.get("slides_stain_referred"):
+        n = m["slides_stain_referred"]
+        line += f", {n} of them for a stain unlike the training data (slides.csv says why)"
     if "false_call_rate_slides" in m:
         line += f"; per-slide false calls: {false_calls.describe(m)}"
     line += f" [{pct}% CI: Korn-Graubard over slides for proportions, {cfg.bootstrap} slide resamples for the rest]"

@@ -107,8 +107,9 @@ class SlideRule:
 
 def with_referrals(answers: list[Answer], reasons: list[str]) -> list[Answer]:
     """The answers, with those of slides referred for another reason (a stain unlike the training data's)
-    turned to refer, their estimate kept."""
-    return [Answer(REFER, why, a.estimate, a.counted) if why else a for a, why in zip(answers, reasons)]
+    turned to refer: their count stays, no share or parasitemia (a number the model cannot vouch for)."""
+    blank = Estimate(*(float("nan"),) * 4)
+    return [Answer(REFER, why, blank, a.counted) if why else a for a, why in zip(answers, reasons)]
 
 
 def counts(prob: np.ndarray, slides: np.ndarray, threshold: float,

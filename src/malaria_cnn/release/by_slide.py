@@ -51,8 +51,8 @@ class Tally:
         if rule is not None:
             extra = [a.row() for a in patients.with_referrals(rule.answers(prob, slides)[1], reasons)]
         else:
-            extra = [(int(k), round(k / n, 6), "", "", "", patients.REFER if why else "", why)  # not corrected
-                     for k, n, why in zip(called, cells, reasons)]
+            extra = [(int(k), "" if why else round(k / n, 6), "", "", "", patients.REFER if why else "", why)
+                     for k, n, why in zip(called, cells, reasons)]  # not corrected
         atomic.write_csv(dest, COLUMNS, [(name, int(n), int(k), *e) for name, n, k, e in zip(names, cells, called, extra)])
         self.dest, self.rule, self.referred = dest, rule, sum(map(bool, reasons))
         self.answers = [e[-2] for e in extra]

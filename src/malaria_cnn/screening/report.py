@@ -87,7 +87,7 @@ def slide_rows(image_rows: list[tuple], rule: patients.SlideRule | None) -> list
         counted = [r for r in rows if not r[referred]]
         cells, k = sum(r[2] for r in counted), sum(r[3] for r in counted)
         if not counted:
-            extra = ("", "", "", "", "", patients.REFER, rows[0][referred])
+            extra = (0, "", "", "", "", patients.REFER, rows[0][referred])
         elif rule is None:
             extra = (k, _share(k, cells), "", "", "", "", "no slide_rule.json beside the model: not corrected")
         else:
