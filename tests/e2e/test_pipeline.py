@@ -7,6 +7,7 @@ cells, one epoch), so the whole test takes a couple of minutes on two cores.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import json
 import re
@@ -60,6 +61,17 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     assert cv["folds"] == 2 and cv["threshold"] == pytest.approx(stored["threshold"], abs=1e-6)
     assert "metrics/cv.json" in shown and "fold_sensitivity_mean" in shown
     assert "train@3: not used (cv.folds=2)" in out
+    # the shipped model's slide answers: the rule chosen out of fold, its figures there and on the test slides
+    rule = json.loads((project / "models/slide_rule.json").read_text())
+    assert rule["model_sha256"] == hashlib.sha256((project / "models/model.keras").read_bytes()).hexdigest()
+    assert rule["chosen_on"] == {k[4:]: v for k, v in cv.items() if k.startswith("oof_slide") and k != "oof_slides"}
+    with open(project / "metrics/slides.csv") as fh:
+        slides = list(csv.DictReader(fh))
+    answers = [r["answer"] for r in slides]
+    assert set(answers) <= {"infected", "not infected", "refer"} and all(r["reason"] for r in slides)
+    assert metrics["slides_referred"] == answers.count("refer") and metrics["slide_rule"] == rule["rule"]
+    for key in ("slide_sensitivity", "slide_specificity", "slide_refer_rate"):
+        assert f"{key}_ci_lower" in metrics and f"{key}_ci_upper" in metrics
 
 
 def test_second_repro_does_nothing(project):
