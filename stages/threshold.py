@@ -20,7 +20,8 @@ def main() -> None:
     report = operating_point.fold_report(y, prob, slides, folds, p.threshold) if p.cv.folds > 1 else None
     operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report)
     calls = {f"oof_{k}": v for k, v in false_calls.summary(y, prob, slides, chosen).items()}
-    rule, on_slides = patients.choose_rule(y, prob, slides, chosen, p.evaluate.confidence, p.patients.min_sensitivity)
+    rule, on_slides = patients.choose_rule(y, prob, slides, chosen, p.evaluate.confidence, p.patients.min_sensitivity,
+                                           p.patients.rule_out)
     patients.save(paths.SLIDE_RULE, rule, on_slides, paths.MODEL)
     answers = {f"oof_{k}": v for k, v in on_slides.items()}
     atomic.write_json(paths.CV_METRICS, {**operating_point.cv_metrics(chosen, on_oof, report), **calls, **answers})

@@ -40,6 +40,8 @@ def test_partial_params_fill_in_defaults():
     "raw, message",
     [
         ({"epochs": -1}, "epochs must be an integer >= 1, got -1"),
+        ({"patients": {"rule_out": 5}}, "patients.rule_out must be auto or a number with 0 < x < 1, got 5"),
+        ({"patients": {"rule_out": "manual"}}, "patients.rule_out must be auto or a number with 0 < x < 1, got 'manual'"),
         ({"epochs": 2.5}, "epochs must be an integer >= 1, got 2.5"),
         ({"epochs": True}, "epochs must be an integer >= 1, got True"),
         ({"train": {"optimizer": "adamx"}}, "train.optimizer must be one of adam, adamw, sgd, rmsprop, got 'adamx'"),

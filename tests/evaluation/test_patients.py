@@ -100,3 +100,15 @@ def test_saved_rule_loads_back_for_its_model_only(tmp_path):
     (tmp_path / "old.json").write_text('{"kind": "cells", "value": 3, "model_sha256": "x"}')
     with pytest.raises(UserError, match="not a slide rule file written by this version"):
         patients.load(tmp_path / "old.json", model)
+
+
+def test_a_lab_can_ask_for_a_lower_rule_out_and_gets_referrals_not_false_reassurance():
+    """70 cells cannot rule out 1% parasitemia, whatever the model: with patients.rule_out 0.01 every slide
+    not called infected is referred; with auto, the healthy OOF slides are answered not infected."""
+    y, prob, slides = _oof(np.random.default_rng(3))
+    auto, chosen = patients.choose_rule(y, prob, slides, 0.5, 0.95, 0.97)
+    strict, m = patients.choose_rule(y, prob, slides, 0.5, 0.95, 0.97, rule_out=0.01)
+    assert strict.boundary == 0.01 and auto.boundary > 0.01
+    assert chosen["slide_specificity"] is not None and m["slide_specificity"] is None  # no slide answered healthy
+    assert m["slides_referred"] > chosen["slides_referred"] >= 0
+    assert 0 < auto.detection_limit < 1 and "detection limit about" in auto.describe()

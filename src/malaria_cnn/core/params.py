@@ -18,6 +18,7 @@ from malaria_cnn.core.atomic import write_text
 from malaria_cnn.core.schema import (  # noqa: F401  (render and ParamsError are part of this module's interface)
     ParamsError,
     auto_or_boolean,
+    auto_or_fraction,
     boolean,
     build,
     fraction,
@@ -205,9 +206,10 @@ class ThresholdParams:
 
 @dataclass(frozen=True)
 class PatientsParams:
-    min_sensitivity: float = param(0.97, probability(),
-                                   "the refer boundary: the largest whose out-of-fold slide sensitivity among the\n"
-                                   "slides called (not referred) reaches this (evaluation/patients.py)")
+    rule_out: Any = param("auto", auto_or_fraction(),
+                          "not infected only when the corrected parasitemia's interval lies below this | auto: the\n"
+                          "largest whose out-of-fold slide sensitivity among the slides answered is min_sensitivity")
+    min_sensitivity: float = param(0.97, probability(), "for rule_out auto (evaluation/patients.py)")
 
 
 @dataclass(frozen=True)

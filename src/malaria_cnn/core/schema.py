@@ -98,6 +98,16 @@ def auto_or_boolean() -> Rule:
     return Rule("auto, true or false", lambda v: v == "auto" or isinstance(v, bool))
 
 
+def auto_or_fraction() -> Rule:
+    """auto, or a number with 0 < x < 1."""
+
+    def accepts(v: Any) -> bool:
+        x = _as_float(v) if v != "auto" else None
+        return v == "auto" or (x is not None and 0 < x < 1)
+
+    return Rule("auto or a number with 0 < x < 1", accepts, lambda v: v if v == "auto" else float(v))
+
+
 def integer_list(minimum: int = 1) -> Rule:
     def accepts(v: Any) -> bool:
         return isinstance(v, list) and all(_is_int(x) and x >= minimum for x in v)

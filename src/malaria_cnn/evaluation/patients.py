@@ -14,7 +14,10 @@ rests on proportions, never on raw counts, so it holds at 30 cells and at 5,000:
 4. **refer** otherwise: the interval straddles [0, boundary], too few cells or too many false calls to tell.
 
 The boundary is chosen on the OOF slides: the largest with slide sensitivity among the slides called at
-least `patients.min_sensitivity` (a miss costs a patient; a referral costs a microscopist's look). The
+least `patients.min_sensitivity` (a miss costs a patient; a referral costs a microscopist's look); or it is
+`patients.rule_out`, the parasitemia a lab needs ruled out. "Not infected" says no more than that: any
+parasitemia is below the boundary. A parasitemia below the model's detection limit (its false calls'
+spread between slides over its sensitivity) cannot be told from none, however many cells are counted. The
 rule, with the OOF slides' error rates the interval draws on and what it gave there, is stored in
 models/slide_rule.json with the sha256 of its model.
 """
@@ -88,7 +91,8 @@ class SlideRule:
         if e.lower > 0:
             return INFECTED, f"{span}: more cells called than false calls explain"
         if e.upper < self.boundary:
-            return NOT_INFECTED, f"{span}: below {self.boundary:.2%}"
+            return NOT_INFECTED, f"{span}: no more cells called than false calls explain; any parasitemia below " \
+                                 f"{self.boundary:.2%}"
         return REFER, f"{span}: could be 0, could be {self.boundary:.2%} or more"
 
     def answers(self, prob: np.ndarray, slides: np.ndarray) -> tuple[np.ndarray, list[Answer]]:
@@ -96,12 +100,19 @@ class SlideRule:
         names, cells, called, uncertain = counts(prob, slides, self.count_threshold, self.band)
         return names, [self.answer(int(k), int(n), int(u)) for k, n, u in zip(called, cells, uncertain)]
 
+    @property
+    def detection_limit(self) -> float:
+        """The least parasitemia the rule tells from none (parasitemia.detection_limit)."""
+        return parasitemia.detection_limit(self.rates, self.confidence) if self.rates.usable else float("nan")
+
     def describe(self) -> str:
         return (f"infected when the corrected parasitemia's {self.confidence:.0%} interval lies above 0, "
-                f"not infected when it lies below {self.boundary:.2%}, refer otherwise")
+                f"not infected when it lies below {self.boundary:.2%}, refer otherwise (detection limit about "
+                f"{self.detection_limit:.1%})")
 
     def as_dict(self) -> dict:
-        return {"boundary": self.boundary, "count_threshold": self.count_threshold, "band": list(self.band), "band_limit": self.band_limit,
+        return {"boundary": self.boundary, "detection_limit": round(self.detection_limit, 6),
+                "count_threshold": self.count_threshold, "band": list(self.band), "band_limit": self.band_limit,
                 "confidence": self.confidence, "rates": self.rates.as_dict()}
 
 
@@ -179,8 +190,9 @@ def count_threshold(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thresho
 
 
 def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, confidence: float,
-                min_sensitivity: float) -> tuple[SlideRule, dict]:
-    """The slide rule chosen on these (OOF) cells, and what it gives on their slides (slide_metrics)."""
+                min_sensitivity: float, rule_out: float | str = "auto") -> tuple[SlideRule, dict]:
+    """The slide rule chosen on these (OOF) cells, and what it gives on their slides (slide_metrics); its
+    boundary is `rule_out`, or with "auto" the largest that keeps `min_sensitivity` there."""
     positive, prob = np.asarray(y) == POSITIVE, np.asarray(prob, float)
     threshold = count_threshold(y, prob, slides, threshold, confidence)
     band = (float(np.quantile(prob[~positive], BAND_QUANTILE)) if (~positive).any() else 1.0,
@@ -200,6 +212,8 @@ def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: 
     above = [u for u in uppers if u > healthy]
     top = (healthy + above[0]) / 2 if above else min(1.0, healthy + 0.01)
     candidates = [top] + [(a + b) / 2 for a, b in zip(uppers[:-1], uppers[1:]) if b <= healthy][::-1] + [0.0]
+    if rule_out != "auto":
+        candidates = [float(rule_out)]
     for boundary in candidates:  # largest first: the fewest referrals whose sensitivity holds
         answers = [NOT_INFECTED if a.answer == NOT_INFECTED and a.estimate.upper < boundary else
                    REFER if a.answer == NOT_INFECTED else a.answer for a in first]
