@@ -170,6 +170,11 @@ def report(s: dict, seed: int) -> None:
     print("| outer round | true | called at the counting threshold | corrected (95% interval) | corrected / true |")
     print("|---|---|---|---|---|")
     print("\n".join(pooled))
+    ours = [a.answer for *_, answers in table["shipped ensemble"] for a in answers]
+    for k in range(folds):
+        theirs = [a.answer for *_, answers in table[f"fold model {k}"] for a in answers]
+        print(f"fold model {k}: answers differ from the shipped ensemble's on "
+              f"{sum(a != b for a, b in zip(ours, theirs))} of {len(ours)} held-out slides")
     for name in ("shipped ensemble", "shipped ensemble, 1000 cells a slide"):
         print(f"\n{name}: the slides not answered right")
         for yy, ss, answers in table[name]:

@@ -120,11 +120,17 @@ class Estimate:
     upper: float
 
 
-def detection_limit(rates: ErrorRates, confidence: float, draws: int = DRAWS, seed: int = 0) -> float:
-    """The parasitemia a slide needs before its called share clears the false calls of all but the
-    (1 - confidence) / 2 most error-prone new slides: that quantile of f over the pooled sensitivity."""
-    rng = np.random.default_rng(seed)
-    se, f = rates.draws(rng, draws)
+def detection_limit(rates: ErrorRates, confidence: float, seed: int = 0) -> float:
+    """The least parasitemia a slide needs before its counted share clears the false calls of all but the
+    (1 - confidence) / 2 most error-prone new slides: that quantile of the drawn f over the pooled Se."""
+    _, f = rates.draws(np.random.default_rng(seed), DRAWS)
+    return float(np.quantile(f, 1 - (1 - confidence) / 2) / rates.sensitivity)
+
+
+def separation(rates: ErrorRates, confidence: float, seed: int = 0) -> float:
+    """The high quantile of the drawn f over the low quantile of the drawn Se: how far the worst likely
+    false calls sit from the fewest likely parasites found (lower is better; patients.count_threshold)."""
+    se, f = rates.draws(np.random.default_rng(seed), DRAWS)
     tail = (1 - confidence) / 2
     return float(np.quantile(f, 1 - tail) / np.quantile(se, tail))
 

@@ -171,10 +171,10 @@ def describe(m: dict) -> str:
 
 
 def count_threshold(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, confidence: float) -> float:
-    """The P(Parasitized) at or above `threshold` whose count of cells tells the least parasitemia from none:
-    the lowest detection limit, a high quantile (`confidence`'s upper end) of the OOF slides' false-call
-    rates divided by the sensitivity. Above the cell threshold the false calls of hard slides fall faster
-    than the parasites found (benchmarks/README.md)."""
+    """The P(Parasitized) at or above `threshold` whose count of cells best tells parasites from false calls:
+    the lowest parasitemia.separation, the false-call rate of an error-prone new slide over the sensitivity
+    of a weak one. Above the cell threshold the false calls of hard slides fall faster than the parasites
+    found (benchmarks/README.md)."""
     positive, prob = np.asarray(y) == POSITIVE, np.asarray(prob, float)
     above = np.unique(np.quantile(prob[positive & (prob >= threshold)], np.linspace(0, 0.5, 26))) \
         if np.any(positive & (prob >= threshold)) else []
@@ -183,7 +183,7 @@ def count_threshold(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thresho
         rates = ErrorRates.measure(y, prob, slides, t)
         if not rates.usable or rates.sensitivity <= 0:
             continue
-        here = parasitemia.detection_limit(rates, confidence)
+        here = parasitemia.separation(rates, confidence)
         if here < limit - 1e-9:
             best, limit = t, here
     return float(best)
