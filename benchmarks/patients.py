@@ -123,7 +123,7 @@ def pooled_line(r: int, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, rul
             f"{e.corrected / true:.2f} |")
 
 
-def report(s: dict, seed: int) -> None:
+def report(s: dict, seed: int, rule_out: str | None = None) -> None:
     y, slides, rounds, confidence = s["y"], s["slide"], s["round"], 0.95
     p = params.load(ROOT / "params.yaml")
     rng = np.random.default_rng(seed)
@@ -135,7 +135,7 @@ def report(s: dict, seed: int) -> None:
         oof = s["oof"][r][rest]
         threshold = operating_point.choose(y[rest], oof, p.threshold)
         rule, chosen = patients.choose_rule(y[rest], oof, slides[rest], threshold, confidence,
-                                            p.patients.min_sensitivity)
+                                            p.patients.min_sensitivity, rule_out or p.patients.rule_out)
         print(f"outer {r + 1}: cell threshold {threshold:.4f}, cells counted from {rule.count_threshold:.4f}, "
               f"boundary {rule.boundary:.2%}, uncertain band {rule.band[0]:.3f}-{rule.band[1]:.3f} (OOF slides at "
               f"most {rule.band_limit:.1%} in it); on its own OOF slides: {patients.describe(chosen)}")
@@ -193,6 +193,7 @@ def main() -> None:
     ap.add_argument("--inner", type=int, default=3)
     ap.add_argument("--scores", type=Path, help="an .npz to keep the scores in (read back when it exists)")
     ap.add_argument("--seed", type=int, default=0, help="of the subsampling and pooling draws")
+    ap.add_argument("--rule-out", default=None, help="patients.rule_out for every round (default: params.yaml's)")
     args = ap.parse_args()
     if args.scores and args.scores.is_file():
         s = dict(np.load(args.scores, allow_pickle=False))
@@ -202,7 +203,7 @@ def main() -> None:
         s = nested_scores(args.zip, args.outer, args.inner)
         if args.scores:
             np.savez(args.scores, **s)
-    report(s, args.seed)
+    report(s, args.seed, args.rule_out)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,8 @@ def test_summary_line():
     line = report.summary(rows, 0.5, "out", RULE, report.slide_rows(rows, RULE))
     e = report.pooled([rows[0]], RULE).estimate
     assert (f"2 called Parasitized (2.00%) at threshold 0.500, corrected parasitemia {e.corrected:.2%} "
-            f"({e.lower:.2%}-{e.upper:.2%}); slides: 0 infected, 1 not infected, 1 refer; 1 photo referred") in line
+            f"({e.lower:.2%}-{e.upper:.2%}); slides: 0 infected, 1 not infected (parasitemia below 10.00%), 1 refer; "
+            f"1 photo referred") in line
 
 
 def test_names_of_annotated_photos_do_not_collide():

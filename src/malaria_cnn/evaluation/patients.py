@@ -116,6 +116,13 @@ class SlideRule:
                 "confidence": self.confidence, "rates": self.rates.as_dict()}
 
 
+def tally(rule: SlideRule, answers: list[str]) -> str:
+    """How many slides got each answer, saying what "not infected" rules out."""
+    n = {a: answers.count(a) for a in ANSWERS}
+    return (f"{n[INFECTED]:,} infected, {n[NOT_INFECTED]:,} not infected (parasitemia below {rule.boundary:.2%}), "
+            f"{n[REFER]:,} refer")
+
+
 def with_referrals(answers: list[Answer], reasons: list[str]) -> list[Answer]:
     """The answers, with those of slides referred for another reason (a stain unlike the training data's)
     turned to refer: their count stays, no share or parasitemia (a number the model cannot vouch for)."""

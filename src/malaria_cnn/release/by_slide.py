@@ -63,7 +63,7 @@ class Tally:
             return ""
         line = f" and {len(set(self.slides)):,} slides"
         if self.rule is not None:
-            line += " (" + ", ".join(f"{self.answers.count(a):,} {a}" for a in patients.ANSWERS) + ")"
+            line += f" ({patients.tally(self.rule, self.answers)})"
         line += f" -> {self.dest}"
         if self.referred:
             line += (f"; {self.referred:,} slide{'s' if self.referred != 1 else ''} referred to a microscopist, not "

@@ -174,8 +174,7 @@ def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: pa
         corrected = f", corrected parasitemia {e.corrected:.2%} ({e.lower:.2%}-{e.upper:.2%})"
     answers = ""
     if rule is not None and slides:
-        said = [row[SLIDES.index("answer")] for row in slides]
-        answers = "; slides: " + ", ".join(f"{said.count(a):,} {a}" for a in patients.ANSWERS)
+        answers = "; slides: " + patients.tally(rule, [row[SLIDES.index("answer")] for row in slides])
     return (f"screen: {len(read):,} photos read, {cells:,} red cells found, {k:,} called Parasitized{share} "
             f"at threshold {threshold:.3f}{corrected}{answers}{referred}{fails} -> {out}")
 
