@@ -1,17 +1,6 @@
-import pytest
-
 from malaria_cnn.screening import report
 
 from conftest import slide_rule
-
-
-def test_wilson_interval():
-    lo, hi = report.wilson(0, 10)
-    assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-4)
-    lo, hi = report.wilson(5, 100)
-    assert (lo, hi) == (pytest.approx(0.02154, abs=1e-4), pytest.approx(0.11175, abs=1e-4))
-    lo, hi = report.wilson(50, 50)
-    assert hi == pytest.approx(1) and lo == pytest.approx(0.9287, abs=1e-4)
 
 
 STAIN = "stain unlike the training data: green 3.1x darker than any of the 40 training slides"

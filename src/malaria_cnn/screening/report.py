@@ -4,7 +4,6 @@ parasitized; and its one-line summary."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import cv2
@@ -21,21 +20,10 @@ CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
 # rule's counting threshold / in its uncertain band (evaluation/patients.py)
 IMAGES = ["image", "slide", "cells", "parasitized", "called_share", "counted", "uncertain", "referred", "error"]
 SLIDES = ["slide", "images", "cells", "parasitized", *patients.SLIDE_COLUMNS, "images_referred"]
-Z95 = 1.959964  # the normal quantile of a 95% interval
 SHEET_MAX = 200  # cells shown on the parasitized sheet, most probable first
 SHEET_COLUMNS = 10
 PARASITIZED = CLASS_NAMES[POSITIVE]
 _COLOURS = {PARASITIZED: (230, 30, 30), CLASS_NAMES[1 - POSITIVE]: (20, 170, 60)}  # RGB
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson's score interval for a proportion k / n (95% by default): sound at 0 and at few cells."""
-    if n == 0:
-        return math.nan, math.nan
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _share(k: int, n: int):
