@@ -108,6 +108,8 @@ def test_the_page_renders_offline_with_every_plot(tmp_path, model_dir, labelled_
     assert "intervals unreliable: 6 slides" in document and "slide sensitivity" in document
     assert "Uninfected cells called parasitized, per slide: no slide has at least 10 uninfected" in document
     assert "slide(s) with a stain unlike the training data: referred to a microscopist" in document
+    assert "Each slide's answer" in document and document.count("<strong>refer</strong>") >= 5  # one row a slide
+    assert "slide refer rate" in document
 
 
 def test_rejects_and_exit_codes_are_predicts(tmp_path, model_dir, small_cells):

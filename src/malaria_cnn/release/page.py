@@ -61,6 +61,21 @@ def metrics_table(m: dict, cfg: EvaluateParams) -> str:
             f"<table>{rows}</table></div>")
 
 
+def answers_table(rows: list[dict]) -> str:
+    """Each slide's answer as an HTML table: truth, answer, corrected parasitemia with its interval, why."""
+    def pct(row, key):
+        return f"{float(row[key]):.2%}" if row.get(key) not in (None, "") else ""
+
+    body = "".join(
+        f"<tr><td>{html.escape(r['slide'])}</td><td>{'infected' if r.get('infected') == '1' else 'not infected'}</td>"
+        f"<td><strong>{html.escape(r['answer'])}</strong></td><td>{pct(r, 'parasitemia')}</td>"
+        f"<td>{'-'.join(filter(None, (pct(r, 'parasitemia_ci_lower'), pct(r, 'parasitemia_ci_upper'))))}</td>"
+        f"<td>{html.escape(r['reason'])}</td></tr>"
+        for r in rows)
+    return ('<div id="slides"><h2>Each slide\'s answer</h2><table><tr><th>slide</th><th>truth</th><th>answer</th>'
+            f"<th>corrected parasitemia</th><th>interval</th><th>why</th></tr>{body}</table></div>")
+
+
 def write(folder: str | Path, m: dict, cfg: EvaluateParams, what: str, template: Path = TEMPLATE) -> Path:
     """Write folder/index.html from the outputs already in `folder`; return its path."""
     out = Outputs.under(folder)
@@ -68,6 +83,9 @@ def write(folder: str | Path, m: dict, cfg: EvaluateParams, what: str, template:
         raise FileNotFoundError(f"{template} not found: the page needs the project's report/page.html")
     document = HTML(template.read_text(encoding="utf-8"))
     document.with_element(f"<h2>{html.escape(what)}</h2>").with_element(metrics_table(m, cfg))
+    slides = _rows(out.per_slide)
+    if slides and "answer" in slides[0]:
+        document.with_element(answers_table(slides))
     for attr, kind, x, ys, title in PLOTS:
         rows = _rows(getattr(out, attr))
         if rows:
