@@ -32,8 +32,15 @@ def test_a_failed_file_is_a_row_and_exit_code_1(tmp_path, model_dir, small_cells
     (["predict", "nowhere"], "error: no such file or folder: nowhere"),
     (["predict", ".", "--model", "missing.keras"], "error: missing.keras not found"),
     (["predict", ".", "--batch-size", "0"], "error: --batch-size must be at least 1"),
+    (["predict", ".", "--slide-pattern", "("], "error: --slide-pattern is not a regular expression"),
+    (["evaluate", ".", "--out", "r", "--slide-pattern", "(P"], "error: --slide-pattern is not a regular expression"),
+    (["evaluate", ".", "--out", "r", "--min-side", "0"], "error: --min-side must be at least 1"),
+    (["predict", ".", "--out", "."], "error: --out . is a folder: give a CSV file"),
+    (["screen", ".", "--out", "notes.txt"], "error: --out notes.txt is a file: give a folder"),
 ])
 def test_usage_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
+    """Before any work: no model is loaded (the default one does not exist here) and nothing is written."""
+    (tmp_path / "notes.txt").write_text("")
     result = _run(*args, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.startswith(message) and result.stderr.count("\n") == 1
 
@@ -119,3 +126,24 @@ def test_by_slide_refers_a_slide_whose_stain_is_unlike_the_training_slides(tmp_p
     assert known["answer"] == known["reason"] == "" and known["counted_share"] != ""
     assert dark["answer"] == "refer" and dark["reason"].startswith("stain unlike the training data: ")
     assert "darker" in dark["reason"] and dark["cells"] == "6" and dark["counted_share"] == ""  # counts, no number
+
+
+def test_every_command_names_slides_by_params_yaml_pattern(tmp_path, model_dir, small_cells, fields):
+    """data.slide_pattern in params.yaml where the command runs, unless --slide-pattern says otherwise."""
+    import cv2
+
+    (tmp_path / "params.yaml").write_text('data:\n  slide_pattern: "^(P\\\\d+)_"\n')
+    for i, f in enumerate(fields.values()):
+        cv2.imwrite(str(tmp_path / f"P{i % 2}_{i}.png"), cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR))
+    result = _run("screen", *sorted(tmp_path.glob("P*.png")), "--model", model_dir / "model.keras", "--out", "s",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "s" / "slides.csv") as fh:
+        assert [r["slide"] for r in csv.DictReader(fh)] == ["P0", "P1"]
+    for i, c in enumerate(small_cells[:4]):
+        (tmp_path / "crops").mkdir(exist_ok=True)
+        (tmp_path / "crops" / f"P{i % 2}_{i}.png").write_bytes(c.read())
+    result = _run("predict", "crops", "--model", model_dir / "model.keras", "--by-slide", "--out", "p.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "p_slides.csv") as fh:
+        assert [r["slide"] for r in csv.DictReader(fh)] == ["P0", "P1"]

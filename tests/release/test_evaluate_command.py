@@ -147,3 +147,12 @@ def test_scoring_keeps_no_crop_in_memory(tmp_path, model_dir, small_cells, monke
     assert evaluate_command.evaluate_command(args) == 0
     shown = 2 * EvaluateParams().gallery + 4 * EvaluateParams().gradcam  # mistakes, false calls, Grad-CAM
     assert len(small_cells) <= len(calls) <= len(small_cells) + shown
+
+
+def test_no_usable_crop_is_a_usage_error_whose_reasons_are_written(tmp_path, model_dir):
+    crops = tmp_path / "crops.zip"
+    with zipfile.ZipFile(crops, "w") as zf:
+        zf.writestr(f"cell_images/{CLASS_NAMES[0]}/broken.png", b"\x89PNG broken")
+    result = _run(crops, "--model", model_dir / "model.keras", "--out", "report", cwd=tmp_path)
+    assert result.returncode == 2 and "no usable labelled crop" in result.stderr
+    assert "broken.png" in (tmp_path / "report" / "rejects.csv").read_text()  # the file the line points to

@@ -14,7 +14,8 @@ from malaria_cnn.core.errors import UserError, run_main
 # crops per forward pass in the commands: the shipped ensemble runs its members side by side, so the
 # activations of 256 crops cost ~110 MB more at the peak than 64, for ~10% more speed (benchmarks/README.md)
 BATCH = 64
-EXIT_CODES = "Exit code 0: every file read; 1: some files failed (reasons in the CSV); 2: a usage error."
+EXIT_CODES = ("Exit code 0: every file read; 1: some files failed (reasons in the CSV); 2: a usage error; "
+              "3: an internal error (one line naming the log with its details).")
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -56,16 +57,15 @@ def _screen_parser(commands) -> None:
     s = commands.add_parser("screen", help="find, score and count the red cells of smear photos (files, folders, zips)",
                             description="Segment the red blood cells of each photo, score each cell with the model "
                                         "at its threshold, and write cells.csv, images.csv, slides.csv, annotated "
-                                        "photos and a sheet of the cells called parasitized to DIR. Exit code 0: "
-                                        "every photo read; 1: some failed (reasons in images.csv); 2: a usage error.")
+                                        f"photos and a sheet of the cells called parasitized to DIR. {EXIT_CODES}")
     s.add_argument("paths", nargs="+", metavar="PATH", help="JPEG, PNG or TIFF photos, folders and .zip files")
     s.add_argument("--out", default="screened", metavar="DIR", help="where to write (default screened/)")
     _model_args(s)
     s.add_argument("--cell-diameter", type=float, metavar="PIXELS",
                    help="a red cell's diameter in the photos' pixels (default: estimated per photo)")
-    s.add_argument("--slide-pattern", default="", metavar="REGEX",
-                   help="regex on file names whose first group names the slide (default: NIH's naming; "
-                        "a photo whose name gives no slide is its own slide)")
+    s.add_argument("--slide-pattern", metavar="REGEX",
+                   help="regex on file names whose first group names the slide (default: data.slide_pattern in "
+                        "params.yaml, else NIH's naming; a photo whose name gives no slide is its own slide)")
     s.add_argument("--truth", metavar="FILE", help="labelled boxes (IML JSON or COCO): adds detection.json")
 
 
@@ -96,15 +96,45 @@ class Scoring:
     stain_mode: str  # how its crops are prepared (stain.standardised)
 
 
-def scorer(args: argparse.Namespace) -> Scoring:
-    """The model named by the arguments, with its threshold, slide rule and stain range, after checking them."""
+def checked(args: argparse.Namespace):
+    """Every option of any command checked before any work, the slide pattern defaulted to params.yaml's;
+    the project's params. One UserError for the first option that is wrong."""
+    import re
+
+    p = project_params()
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.threshold is not None and not 0 <= args.threshold <= 1:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    for name in ("min_side", "max_pixels", "max_entry_mb"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if getattr(args, "cell_diameter", None) is not None and not 4 <= args.cell_diameter <= 5000:
+        raise UserError(f"--cell-diameter must be between 4 and 5000 pixels, got {args.cell_diameter}")
+    if args.slide_pattern is None:
+        args.slide_pattern = p.data.slide_pattern
+    try:
+        re.compile(args.slide_pattern)
+    except re.error as exc:
+        raise UserError(f"--slide-pattern is not a regular expression: {exc}") from None
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"no such file or folder: {', '.join(missing)}")
+    out, folder = Path(args.out), args.command != "predict"
+    if (folder and out.exists() and not out.is_dir()) or (not folder and out.is_dir()):
+        raise UserError(f"--out {out} is a {'file' if folder else 'folder'}: give a {'folder' if folder else 'CSV file'}")
+    if not Path(args.model).is_file():
+        raise UserError(f"{args.model} not found: run the pipeline first (dvc repro), or give --model")
+    for name in ("threshold_file", "truth"):
+        given = getattr(args, name, None)
+        if given and not Path(given).is_file():
+            raise UserError(f"--{name.replace('_', '-')}: {given} not found")
+    return p
+
+
+def scorer(args: argparse.Namespace) -> Scoring:
+    """The model named by the arguments, with its threshold, slide rule and stain range."""
     from malaria_cnn.data import stain
     from malaria_cnn.evaluation import operating_point, patients
     from malaria_cnn.training import model_io  # TensorFlow: after every check that needs none
@@ -123,17 +153,10 @@ def scorer(args: argparse.Namespace) -> Scoring:
 
 
 def screen_command(args: argparse.Namespace) -> int:
-    import re
-
     from malaria_cnn.screening import truth
     from malaria_cnn.screening.run import run
 
-    if args.cell_diameter is not None and not 4 <= args.cell_diameter <= 5000:
-        raise UserError(f"--cell-diameter must be between 4 and 5000 pixels, got {args.cell_diameter}")
-    try:
-        re.compile(args.slide_pattern)
-    except re.error as exc:
-        raise UserError(f"--slide-pattern is not a regular expression: {exc}") from None
+    checked(args)
     boxes = truth.load(args.truth) if args.truth else None
     m = scorer(args)
     return run(m.score, args.paths, args.out, m.size, m.threshold, args.cell_diameter, args.slide_pattern, boxes,
@@ -144,9 +167,9 @@ def predict_command(args: argparse.Namespace) -> int:
     from malaria_cnn.core import atomic
     from malaria_cnn.release import by_slide, predict
 
-    p = project_params()
+    p = checked(args)
     m = scorer(args)
-    tally = by_slide.Tally(args.slide_pattern if args.slide_pattern is not None else p.data.slide_pattern)
+    tally = by_slide.Tally(args.slide_pattern)
     read = positive = failed = 0
     lim = limits(args, p)
     with by_slide.interrupted_note(args.out):

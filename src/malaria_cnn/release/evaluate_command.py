@@ -24,7 +24,7 @@ from malaria_cnn.data.slides import slide_of
 from malaria_cnn.data.sources import Cell, folder, zipped
 from malaria_cnn.evaluation import evaluate, outputs
 from malaria_cnn.release import page, predict
-from malaria_cnn.release.cli import limits, project_params, scorer
+from malaria_cnn.release.cli import checked, limits, scorer
 
 
 def labelled(paths: list[str], data, stack: ExitStack) -> tuple[list[tuple[str, Cell]], list[tuple[str, str]]]:
@@ -65,11 +65,11 @@ class Crops:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    p = project_params()
-    m = scorer(args)
-    if m.rule is None:
+    p = checked(args)
+    if not Path(args.model).with_name("slide_rule.json").is_file():
         raise UserError(f"no {Path(args.model).with_name('slide_rule.json')}: run `dvc repro` to choose the slide rule")
-    pattern = args.slide_pattern if args.slide_pattern is not None else p.data.slide_pattern
+    m = scorer(args)
+    pattern = args.slide_pattern
     lim, size, out = limits(args, p), m.size, Path(args.out)
     with ExitStack() as stack:
         found, rejects = labelled(args.paths, p.data, stack)
@@ -89,9 +89,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
         keep, duplicates = dedupe(digests, [found[i][1].label for i in index], names)
         del digests
         index = [i for i, ok in zip(index, keep) if ok]
+        atomic.write_csv(out / "rejects.csv", ["file", "reason"], sorted(rejects) + duplicates)
         if not index:
             raise UserError(f"no usable labelled crop in {', '.join(args.paths)} (reasons in {out / 'rejects.csv'})")
-        atomic.write_csv(out / "rejects.csv", ["file", "reason"], sorted(rejects) + duplicates)
         names = [n for n, ok in zip(names, keep) if ok]
         cells = [found[i][1] for i in index]
         y = np.array([CLASS_NAMES.index(c.label) for c in cells])
