@@ -178,7 +178,7 @@ class TrainParams:
                            "halve the learning rate after this many epochs without a better val loss (0: off)")
     distribute: str = param("auto", one_of(*DISTRIBUTE),
                             "auto: mirrored with more than one GPU, else none | none: one device | mirrored: every\n"
-                            "local GPU (or CPU device) | multi_worker: several machines, as TF_CONFIG says (README)")
+                            "local GPU (or CPU device) | multi_worker: several machines, as TF_CONFIG says (docs/scaling.md)")
     # auto stays float32 on a CPU: bfloat16 was not reliably faster there (benchmarks/scaling.py)
     mixed_precision: str | bool = param("auto", auto_or_boolean(), "auto: float16 on a GPU, off on a CPU | "
                                                                    "true: float16 on a GPU, bfloat16 on a CPU | false")

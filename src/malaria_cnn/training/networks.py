@@ -87,7 +87,7 @@ OPTIMIZERS = {
 
 @keras.saving.register_keras_serializable(package="malaria_cnn")
 class ParasitizedAUC(keras.metrics.AUC):
-    """ROC AUC of P(Parasitized) against the Parasitized label: the one README and the plots name.
+    """ROC AUC of P(Parasitized) against the Parasitized label: the one the evaluation and the plots name.
 
     keras.metrics.AUC on the two softmax columns would pool both (a micro-average), which is another number.
     """
