@@ -147,7 +147,7 @@ class ModelParams:
     preset: str = param("compact", one_of(*PRESETS),
                         "compact: 80,930 parameters | seed: the tutorial's network (4,340,130 at 64x64)")
     # Keras's default 0.99 averages over ~100 steps: too slow for a small set, whose few hundred
-    # steps leave the inference-time statistics far from the trained weights' (see README).
+    # steps leave the inference-time statistics far from the trained weights' (docs/pipeline.md).
     bn_momentum: float = param(0.9, fraction(),
                                "BatchNorm's moving-average momentum (Keras's default 0.99 lags on small sets)")
     seed: SeedNetParams = section(SeedNetParams, "the seed preset's knobs")
