@@ -124,12 +124,12 @@ def checked(args: argparse.Namespace):
     out, folder = Path(args.out), args.command != "predict"
     if (folder and out.exists() and not out.is_dir()) or (not folder and out.is_dir()):
         raise UserError(f"--out {out} is a {'file' if folder else 'folder'}: give a {'folder' if folder else 'CSV file'}")
-    if not Path(args.model).is_file():
-        raise UserError(f"{args.model} not found: run the pipeline first (dvc repro), or give --model")
     for name in ("threshold_file", "truth"):
         given = getattr(args, name, None)
         if given and not Path(given).is_file():
             raise UserError(f"--{name.replace('_', '-')}: {given} not found")
+    if not Path(args.model).is_file():
+        raise UserError(f"{args.model} not found: run the pipeline first (dvc repro), or give --model")
     return p
 
 
