@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from malaria_cnn.training.batch_norm import BatchNorm
+from malaria_cnn.training.batch_norm import BatchNorm, as_keras
 from malaria_cnn.training.runtime import keras, tf
 
 
@@ -41,3 +41,12 @@ def test_a_model_with_it_saves_and_loads_in_safe_mode(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
     assert isinstance(loaded.layers[-1], BatchNorm) and loaded.layers[-1].momentum == 0.5
+
+
+def test_as_keras_names_keras_batch_normalization_with_the_same_arguments():
+    inputs = keras.Input((4, 4, 2))
+    model = keras.Model(inputs, BatchNorm(momentum=0.5, epsilon=1e-4, axis=-1)(inputs))
+    copy = keras.Model.from_config(as_keras(model.get_config()))
+    layer = copy.layers[-1]
+    assert type(layer) is keras.layers.BatchNormalization
+    assert (layer.momentum, layer.epsilon, layer.axis) == (0.5, 1e-4, -1)

@@ -1,10 +1,13 @@
 """Saving models byte-stably and loading them safely."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from malaria_cnn.core.errors import UserError
-from malaria_cnn.core.params import ModelParams, SeedNetParams
+from malaria_cnn.core.params import CompactNetParams, ModelParams, SeedNetParams
 from malaria_cnn.training import model_io, networks
 from malaria_cnn.training.runtime import keras
 
@@ -20,6 +23,53 @@ def test_saved_bytes_depend_only_on_the_model(tmp_path):
     x = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     assert np.allclose(model_io.parasitized_probability(loaded, x, 2), model.predict(x, verbose=0)[:, 1], atol=1e-6)
+
+
+PLAIN_KERAS_SCRIPT = """
+import sys
+sys.modules["malaria_cnn"] = None  # an editable install is importable even in isolated mode
+try:
+    import malaria_cnn
+except ImportError:
+    pass
+else:
+    raise SystemExit("malaria_cnn is importable")
+import numpy as np, keras
+x = np.load("x.npy")
+for name in sys.argv[1:]:
+    model = keras.models.load_model(name)
+    np.save(name + ".npy", model.predict(x, verbose=0))
+    print(name, model.inputs[0].name)
+"""
+
+
+def test_a_saved_model_loads_and_predicts_with_plain_keras(tmp_path):
+    """The shipped file names no class of this package: Keras alone, in a process that cannot import it,
+    loads a network and an ensemble and predicts as the trained models do; so does model_io.load."""
+    from malaria_cnn.data import stain
+    from malaria_cnn.training import ensemble
+
+    x = np.random.default_rng(2).integers(0, 256, (5, 24, 24, 3), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    params = ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16)))
+    members = [networks.build(params, image_size=24, stain_mode="none") for _ in range(2)]
+    for member in members:
+        member(x, training=True)  # the fused kernel moves the moving statistics off their start
+    models = {"one.keras": members[0], "ensemble.keras": ensemble.average(members)}
+    for name, model in models.items():
+        model_io.save(model, tmp_path / name)
+    result = subprocess.run([sys.executable, "-I", "-c", PLAIN_KERAS_SCRIPT, *models], check=False,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [word for name in models for word in (name, stain.input_name("none"))]
+    for name, model in models.items():
+        expected = model.predict(x, verbose=0)
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected, atol=1e-6)
+        loaded = model_io.load(tmp_path / name)
+        np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+        assert model_io.stain_mode(loaded) == "none" and model_io.image_size(loaded) == 24
+        model_io.save(loaded, tmp_path / f"again_{name}")
+        assert (tmp_path / f"again_{name}").read_bytes() == (tmp_path / name).read_bytes()
 
 
 def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):

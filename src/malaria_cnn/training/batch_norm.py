@@ -3,7 +3,8 @@
 Keras 3 computes a batch's moments and their gradients with a dozen small ops per layer, which on a CPU
 took half of the compact network's training step. TensorFlow's FusedBatchNormV3 does each direction in
 one op. The variables, the moving-average update (with the biased batch variance, as Keras) and
-inference are Keras's own, so a model's weights mean the same with either layer.
+inference are Keras's own, so a model's weights mean the same with either layer. A saved model names
+Keras's layer instead (as_keras), so it loads where this package is not installed.
 """
 
 from __future__ import annotations
@@ -28,3 +29,20 @@ class BatchNorm(keras.layers.BatchNormalization):
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return tf.cast(y, self.compute_dtype)
+
+
+def as_keras(config):
+    """A model's config (as `get_config` gives it, nested models included) with each BatchNorm written as
+    keras.layers.BatchNormalization: the same arguments, weights and predictions."""
+    ours = keras.saving.get_registered_name(BatchNorm)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("registered_name") == ours:
+                node = {**node, "module": "keras.layers", "class_name": "BatchNormalization", "registered_name": None}
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(config)

@@ -13,7 +13,7 @@ from malaria_cnn.core.atomic import atomic_path
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.data import stain
-from malaria_cnn.training import batch_norm  # noqa: F401  (registers the layer that saved models name)
+from malaria_cnn.training import batch_norm  # also registers BatchNorm, which older saved models name
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
 
 
@@ -41,14 +41,16 @@ def save(model: keras.Model, dest: str | Path) -> None:
 
 
 def inference_copy(model: keras.Model) -> keras.Model:
-    """The network alone, rebuilt from its config with the trained weights: no optimizer, no compile state.
+    """The network alone, rebuilt from its config with the trained weights: no optimizer, no compile state,
+    and Keras's BatchNormalization for the fused BatchNorm it trained with (batch_norm.as_keras), so the
+    saved file loads with plain `keras.models.load_model`, without this package.
 
     A model resumed from a checkpoint is one Keras loaded, and Keras saves it differently from the
     model it built in the same process (a new model's layers share one dtype policy, written as
     `shared_object_id`s that a loaded one lacks; the optimizer's state is written too): rebuilt this
     way, an uninterrupted and a resumed run with the same weights save the same bytes.
     """
-    copy = model.__class__.from_config(model.get_config())
+    copy = model.__class__.from_config(batch_norm.as_keras(model.get_config()))
     copy.set_weights(model.get_weights())
     return copy
 
