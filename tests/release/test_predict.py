@@ -145,3 +145,54 @@ def test_a_name_that_is_not_utf8_and_repeated_zip_entries_get_rows(tmp_path, sma
     atomic.write_csv(tmp_path / "p.csv", predict.COLUMNS, rows)  # UnicodeEncodeError before
     assert rows[0][0].endswith("crops/caf%E9.png") and rows[0][3] == ""
     assert [r[3] for r in rows[1:]] == [zipped.REPEATED] * 2
+
+
+def _phone_photo(rgb: np.ndarray, fmt: str, orientation: int = 1) -> bytes:
+    """`rgb` stored turned back by `orientation`, with the EXIF tag that turns it upright for display."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    stored = np.rot90(rgb, 1) if orientation == 6 else rgb  # 6: displayed turned a quarter clockwise
+    Image.fromarray(np.ascontiguousarray(stored)).save(out, fmt, exif=exif.tobytes(), quality=95)
+    return out.getvalue()
+
+
+def test_phone_photos_are_read_and_every_file_named_like_an_image_gets_a_row(tmp_path, small_cells):
+    crop = cv2.imdecode(np.frombuffer(small_cells[0].read(), np.uint8), cv2.IMREAD_COLOR_RGB)
+    crop[:30, :30] = (250, 250, 0)  # a yellow top-left corner: a turned photo is told apart
+    jpeg = _phone_photo(crop, "JPEG")
+    folder = tmp_path / "phone"
+    (folder / ".thumbnails").mkdir(parents=True)
+    (folder / "a.heic").write_bytes(_phone_photo(crop, "HEIF", 6))
+    (folder / "b.webp").write_bytes(_phone_photo(crop, "WEBP", 6))
+    (folder / "c.jpg").write_bytes(_phone_photo(crop, "JPEG", 6))
+    (folder / "d.jpg").write_bytes(jpeg + b"\x00\x00\x00\x18ftypmp42" + b"video" * 100)  # a motion photo
+    (folder / "e.DNG").write_bytes(b"II*\x00raw sensor data")
+    (folder / "f.jxl").write_bytes(b"\xff\x0a not decodable here")
+    (folder / "._a.heic").write_bytes(b"resource fork")
+    (folder / ".thumbnails" / "a.heic").write_bytes(b"cache")
+    (folder / "notes.txt").write_text("not a photo")
+    with zipfile.ZipFile(tmp_path / "phone.zip", "w") as zf:
+        zf.writestr("DCIM/g.HEIF", _phone_photo(crop, "HEIF"))
+        zf.writestr("DCIM/h.nef", b"MM\x00*raw")
+        zf.writestr("__MACOSX/DCIM/._g.HEIF", b"resource fork")
+    single = tmp_path / "i.dng"
+    single.write_bytes(b"II*\x00raw")
+    seen = Recorder()
+    rows = predict.predict(seen, [folder, tmp_path / "phone.zip", single], size=40, threshold=0.5, batch_size=16)
+    by_name = {r[0].replace(str(tmp_path), ""): r[3] for r in rows}
+    assert by_name == {
+        "/phone/a.heic": "", "/phone/b.webp": "", "/phone/c.jpg": "", "/phone/d.jpg": "",
+        "/phone/e.DNG": "DNG raw photos are not supported: export a JPEG",
+        "/phone/f.jxl": "not a readable image",
+        "/phone.zip:DCIM/g.HEIF": "",
+        "/phone.zip:DCIM/h.nef": "NEF raw photos are not supported: export a JPEG",
+        "/i.dng": "DNG raw photos are not supported: export a JPEG",
+    }
+    upright = predict.load(predict.Item("upright.jpg", jpeg), 40)[0]
+    for x in np.concatenate(seen.seen):  # every photo decoded upright, as the crop itself
+        assert np.abs(x.astype(int) - upright).mean() < 4

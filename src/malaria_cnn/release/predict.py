@@ -10,7 +10,7 @@ written as they come and memory stays flat however many files there are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -48,6 +48,9 @@ class Item:
 
 
 def read_item(name: str, read: Callable[[], bytes], key: object = None) -> Item:
+    """The file read, or why it cannot be used: a name that tells it (images.refused_by_name), a failed read."""
+    if refused := images.refused_by_name(name):
+        return Item(name, problem=refused, key=key)
     try:
         return Item(name, read(), key=key)
     except FileNotFoundError:
@@ -58,14 +61,23 @@ def read_item(name: str, read: Callable[[], bytes], key: object = None) -> Item:
         return Item(name, problem=f"unreadable ({type(exc).__name__}: {exc})", key=key)
 
 
+def _skipped(parts: Sequence[str]) -> bool:
+    """Whether a file in a folder or zip gets no row: hidden and system files, files not named like an
+    image (images.PHOTO_SUFFIXES). One named like an image gets a row, with the reason when it cannot be read."""
+    if not parts[-1].lower().endswith(images.PHOTO_SUFFIXES):
+        return True
+    return is_quietly_skipped([*parts[:-1], parts[-1] + ".png"])  # hidden as a crop of that name would be
+
+
 def items(paths: list[str | Path], limits: Limits = Limits()) -> Iterator[Item]:
     """The crops named by `paths`, read: files as given, folders walked in name order, zips entry
-    by entry. Inside folders and zips, hidden, system and non-image files are skipped without a row.
+    by entry. Inside folders and zips, hidden and system files and files not named like an image are
+    skipped without a row.
     """
     for given in map(Path, paths):
         if given.is_dir():
             for path in sorted(p for p in given.rglob("*") if p.is_file()):
-                if not is_quietly_skipped(path.relative_to(given).parts):
+                if not _skipped(path.relative_to(given).parts):
                     yield read_item(safe_name(str(path)), path.read_bytes)
         elif given.suffix.lower() == ".zip" and given.is_file():
             yield from _zip_items(given, limits)
@@ -88,7 +100,7 @@ def _zip_items(path: Path, limits: Limits) -> Iterator[Item]:
             problem = unsafe_reason(info, limits.max_entry_mb) or (REPEATED if info.filename in repeated else None)
             if problem:
                 yield Item(name, problem=problem)
-            elif not is_quietly_skipped(info.filename.replace("\\", "/").split("/")):
+            elif not _skipped(info.filename.replace("\\", "/").split("/")):
                 yield read_item(name, partial(zf.read, info))
 
 
