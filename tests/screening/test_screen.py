@@ -181,3 +181,83 @@ def test_a_photo_of_a_far_darker_stain_is_referred_and_counted_apart(tmp_path, f
     assert p2[9:11] == ["refer", images["P2_dark.png"][7]]
     banner = cv2.imread(str(tmp_path / "out" / "annotated" / "P1_dark.jpg"))[:20]
     assert (banner > 240).all(axis=2).mean() > 0.5  # the annotated copy says so across its top
+
+
+def test_a_photo_that_fails_in_any_step_gets_its_row_and_the_run_goes_on(tmp_path, fields, monkeypatch, capsys):
+    fa, fb, _ = fields.values()
+    cv2.imwrite(str(tmp_path / "P1_a.png"), _bgr(fa.rgb))
+    cv2.imwrite(str(tmp_path / "P1_b.png"), _bgr(fb.rgb))
+    cv2.imwrite(str(tmp_path / "P1_odd.png"), _bgr(fa.rgb[:333, :444]))  # the one segmentation fails on
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    (tmp_path / "bomb.png").write_bytes(_bomb())
+    segment = screen.segment
+
+    def failing(rgb, *args):
+        if rgb.shape[:2] == (333, 444):
+            raise ValueError("no threshold found\nsecond line")
+        return segment(rgb, *args)
+
+    monkeypatch.setattr(screen, "segment", failing)
+    out = tmp_path / "out"
+    assert run(redness, [tmp_path], out, 32, threshold=0.75, slide_pattern=r"^(P\d+)_") == 1
+    images = {Path(r[0]).name: r for r in _csv(out / "images.csv")[1:]}
+    assert sorted(images) == ["P1_a.png", "P1_b.png", "P1_odd.png", "bomb.png", "notes.jpg"]
+    assert images["P1_odd.png"][8] == "internal error: ValueError: no threshold found"
+    assert images["notes.jpg"][8] == "not a readable image" and images["bomb.png"][8].startswith("too large")
+    assert images["P1_a.png"][8] == "" and int(images["P1_a.png"][2]) >= 30
+    assert _csv(out / "slides.csv")[1][:2] == ["P1", "2"] and (out / "parasitized.png").is_file()
+    assert not list(out.glob("*.partial")) and "3 photos failed" in capsys.readouterr().out
+
+
+def test_an_interrupted_run_leaves_the_rows_of_every_finished_photo(tmp_path, fields, capsys):
+    for name, f in zip(("P1_a.png", "P1_b.png", "P1_c.png"), fields.values()):
+        cv2.imwrite(str(tmp_path / name), _bgr(f.rgb))
+    calls = []
+
+    def interrupted(x):
+        calls.append(len(x))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return redness(x)
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run(interrupted, [tmp_path], out, 32, threshold=0.75)
+    images = _csv(out / "images.csv.partial")
+    assert [Path(r[0]).name for r in images[1:]] == ["P1_a.png"] and images[1][2] == str(calls[0])
+    assert len(_csv(out / "cells.csv.partial")) == 1 + calls[0]
+    assert not (out / "images.csv").exists() and not (out / "cells.csv").exists()
+    assert capsys.readouterr().err.strip() == (f"stopped: the rows written so far are in {out / 'cells.csv'}.partial "
+                                               f"and {out / 'images.csv'}.partial")
+
+
+def test_labels_follow_each_photo_by_its_path_and_failed_labelled_photos_are_listed(tmp_path, fields):
+    fa, fb, fc = fields.values()
+    for folder in ("a", "b", "c"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "in" / "a" / "DSC_0001.png"), _bgr(fa.rgb))  # one name in two folders
+    cv2.imwrite(str(tmp_path / "in" / "b" / "DSC_0001.png"), _bgr(fb.rgb))
+    cv2.imwrite(str(tmp_path / "in" / "P4:x.png"), _bgr(fc.rgb))  # a ":" in a file name
+    png = cv2.imencode(".png", _bgr(fc.rgb))[1].tobytes()
+    (tmp_path / "in" / "c" / "DSC_0002.png").write_bytes(png[: len(png) // 2])  # labelled, but truncated
+    labels = coco({"a/DSC_0001.png": fa, "b/DSC_0001.png": fb, "P4:x.png": fc, "c/DSC_0002.png": fc})
+    (tmp_path / "truth.json").write_text(json.dumps(labels))
+    out = tmp_path / "out"
+    run(redness, [tmp_path / "in"], out, 32, threshold=0.75, boxes=truth.load(tmp_path / "truth.json"))
+    d = json.loads((out / "detection.json").read_text())
+    assert d["photos"] == 3 and d["detection"]["f1"] >= 0.9 and d["detection_iou50"]["f1"] is not None
+    assert d["labelled"] == len(fa.cells) + len(fb.cells) + len(fc.cells)
+    assert [Path(p).name for p in d["per_photo"]] == ["P4:x.png", "DSC_0001.png", "DSC_0001.png"]
+    assert [Path(p).name for p in d["photos_failed"]] == ["DSC_0002.png"]
+    assert d["labelled_in_failed_photos"] == len(fc.cells) and d["photos_without_boxes"] == []
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == ["DSC_0001-2.jpg", "DSC_0001.jpg", "P4:x.jpg"]
+
+
+def test_the_path_of_a_photo_under_its_input(tmp_path):
+    archive = tmp_path / "more.zip"
+    archive.write_bytes(b"")
+    assert screen.relative_path(f"{archive}:z/a:b.png") == "z/a:b.png"  # split only after an actual archive
+    assert screen.relative_path("in/P1:a.png") == "P1:a.png"
+    assert screen.relative_path(f"{archive}:z/a:b.png", archive) == "z/a:b.png"
+    assert screen.relative_path(str(tmp_path / "d" / "e.png"), tmp_path) == "d/e.png"
+    assert screen.relative_path("in/P1:a.png", "in/P1:a.png") == "P1:a.png"

@@ -16,8 +16,8 @@ def test_reads_the_iml_layout_with_numbers_as_strings(tmp_path):
         {"type": "difficult", "bbox": {"x": "90", "y": "20", "w": "30", "h": "30"}},
         {"type": "white blood cell", "bbox": {"x": "90", "y": "90", "w": "60", "h": "60"}}]}]))
     boxes = truth.load(path)
-    assert list(boxes) == ["P1.JPG"]
-    assert boxes["P1.JPG"] == [Box(10, 20, 30, 40, "uninfected"), Box(50, 20, 30, 30, "parasitized"),
+    assert list(boxes) == ["dir/P1.JPG"]  # the name as given: photo_keys matches it
+    assert boxes["dir/P1.JPG"] == [Box(10, 20, 30, 40, "uninfected"), Box(50, 20, 30, 30, "parasitized"),
                                Box(90, 20, 30, 30, "difficult")]  # a white cell is not a red cell
 
 
@@ -29,7 +29,7 @@ def test_reads_coco(tmp_path):
                                                 {"id": 2, "image_id": 7, "category_id": 2, "bbox": [5, 6, 7, 8]},
                                                 {"id": 3, "image_id": 7, "category_id": 1, "bbox": [0, 0, 9, 9],
                                                  "iscrowd": 1}]}))
-    assert truth.load(path) == {"f.png": [Box(1, 2, 3, 4, "uninfected"), Box(5, 6, 7, 8, "parasitized"),
+    assert truth.load(path) == {"x/f.png": [Box(1, 2, 3, 4, "uninfected"), Box(5, 6, 7, 8, "parasitized"),
                                           Box(0, 0, 9, 9, "difficult")]}
 
 
@@ -91,3 +91,76 @@ def test_scores_detection_parasitized_cells_and_parasitemia():
     line = truth.line(s, "d.json")
     assert line.startswith("detection: 3 of 4 labelled red cells found in 1 photos, precision 0.750, recall 0.750, "
                            "F1 0.750; parasitized cells: recall 0.500, precision 0.500")
+
+
+def test_photos_take_the_labels_of_their_path_then_of_a_base_name_unique_on_both_sides():
+    labelled = {"a/DSC_0001.JPG": [], "b/DSC_0001.JPG": [], "dir/P1.png": [], "c/X.png": [], "d/X.png": [],
+                "Y.png": []}
+    photos = {"in/a/DSC_0001.JPG": "a/DSC_0001.JPG", "in/b/DSC_0001.JPG": "b/DSC_0001.JPG",  # same name, by path
+              "in/P1.png": "P1.png",  # its base name is unique in both
+              "in/X.png": "X.png",  # two labelled images of that base name: neither
+              "one/Y.png": "Y.png", "two/Y.png": "Y.png"}  # two photos of that path: neither
+    assert truth.photo_keys(labelled, photos) == {"in/a/DSC_0001.JPG": "a/DSC_0001.JPG",
+                                                  "in/b/DSC_0001.JPG": "b/DSC_0001.JPG", "in/P1.png": "dir/P1.png"}
+
+
+def test_detection_at_iou_50_asks_for_the_overlap_whatever_the_centre():
+    boxes = [Box(0, 0, 100, 100), Box(200, 0, 100, 100)]
+    found = np.array([[40, 40, 100, 100], [200, 0, 100, 100]])  # the first: centre in its box, IoU 0.22
+    s = truth.score_photo(found, np.zeros(2, bool), boxes)
+    assert (s.matched, s.matched_iou50) == (2, 1)
+    d = truth.summarise({"p": s})
+    assert d["detection"]["recall"] == 1.0 and d["detection_iou50"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+
+
+def _spy(monkeypatch) -> list[tuple[int, int]]:
+    """The shapes of the matrices truth hands to linear_sum_assignment."""
+    shapes, solve = [], truth.linear_sum_assignment
+
+    def spy(weight, **kw):
+        shapes.append(weight.shape)
+        return solve(weight, **kw)
+
+    monkeypatch.setattr(truth, "linear_sum_assignment", spy)
+    return shapes
+
+
+def _whole(found: np.ndarray, boxes: list[Box]) -> list[tuple[int, int]]:
+    """The one-to-one matching solved on the whole matrix of found cells against labelled boxes."""
+    from scipy.optimize import linear_sum_assignment
+
+    arr = np.array([(b.x, b.y, b.w, b.h) for b in boxes], float)
+    iou = truth._iou(found, arr)
+    cx, cy = found[:, 0:1] + found[:, 2:3] / 2, found[:, 1:2] + found[:, 3:4] / 2
+    ok = (iou >= 0.5) | ((cx >= arr[:, 0]) & (cx <= arr[:, 0] + arr[:, 2]) & (cy >= arr[:, 1]) &
+                         (cy <= arr[:, 1] + arr[:, 3]))
+    rows, cols = linear_sum_assignment(np.where(ok, min(ok.shape) + 1 + iou, 0.0), maximize=True)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if ok[r, c]]
+
+
+def test_matching_each_group_of_candidates_apart_gives_the_whole_matching(monkeypatch):
+    rng = np.random.default_rng(3)
+    found, boxes = [], []
+    for gx in range(4):  # clusters 200 px apart, each a tangle of 3-5 cells and 3-5 boxes
+        for gy in range(3):
+            for _ in range(rng.integers(3, 6)):
+                boxes.append(Box(*(200 * np.array([gx, gy]) + rng.uniform(-15, 15, 2)), *rng.uniform(30, 40, 2)))
+            for _ in range(rng.integers(3, 6)):
+                found.append((*(200 * np.array([gx, gy]) + rng.uniform(-15, 15, 2)), *rng.uniform(30, 40, 2)))
+    found = np.array(found)
+    shapes = _spy(monkeypatch)
+    pairs, _ = truth.match(found, boxes)
+    assert pairs == sorted(_whole(found, boxes)) and len(pairs) >= 30
+    assert len(shapes) == 12 and max(max(s) for s in shapes) <= 5  # one small problem per cluster
+
+
+def test_thousands_of_cells_are_matched_group_by_group(monkeypatch):
+    boxes = [Box(25 * i, 25 * j, 20, 20, "parasitized" if (i + j) % 7 == 0 else "uninfected")
+             for i in range(60) for j in range(50)]
+    rng = np.random.default_rng(0)
+    found = np.array([(b.x + rng.uniform(-2, 2), b.y + rng.uniform(-2, 2), 20, 20) for b in boxes]
+                     + [(b.x + 8, b.y + 8, 12, 12) for b in boxes[::10]])  # every tenth cell found twice
+    shapes = _spy(monkeypatch)
+    s = truth.score_photo(found, np.zeros(len(found), bool), boxes)
+    assert (s.found, s.labelled, s.matched, s.matched_iou50) == (3300, 3000, 3000, 3000)
+    assert len(shapes) == 300 and max(max(s) for s in shapes) <= 2

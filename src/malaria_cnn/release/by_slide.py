@@ -76,10 +76,12 @@ class Tally:
 
 
 @contextmanager
-def interrupted_note(out: str | Path) -> Iterator[None]:
-    """Say where the rows written before a Ctrl-C or a crash are, then let it go on."""
+def interrupted_note(*outs: str | Path) -> Iterator[None]:
+    """Say where the rows streamed to `outs` (atomic.streamed_csv) before a Ctrl-C or a crash are, then let
+    it go on."""
     try:
         yield
     except BaseException:
-        print(f"stopped: the rows written so far are in {out}.partial", file=sys.stderr)
+        where = " and ".join(f"{out}.partial" for out in outs)
+        print(f"stopped: the rows written so far are in {where}", file=sys.stderr)
         raise

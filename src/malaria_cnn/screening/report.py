@@ -115,11 +115,29 @@ def sheet_tiles(photo: Photo) -> list[tuple[float, np.ndarray, str, str]]:
             if label == PARASITIZED]
 
 
-def parasitized_sheet(tiles: list[tuple[float, np.ndarray, str, str]], threshold: float) -> np.ndarray:
-    """The contact sheet of cells called parasitized, most probable first, at most SHEET_MAX."""
+class Sheet:
+    """The cells called parasitized so far: how many, and the tiles of the SHEET_MAX most probable."""
+
+    def __init__(self):
+        self.count, self.tiles = 0, []
+
+    def add(self, photo: Photo) -> None:
+        tiles = sheet_tiles(photo)
+        self.count += len(tiles)
+        self.tiles = sorted(self.tiles + tiles, key=lambda t: -t[0])[:SHEET_MAX]
+
+    def image(self, threshold: float) -> np.ndarray:
+        return parasitized_sheet(self.tiles, threshold, self.count)
+
+
+def parasitized_sheet(tiles: list[tuple[float, np.ndarray, str, str]], threshold: float,
+                      count: int | None = None) -> np.ndarray:
+    """The contact sheet of cells called parasitized, most probable first, at most SHEET_MAX; titled with
+    `count` cells called (all the tiles by default)."""
+    count = len(tiles) if count is None else count
     shown = sorted(tiles, key=lambda t: -t[0])[:SHEET_MAX]
-    title = (f"{len(tiles):,} cells called Parasitized at threshold {threshold:.3f}"
-             + (f" (the {SHEET_MAX} most probable shown)" if len(tiles) > SHEET_MAX else "")
+    title = (f"{count:,} cells called Parasitized at threshold {threshold:.3f}"
+             + (f" (the {SHEET_MAX} most probable shown)" if count > SHEET_MAX else "")
              + "; caption: photo, cell number in cells.csv, P(Parasitized)")
     flat = [(tile, a, b) for _, tile, a, b in shown]
     rows = [("", flat[i:i + SHEET_COLUMNS]) for i in range(0, len(flat), SHEET_COLUMNS)] or [("", [])]

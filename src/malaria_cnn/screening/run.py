@@ -1,5 +1,6 @@
-"""`malaria-cnn screen` end to end: screen the photos, write every output atomically, score against
-labelled boxes when given, print the summary lines, and return the exit code."""
+"""`malaria-cnn screen` end to end: screen the photos, stream the rows of cells.csv and images.csv as each
+photo is done, write every other output atomically at the end, score against labelled boxes when given,
+print the summary lines, and return the exit code."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 from malaria_cnn.core import atomic
 from malaria_cnn.data import stain
 from malaria_cnn.evaluation import patients
+from malaria_cnn.release.by_slide import interrupted_note
 from malaria_cnn.screening import report, truth
 from malaria_cnn.screening.report import PARASITIZED
 from malaria_cnn.screening.screen import screen
@@ -23,42 +25,42 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
         rule: patients.SlideRule | None = None) -> int:
     """Write cells.csv, images.csv, slides.csv, annotated/*.jpg, parasitized.png (and detection.json
     with `boxes`) under `out`; print the summary (and detection) line; 1 if a photo failed, else 0.
+    cells.csv and images.csv grow as `.partial` files photo by photo: a Ctrl-C or a crash leaves every
+    finished photo's rows there, and says so on stderr.
     A photo whose stain is outside `stain_range` is referred: listed with its reason, counted in no
     parasitemia and in no detection score. With the slide `rule`, each slide is answered (infected / not
     infected / refer) with its corrected parasitemia."""
     out = Path(out)
-    cell_rows, image_rows, tiles, scores, unlabelled = [], [], [], {}, []
-    taken, scored_names = set(), set()
-    for photo in screen(score, paths, size, threshold, cell_diameter, slide_pattern, stain_mode, stain_range,
-                        progress):
-        image_rows.append(report.image_row(photo, rule))
-        if photo.error:
-            continue
-        cell_rows += report.cell_rows(photo)
-        stem = report.unique_name(Path(photo.file_name).stem, taken)
-        report.write_image(out / "annotated" / f"{stem}.jpg", report.annotated(photo))
-        if photo.referred:
-            continue
-        tiles += report.sheet_tiles(photo)
-        if boxes is not None and photo.file_name in boxes:
-            called = np.array([label == PARASITIZED for label in photo.labels], bool)
-            scores[photo.file_name] = truth.score_photo(photo.boxes, called, boxes[photo.file_name])
-            scored_names.add(photo.name)
-        elif boxes is not None:
-            unlabelled.append(photo.name)
-    atomic.write_csv(out / "cells.csv", report.CELLS, cell_rows)
-    atomic.write_csv(out / "images.csv", report.IMAGES, image_rows)
+    image_rows, taken, sheet = [], set(), report.Sheet()
+    scoring = truth.Scoring(boxes) if boxes is not None else None
+    with interrupted_note(out / "cells.csv", out / "images.csv"), \
+            atomic.streamed_csv(out / "cells.csv", report.CELLS) as cells_csv, \
+            atomic.streamed_csv(out / "images.csv", report.IMAGES) as images_csv:
+        for photo in screen(score, paths, size, threshold, cell_diameter, slide_pattern, stain_mode, stain_range,
+                            progress):
+            if not photo.error:
+                for row in report.cell_rows(photo):
+                    cells_csv.writerow(row)
+                stem = report.unique_name(Path(photo.file_name).stem, taken)
+                report.write_image(out / "annotated" / f"{stem}.jpg", report.annotated(photo))
+                if not photo.referred:
+                    sheet.add(photo)
+            if scoring is not None:
+                state = "failed" if photo.error else "referred" if photo.referred else "read"
+                called = np.array([label == PARASITIZED for label in photo.labels], bool)
+                scoring.add(photo.name, photo.relative, state, photo.boxes, called)
+            image_rows.append(report.image_row(photo, rule))
+            images_csv.writerow(image_rows[-1])
     slide_rows = report.slide_rows(image_rows, rule)
     atomic.write_csv(out / "slides.csv", report.SLIDES, slide_rows)
-    report.write_image(out / "parasitized.png", report.parasitized_sheet(tiles, threshold))
+    report.write_image(out / "parasitized.png", sheet.image(threshold))
     print(report.summary(image_rows, threshold, out, rule, slide_rows))
-    if boxes is not None:
-        result = truth.summarise(scores)
-        result["photos_without_boxes"] = unlabelled
+    if scoring is not None:
+        result = scoring.summary()
         result["photos_referred"] = [r[0] for r in image_rows if r[report.IMAGES.index("referred")]]
         if rule is not None:
             result["pooled_parasitemia"] = truth.pooled(result, report.pooled(
-                [r for r in image_rows if r[0] in scored_names], rule).estimate)
+                [r for r in image_rows if r[0] in result["per_photo"]], rule).estimate)
         atomic.write_json(out / "detection.json", result)
         print(truth.line(result, str(out / "detection.json")))
     return 1 if any(r[report.IMAGES.index("error")] for r in image_rows) else 0

@@ -3,14 +3,17 @@
 Photos are read as `malaria-cnn predict` reads crops (files, folders, zips, unsafe zip entries
 refused) and decoded by the same checked path (truncated files, decompression bombs). Photos are
 read, segmented and cut on a thread per core while the model scores the photo before; a photo that
-cannot be used gets its row with the reason and the run goes on.
+cannot be used, or that fails in any step (an internal error), gets its row with the reason and the
+run goes on.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from tqdm import tqdm
 from malaria_cnn.core.labels import call
 from malaria_cnn.data import images, stain
 from malaria_cnn.data.cpus import available_cores
+from malaria_cnn.data.names import safe_name
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.release.predict import Item, items
 from malaria_cnn.screening import crops
@@ -46,11 +50,37 @@ class Photo:
     cut: list[np.ndarray] = field(default_factory=list)  # each cell on black, photo pixels
     p: np.ndarray = field(default_factory=lambda: np.zeros(0))  # P(Parasitized) per cell, once scored
     labels: list[str] = field(default_factory=list)
+    relative: str = ""  # its path under the input it was found in, with forward slashes (relative_path)
 
     @property
     def file_name(self) -> str:
         """The photo's own file name (a zip entry's name without the archive's)."""
-        return posixpath.basename(self.name.rsplit(":", 1)[-1].replace("\\", "/"))
+        return posixpath.basename(self.relative or self.name.replace("\\", "/"))
+
+
+def relative_path(name: str, given: str | Path | None = None) -> str:
+    """An input file's path under the input `given` it was found in, with forward slashes: a zip entry's
+    name in the archive, a file's path under the folder, a file given itself by its own name. Without
+    `given`, `name` splits at a ":" only where the part before it is a zip file."""
+    if given is None:
+        at = next((i for i, c in enumerate(name)
+                   if c == ":" and name[:i].lower().endswith(".zip") and Path(name[:i]).is_file()), None)
+        rel = posixpath.basename(name.replace("\\", "/")) if at is None else name[at + 1:]
+    else:
+        given, root = Path(given), safe_name(str(given))
+        if given.is_dir():
+            rel = os.path.relpath(name, root)
+        elif name.startswith(root + ":"):
+            rel = name[len(root) + 1:]
+        else:
+            rel = os.path.basename(name)
+    return rel.replace(os.sep, "/").replace("\\", "/")
+
+
+def internal_error(exc: BaseException) -> str:
+    """A photo's error for an unexpected exception: its type and the first line of its message."""
+    first = next(iter(str(exc).splitlines()), "").strip()
+    return f"internal error: {type(exc).__name__}" + (f": {first}" if first else "")
 
 
 def _outline(seg, i: int) -> np.ndarray:
@@ -63,42 +93,74 @@ def _outline(seg, i: int) -> np.ndarray:
 
 
 def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pattern: str = "",
-            stain_mode: str = stain.DEFAULT_MODE, stain_range: stain.StainRange | None = None) -> Photo:
+            stain_mode: str = stain.DEFAULT_MODE, stain_range: stain.StainRange | None = None,
+            relative: str | None = None) -> Photo:
     """Decode, segment and cut one photo, and check its cells' stain against `stain_range`; its `error`
-    says why when it cannot be used."""
-    name = posixpath.basename(item.name.rsplit(":", 1)[-1].replace("\\", "/"))
-    photo = Photo(item.name, slide_of(name, slide_pattern) or name)
+    says why when it cannot be used (any exception on the way too). `relative`: its relative_path."""
+    relative = relative_path(item.name) if relative is None else relative
+    name = posixpath.basename(relative)
+    photo = Photo(item.name, slide_of(name, slide_pattern) or name, relative=relative)
     if item.problem:
         photo.error = item.problem
         return photo
     try:
         rgb = images.decode_rgb(item.data, MIN_SIDE, MAX_PIXELS)
+        seg = segment(rgb, cell_diameter)
+        inputs = np.zeros((len(seg.boxes), size, size, 3), np.uint8)
+        density = np.zeros((len(seg.boxes), 3))
+        boxes, cut, outlines = seg.boxes.copy(), [], []
+        for i in range(len(seg.boxes)):
+            cell, _, boxes[i] = crops.cut(rgb, seg, i)
+            inputs[i], density[i] = crops.model_input(cell, size, stain_mode)
+            cut.append(cell)
+            outlines.append(_outline(seg, i))
+        referred = stain_range.reason(density) if stain_range is not None else ""
     except images.ImageError as exc:
         photo.error = str(exc)
         return photo
-    seg = segment(rgb, cell_diameter)
-    inputs = np.zeros((len(seg.boxes), size, size, 3), np.uint8)
-    density = np.zeros((len(seg.boxes), 3))
-    boxes = seg.boxes.copy()
-    for i in range(len(seg.boxes)):
-        cell, _, boxes[i] = crops.cut(rgb, seg, i)
-        inputs[i], density[i] = crops.model_input(cell, size, stain_mode)
-        photo.cut.append(cell)
-        photo.outlines.append(_outline(seg, i))
+    except Exception as exc:
+        photo.error = internal_error(exc)
+        return photo
     photo.rgb, photo.boxes, photo.inputs, photo.density = rgb, boxes, inputs, density
-    photo.referred = stain_range.reason(density) if stain_range is not None else ""
+    photo.cut, photo.outlines, photo.referred = cut, outlines, referred
     return photo
 
 
-def _ahead(pool: ThreadPoolExecutor, fn: Callable[[Item], Photo], seq: Iterable[Item], depth: int) -> Iterator[Photo]:
-    """fn over seq on the pool, at most `depth` photos in flight, results in input order."""
+def _ahead(pool: ThreadPoolExecutor, fn: Callable, seq: Iterable, depth: int) -> Iterator[Photo]:
+    """fn over seq on the pool, at most `depth` photos in flight, results in input order; those still in
+    flight when the caller stops are cancelled."""
     pending: list[Future] = []
-    for item in seq:
-        pending.append(pool.submit(fn, item))
-        if len(pending) > depth:
+    try:
+        for x in seq:
+            pending.append(pool.submit(fn, x))
+            if len(pending) > depth:
+                yield pending.pop(0).result()
+        while pending:
             yield pending.pop(0).result()
-    for fut in pending:
-        yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+def _inputs(paths: list[str | Path]) -> Iterator[tuple[Item, str]]:
+    """Each input file with its relative_path."""
+    for given in paths:
+        for item in items([given]):
+            yield item, relative_path(item.name, given)
+
+
+def _scored(photo: Photo, score: Callable[[np.ndarray], np.ndarray], threshold: float) -> Photo:
+    """The photo with its cells scored, or as failed with the internal error."""
+    if photo.inputs is None or not len(photo.inputs):
+        return photo
+    try:
+        p = np.asarray(score(photo.inputs), float).reshape(-1)
+        if len(p) != len(photo.inputs):
+            raise ValueError(f"the model gave {len(p)} scores for {len(photo.inputs)} cells")
+    except Exception as exc:
+        return Photo(photo.name, photo.slide, internal_error(exc), relative=photo.relative)
+    photo.p, photo.labels = p, [call(float(x), threshold) for x in p]
+    return photo
 
 
 def screen(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], size: int, threshold: float,
@@ -112,14 +174,14 @@ def screen(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], s
     """
     cores = available_cores()
 
-    def work(item: Item) -> Photo:
-        return prepare(item, size, cell_diameter, slide_pattern, stain_mode, stain_range)
+    def work(entry: tuple[Item, str]) -> Photo:
+        item, relative = entry
+        return prepare(item, size, cell_diameter, slide_pattern, stain_mode, stain_range, relative)
 
     with ThreadPoolExecutor(max_workers=cores) as pool, \
-            tqdm(desc="screen", unit=" photos", disable=None if progress is None else not progress) as bar:
-        for photo in _ahead(pool, work, items(paths), depth=cores):
-            if photo.inputs is not None and len(photo.inputs):
-                photo.p = np.asarray(score(photo.inputs), float)
-                photo.labels = [call(float(p), threshold) for p in photo.p]
+            tqdm(desc="screen", unit=" photos", disable=None if progress is None else not progress) as bar, \
+            closing(_ahead(pool, work, _inputs(paths), depth=cores)) as prepared:
+        for photo in prepared:
+            photo = _scored(photo, score, threshold)
             bar.update(1)
             yield photo

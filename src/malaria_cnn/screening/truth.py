@@ -1,7 +1,11 @@
 """Labelled photos: reading boxes (IML JSON or COCO) and scoring found cells against them.
 
+A photo takes the boxes of the image named by its path under the input it was found in (a zip's
+member path, a file's path under the folder given), else of the image with its base name when that
+name is unique both in the labels and in the inputs.
 A found cell matches one labelled box, one to one, when its centre lies in the box or their IoU is
-at least 0.5; the pairing found is the one with the most matches (ties: the highest total IoU).
+at least 0.5 (and, for `detection_iou50`, when their IoU is at least 0.5); the pairing found is the
+one with the most matches (ties: the highest total IoU), solved per connected group of candidate pairs.
 `difficult` boxes are neither hits nor misses: a found cell that matches one is left out. Boxes
 of white blood cells (leukocytes) are not red cells: a cell found on one is a false positive.
 Parasitized is the positive class: a box is parasitized when its type is a parasite stage.
@@ -11,11 +15,15 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from malaria_cnn.core.errors import UserError
 
@@ -23,6 +31,7 @@ UNINFECTED_TYPES = ("red blood cell", "rbc", "uninfected", "healthy")
 PARASITIZED_TYPES = ("ring", "trophozoite", "schizont", "gametocyte", "parasitized", "infected")
 DIFFICULT_TYPES = ("difficult",)
 NOT_RED_TYPES = ("leukocyte", "white blood cell", "wbc")
+MIN_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,15 @@ def _box(values, kind: str, where: str) -> Box:
     return Box(x, y, w, h, kind)
 
 
+def _name(name) -> str:
+    """An image name as the labels give it, with forward slashes and no `./`."""
+    return posixpath.normpath(str(name).replace("\\", "/"))
+
+
 def _iml(entries: list, where: str) -> dict[str, list[Box]]:
     out: dict[str, list[Box]] = {}
     for entry in entries:
-        name = posixpath.basename(str(entry["image_name"]).replace("\\", "/"))
+        name = _name(entry["image_name"])
         boxes = out.setdefault(name, [])
         for obj in entry.get("objects", []):
             kind = _kind(obj["type"], where)
@@ -72,7 +86,7 @@ def _iml(entries: list, where: str) -> dict[str, list[Box]]:
 
 def _coco(data: dict, where: str) -> dict[str, list[Box]]:
     names = {c["id"]: c["name"] for c in data.get("categories", [])}
-    files = {im["id"]: posixpath.basename(str(im["file_name"]).replace("\\", "/")) for im in data["images"]}
+    files = {im["id"]: _name(im["file_name"]) for im in data["images"]}
     out: dict[str, list[Box]] = {name: [] for name in files.values()}
     for ann in data.get("annotations", []):
         if ann["category_id"] not in names or ann["image_id"] not in files:
@@ -84,7 +98,8 @@ def _coco(data: dict, where: str) -> dict[str, list[Box]]:
 
 
 def load(path: str | Path) -> dict[str, list[Box]]:
-    """{photo file name: its labelled boxes}, from IML's JSON list or a COCO file; one-line errors."""
+    """{image name (its path as the file gives it, with forward slashes): its labelled boxes}, from IML's
+    JSON list or a COCO file; one-line errors."""
     where = str(path)
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -102,43 +117,96 @@ def load(path: str | Path) -> dict[str, list[Box]]:
     raise UserError(f"{where}: not in the IML layout (a list of images) or COCO's (images, annotations)")
 
 
+def photo_keys(labelled: dict[str, list[Box]], photos: dict[str, str]) -> dict[str, str]:
+    """{photo: the labelled image it is}, for photos given as {name: path under its input (forward slashes)}:
+    by that path, else by base name; a path or base name shared by several photos (or a base name by several
+    labelled images) names none of them."""
+    paths = Counter(photos.values())
+    bases = Counter(posixpath.basename(p) for p in photos.values())
+    labelled_bases: dict[str, list[str]] = {}
+    for name in labelled:
+        labelled_bases.setdefault(posixpath.basename(name), []).append(name)
+    keys = {}
+    for photo, path in photos.items():
+        base = posixpath.basename(path)
+        if path in labelled and paths[path] == 1:
+            keys[photo] = path
+        elif len(labelled_bases.get(base, ())) == 1 and bases[base] == 1:
+            keys[photo] = labelled_bases[base][0]
+    return keys
+
+
 def _iou(found: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of every found box (n, 4: x, y, w, h) with every labelled box (m, 4)."""
-    fx0, fy0, fx1, fy1 = found[:, 0:1], found[:, 1:2], found[:, 0:1] + found[:, 2:3], found[:, 1:2] + found[:, 3:4]
-    bx0, by0, bx1, by1 = boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]
-    inter = np.clip(np.minimum(fx1, bx1) - np.maximum(fx0, bx0), 0, None) * \
-        np.clip(np.minimum(fy1, by1) - np.maximum(fy0, by0), 0, None)
-    union = found[:, 2:3] * found[:, 3:4] + boxes[:, 2] * boxes[:, 3] - inter
+    return _iou_of(found[:, None, :], boxes[None, :, :])
+
+
+def _iou_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes (..., 4: x, y, w, h), element by element."""
+    lo, hi = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
     return inter / np.maximum(union, 1e-9)
 
 
-def _candidates(found: np.ndarray, boxes: list[Box]) -> tuple[np.ndarray, np.ndarray]:
-    """(may match (n, m) bool, IoU (n, m)) of found boxes against labelled boxes."""
+def _candidates(found: np.ndarray, boxes: list[Box], iou_only: bool = False) -> tuple[np.ndarray, ...]:
+    """(found index, box index, IoU) of the pairs that may match, found without comparing every pair:
+    only boxes near enough to overlap are looked at."""
+    none = np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     if not len(found) or not boxes:
-        return np.zeros((len(found), len(boxes)), bool), np.zeros((len(found), len(boxes)))
+        return none
     arr = np.array([(b.x, b.y, b.w, b.h) for b in boxes], float)
-    iou = _iou(found, arr)
-    cx, cy = found[:, 0:1] + found[:, 2:3] / 2, found[:, 1:2] + found[:, 3:4] / 2
-    inside = (cx >= arr[:, 0]) & (cx <= arr[:, 0] + arr[:, 2]) & (cy >= arr[:, 1]) & (cy <= arr[:, 1] + arr[:, 3])
-    return inside | (iou >= 0.5), iou
+    fc, bc = found[:, :2] + found[:, 2:] / 2, arr[:, :2] + arr[:, 2:] / 2
+    reach = np.maximum((found[:, 2:].max(axis=0) + arr[:, 2:].max(axis=0)) / 2, 1e-9)  # farthest overlap, per axis
+    near = cKDTree(bc / reach).query_ball_point(fc / reach, 1 + 1e-9, p=np.inf)
+    fi = np.repeat(np.arange(len(found)), [len(n) for n in near])
+    if not len(fi):
+        return none
+    bi = np.concatenate([np.asarray(n, int) for n in near])
+    iou = _iou_of(found[fi], arr[bi])
+    ok = iou >= MIN_IOU
+    if not iou_only:
+        x, y, w, h = arr[bi].T
+        ok |= (fc[fi, 0] >= x) & (fc[fi, 0] <= x + w) & (fc[fi, 1] >= y) & (fc[fi, 1] <= y + h)
+    return fi[ok], bi[ok], iou[ok]
 
 
-def match(found: np.ndarray, boxes: list[Box]) -> tuple[list[tuple[int, int]], set[int]]:
+def assign(rows: np.ndarray, cols: np.ndarray, iou: np.ndarray) -> list[tuple[int, int]]:
+    """One-to-one (row, col) pairs among candidate pairs (rows[k], cols[k]) of IoU iou[k]: the most pairs,
+    then the highest total IoU; solved on each connected group of candidates apart."""
+    rows, cols, iou = np.asarray(rows, int), np.asarray(cols, int), np.asarray(iou, float)
+    if not len(rows):
+        return []
+    n = rows.max() + 1
+    graph = coo_matrix((np.ones(len(rows)), (rows, n + cols)), shape=(n + cols.max() + 1,) * 2)
+    group = connected_components(graph, directed=False)[1][rows]
+    order = np.argsort(group, kind="stable")
+    pairs = []
+    for at in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
+        if len(at) == 1:
+            pairs.append((int(rows[at[0]]), int(cols[at[0]])))
+            continue
+        r, ri = np.unique(rows[at], return_inverse=True)
+        c, ci = np.unique(cols[at], return_inverse=True)
+        weight = np.zeros((len(r), len(c)))
+        weight[ri, ci] = min(len(r), len(c)) + 1 + iou[at]  # more matches first, then more IoU
+        for i, j in zip(*linear_sum_assignment(weight, maximize=True)):
+            if weight[i, j] > 0:
+                pairs.append((int(r[i]), int(c[j])))
+    return sorted(pairs)
+
+
+def match(found: np.ndarray, boxes: list[Box], iou_only: bool = False) -> tuple[list[tuple[int, int]], set[int]]:
     """One-to-one pairs (found index, box index) with non-difficult boxes, and the found cells to leave
-    out because they match a difficult box. `found` holds (x, y, w, h) rows."""
+    out because they match a difficult box. `found` holds (x, y, w, h) rows; with `iou_only`, a pair needs
+    an IoU of MIN_IOU whatever the centre."""
     found = np.asarray(found, float).reshape(-1, 4)
     scored = [i for i, b in enumerate(boxes) if b.kind != "difficult"]
     difficult = [b for b in boxes if b.kind == "difficult"]
-    ok, iou = _candidates(found, [boxes[i] for i in scored])
-    pairs: list[tuple[int, int]] = []
-    if ok.any():
-        weight = np.where(ok, (min(ok.shape) + 1) + iou, 0.0)  # more matches first, then more IoU
-        rows, cols = linear_sum_assignment(weight, maximize=True)
-        pairs = [(int(r), scored[c]) for r, c in zip(rows, cols) if ok[r, c]]
-    matched = {r for r, _ in pairs}
-    on_difficult, _ = _candidates(found, difficult)
-    ignored = {i for i in range(len(found)) if i not in matched and on_difficult[i].any()}
-    return pairs, ignored
+    pairs = [(f, scored[b]) for f, b in assign(*_candidates(found, [boxes[i] for i in scored], iou_only))]
+    matched = {f for f, _ in pairs}
+    on_difficult = set(_candidates(found, difficult, iou_only)[0].tolist())
+    return pairs, on_difficult - matched
 
 
 @dataclass
@@ -150,6 +218,7 @@ class PhotoScore:
     parasitized_called: int  # found cells called parasitized (left-out ones excepted)
     parasitized_hits: int  # called parasitized and matched to a parasitized box
     parasitemia_error: float | None  # |found share - labelled share| of parasitized cells
+    matched_iou50: int = 0  # of the same found cells, matched with an IoU of at least MIN_IOU
 
 
 def score_photo(found: np.ndarray, called: np.ndarray, boxes: list[Box]) -> PhotoScore:
@@ -163,7 +232,8 @@ def score_photo(found: np.ndarray, called: np.ndarray, boxes: list[Box]) -> Phot
     error = None
     if keep and labelled:
         error = abs(n_called / len(keep) - n_pos / len(labelled))
-    return PhotoScore(len(keep), len(labelled), len(pairs), n_pos, n_called, hits, error)
+    iou50 = len(match(np.asarray(found, float).reshape(-1, 4)[keep], boxes, iou_only=True)[0])
+    return PhotoScore(len(keep), len(labelled), len(pairs), n_pos, n_called, hits, error, iou50)
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -173,23 +243,64 @@ def _ratio(a: float, b: float) -> float | None:
 def summarise(scores: dict[str, PhotoScore]) -> dict:
     """Detection precision/recall/F1, parasitized-cell recall/precision and parasitemia error over photos."""
     tot = {k: sum(getattr(s, k) for s in scores.values()) for k in
-           ("found", "labelled", "matched", "parasitized_labelled", "parasitized_called", "parasitized_hits")}
-    precision, recall = _ratio(tot["matched"], tot["found"]), _ratio(tot["matched"], tot["labelled"])
-    f1 = _ratio(2 * tot["matched"], tot["found"] + tot["labelled"])
+           ("found", "labelled", "matched", "matched_iou50", "parasitized_labelled", "parasitized_called",
+            "parasitized_hits")}
+
+    def detection(matched: int) -> dict:
+        return {"precision": _ratio(matched, tot["found"]), "recall": _ratio(matched, tot["labelled"]),
+                "f1": _ratio(2 * matched, tot["found"] + tot["labelled"])}
+
     errors = [s.parasitemia_error for s in scores.values() if s.parasitemia_error is not None]
     return {
         "photos": len(scores),
         **{k: int(v) for k, v in tot.items()},
-        "detection": {"precision": precision, "recall": recall, "f1": f1},
+        "detection": detection(tot["matched"]),
+        "detection_iou50": detection(tot["matched_iou50"]),
         "parasitized": {"recall": _ratio(tot["parasitized_hits"], tot["parasitized_labelled"]),
                         "precision": _ratio(tot["parasitized_hits"], tot["parasitized_called"])},
         "parasitemia_abs_error": {"mean": round(float(np.mean(errors)), 6) if errors else None,
                                   "median": round(float(np.median(errors)), 6) if errors else None,
                                   "max": round(float(np.max(errors)), 6) if errors else None},
         "per_photo": {name: {"found": s.found, "labelled": s.labelled, "matched": s.matched,
+                             "matched_iou50": s.matched_iou50,
                              "parasitemia_abs_error": None if s.parasitemia_error is None
                              else round(s.parasitemia_error, 6)} for name, s in scores.items()},
     }
+
+
+class Scoring:
+    """The photos of a run as they come, scored against the labelled boxes once every photo is known
+    (photo_keys needs them all); only the found boxes of photos that may be labelled are kept."""
+
+    def __init__(self, labelled: dict[str, list[Box]]):
+        self.labelled = labelled
+        self.bases = {posixpath.basename(name) for name in labelled}
+        self.photos: list[tuple[str, str, str]] = []  # (name, path under its input, "read" | "referred" | "failed")
+        self.found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def add(self, name: str, path: str, state: str, found: np.ndarray | None = None,
+            called: np.ndarray | None = None) -> None:
+        """One photo: its found boxes (x, y, w, h) and calls (True: parasitized) when it was read and counted."""
+        self.photos.append((name, path, state))
+        if state == "read" and (path in self.labelled or posixpath.basename(path) in self.bases):
+            self.found[name] = (found, called)
+
+    def summary(self) -> dict:
+        """summarise's figures over the photos read and labelled; the photos read without boxes, the labelled
+        photos that failed (and their boxes, in no figure), and the photos whose name is in the labels but
+        names no one image (photo_keys)."""
+        keys = photo_keys(self.labelled, {name: path for name, path, _ in self.photos})
+        read = [name for name, _, state in self.photos if state == "read"]
+        result = summarise({name: score_photo(*self.found[name], self.labelled[keys[name]])
+                            for name in read if name in keys})
+        failed = [name for name, _, state in self.photos if state == "failed" and name in keys]
+        result["photos_without_boxes"] = [name for name in read if name not in keys]
+        result["photos_failed"] = failed
+        result["labelled_in_failed_photos"] = sum(b.kind != "difficult" for name in failed
+                                                  for b in self.labelled[keys[name]])
+        result["photos_ambiguous"] = [name for name, path, _ in self.photos
+                                      if name not in keys and posixpath.basename(path) in self.bases]
+        return result
 
 
 def pooled(summary: dict, estimate) -> dict:
