@@ -135,7 +135,7 @@ def test_scoring_keeps_no_crop_in_memory(tmp_path, model_dir, small_cells, monke
     """Each crop is decoded once to be scored; only the few the sheets show are decoded again."""
     from malaria_cnn.core.params import Params
     from malaria_cnn.data import images
-    from malaria_cnn.release import cli, evaluate_command
+    from malaria_cnn.release import cli, evaluate_command, options
 
     archive.write(tmp_path / "crops.zip", [(c.member, c.read()) for c in small_cells])
     calls = []
@@ -143,7 +143,7 @@ def test_scoring_keeps_no_crop_in_memory(tmp_path, model_dir, small_cells, monke
     monkeypatch.setattr(images, "read_cell", lambda *a, **k: calls.append(1) or real(*a, **k))
     args = cli._parser().parse_args(["evaluate", str(tmp_path / "crops.zip"), "--model", str(model_dir / "model.keras"),
                                      "--out", str(tmp_path / "r"), "--batch-size", "8"])
-    monkeypatch.setattr(cli, "project_params", lambda: Params())
+    monkeypatch.setattr(options, "project_params", lambda: Params())
     assert evaluate_command.evaluate_command(args) == 0
     shown = 2 * EvaluateParams().gallery + 4 * EvaluateParams().gradcam  # mistakes, false calls, Grad-CAM
     assert len(small_cells) <= len(calls) <= len(small_cells) + shown

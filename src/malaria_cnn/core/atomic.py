@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,3 +110,15 @@ def file_sha256(path: str | os.PathLike) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextmanager
+def interrupted_note(*outs: str | Path) -> Iterator[None]:
+    """Say where the rows streamed to `outs` (atomic.streamed_csv) before a Ctrl-C or a crash are, then let
+    it go on."""
+    try:
+        yield
+    except BaseException:
+        where = " and ".join(f"{out}.partial" for out in outs)
+        print(f"stopped: the rows written so far are in {where}", file=sys.stderr)
+        raise

@@ -4,9 +4,6 @@ and the slide's answer (infected / not infected / refer) with its reason."""
 from __future__ import annotations
 
 import posixpath
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,15 +70,3 @@ class Tally:
         if self.unnamed:
             line += f"; {self.unnamed:,} file names name no slide, each its own slide (see --slide-pattern)"
         return line
-
-
-@contextmanager
-def interrupted_note(*outs: str | Path) -> Iterator[None]:
-    """Say where the rows streamed to `outs` (atomic.streamed_csv) before a Ctrl-C or a crash are, then let
-    it go on."""
-    try:
-        yield
-    except BaseException:
-        where = " and ".join(f"{out}.partial" for out in outs)
-        print(f"stopped: the rows written so far are in {where}", file=sys.stderr)
-        raise

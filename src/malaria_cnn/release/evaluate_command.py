@@ -18,13 +18,13 @@ import numpy as np
 from malaria_cnn.core import atomic
 from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES
-from malaria_cnn.data import archive, images, manifest
+from malaria_cnn.data import archive, images, inputs, manifest
 from malaria_cnn.data.duplicates import dedupe
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.data.sources import Cell, folder, zipped
 from malaria_cnn.evaluation import evaluate, outputs
 from malaria_cnn.release import page, predict
-from malaria_cnn.release.cli import checked, limits, scorer
+from malaria_cnn.release.options import checked, limits, scorer
 
 
 def labelled(paths: list[str], data, stack: ExitStack) -> tuple[list[tuple[str, Cell]], list[tuple[str, str]]]:
@@ -48,7 +48,7 @@ def labelled(paths: list[str], data, stack: ExitStack) -> tuple[list[tuple[str, 
 class Crops:
     """The kept cells' crops, read and decoded only when indexed (x[i], x[[i, j]])."""
 
-    def __init__(self, cells: list[Cell], size: int, lim: predict.Limits, stain_mode: str):
+    def __init__(self, cells: list[Cell], size: int, lim: inputs.Limits, stain_mode: str):
         self.cells, self.size, self.lim, self.stain_mode = cells, size, lim, stain_mode
         self.shape = (len(cells), size, size, 3)
         self.read: dict[int, np.ndarray] = {}  # the few crops the sheets show, each decoded once
@@ -73,7 +73,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     lim, size, out = limits(args, p), m.size, Path(args.out)
     with ExitStack() as stack:
         found, rejects = labelled(args.paths, p.data, stack)
-        items = (predict.read_item(name, cell.read, key=i) for i, (name, cell) in enumerate(found))
+        items = (inputs.read_item(name, cell.read, key=i) for i, (name, cell) in enumerate(found))
         # per scored crop: its place in `found`, P(Parasitized), optical density, sha256
         index, probs, densities, digests = [], [], [], []
         for item, prob, error, density in predict.scored(m.score, items, size, args.batch_size, lim,

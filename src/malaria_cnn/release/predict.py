@@ -10,98 +10,20 @@ written as they come and memory stays flat however many files there are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE, call
-from malaria_cnn.core.params import DataParams, PreprocessParams
-from malaria_cnn.data import archive, images, stain
+from malaria_cnn.data import images, stain
 from malaria_cnn.data.cpus import available_cores
-from malaria_cnn.data.sources import is_quietly_skipped, safe_name
-from malaria_cnn.data.sources.zipped import REPEATED, repeated_names, unsafe_reason
+from malaria_cnn.data.inputs import Item, Limits, items
 
 COLUMNS = ["file", "p_parasitized", "label", "error"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What a crop may be: the params preprocess and ingest check, so predict refuses what they refuse."""
-
-    min_side: int = PreprocessParams().min_side
-    max_pixels: int = PreprocessParams().max_pixels
-    max_entry_mb: int = DataParams().max_entry_mb
-
-
-@dataclass(frozen=True)
-class Item:
-    name: str  # what the user sees: a path, or archive.zip:member (as UTF-8 text, see safe_name)
-    data: bytes = b""
-    problem: str = ""  # why the file cannot be used, when that is known before decoding
-    key: object = None  # what the caller needs to find the item again (a labelled cell, say)
-
-
-def read_item(name: str, read: Callable[[], bytes], key: object = None) -> Item:
-    """The file read, or why it cannot be used: a name that tells it (images.refused_by_name), a failed read."""
-    if refused := images.refused_by_name(name):
-        return Item(name, problem=refused, key=key)
-    try:
-        return Item(name, read(), key=key)
-    except FileNotFoundError:
-        return Item(name, problem="file not found", key=key)
-    except OSError as exc:
-        return Item(name, problem=f"unreadable ({exc.strerror or exc})", key=key)
-    except Exception as exc:  # a damaged zip entry (bad CRC, bad compression) and the like
-        return Item(name, problem=f"unreadable ({type(exc).__name__}: {exc})", key=key)
-
-
-def _skipped(parts: Sequence[str]) -> bool:
-    """Whether a file in a folder or zip gets no row: hidden and system files, files not named like an
-    image (images.PHOTO_SUFFIXES). One named like an image gets a row, with the reason when it cannot be read."""
-    if not parts[-1].lower().endswith(images.PHOTO_SUFFIXES):
-        return True
-    return is_quietly_skipped([*parts[:-1], parts[-1] + ".png"])  # hidden as a crop of that name would be
-
-
-def items(paths: list[str | Path], limits: Limits = Limits()) -> Iterator[Item]:
-    """The crops named by `paths`, read: files as given, folders walked in name order, zips entry
-    by entry. Inside folders and zips, hidden and system files and files not named like an image are
-    skipped without a row.
-    """
-    for given in map(Path, paths):
-        if given.is_dir():
-            for path in sorted(p for p in given.rglob("*") if p.is_file()):
-                if not _skipped(path.relative_to(given).parts):
-                    yield read_item(safe_name(str(path)), path.read_bytes)
-        elif given.suffix.lower() == ".zip" and given.is_file():
-            yield from _zip_items(given, limits)
-        else:
-            yield read_item(safe_name(str(given)), given.read_bytes)
-
-
-def _zip_items(path: Path, limits: Limits) -> Iterator[Item]:
-    try:
-        zf = archive.open_zip(path)
-    except UserError:
-        yield Item(safe_name(str(path)), problem="not a zip archive")
-        return
-    with zf:
-        infos = [info for info in zf.infolist() if not info.is_dir()]
-        repeated = repeated_names(infos)
-        for info in infos:
-            name = f"{safe_name(str(path))}:{info.filename}"
-            # before the skip: `../x.png` must not pass as hidden
-            problem = unsafe_reason(info, limits.max_entry_mb) or (REPEATED if info.filename in repeated else None)
-            if problem:
-                yield Item(name, problem=problem)
-            elif not _skipped(info.filename.replace("\\", "/").split("/")):
-                yield read_item(name, partial(zf.read, info))
 
 
 def load(item: Item, size: int, limits: Limits = Limits(),

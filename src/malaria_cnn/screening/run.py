@@ -12,7 +12,6 @@ import numpy as np
 from malaria_cnn.core import atomic
 from malaria_cnn.data import stain
 from malaria_cnn.evaluation import patients
-from malaria_cnn.release.by_slide import interrupted_note
 from malaria_cnn.screening import report, truth
 from malaria_cnn.screening.report import PARASITIZED
 from malaria_cnn.screening.screen import screen
@@ -33,7 +32,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
     out = Path(out)
     image_rows, taken, sheet = [], set(), report.Sheet()
     scoring = truth.Scoring(boxes) if boxes is not None else None
-    with interrupted_note(out / "cells.csv", out / "images.csv"), \
+    with atomic.interrupted_note(out / "cells.csv", out / "images.csv"), \
             atomic.streamed_csv(out / "cells.csv", report.CELLS) as cells_csv, \
             atomic.streamed_csv(out / "images.csv", report.IMAGES) as images_csv:
         for photo in screen(score, paths, size, threshold, cell_diameter, slide_pattern, stain_mode, stain_range,

@@ -24,9 +24,9 @@ from tqdm import tqdm
 from malaria_cnn.core.labels import call
 from malaria_cnn.data import images, stain
 from malaria_cnn.data.cpus import available_cores
+from malaria_cnn.data.inputs import Item, items
 from malaria_cnn.data.names import safe_name
 from malaria_cnn.data.slides import slide_of
-from malaria_cnn.release.predict import Item, items
 from malaria_cnn.screening import crops
 from malaria_cnn.screening.segment import segment
 
