@@ -147,3 +147,19 @@ def test_every_command_names_slides_by_params_yaml_pattern(tmp_path, model_dir, 
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "p_slides.csv") as fh:
         assert [r["slide"] for r in csv.DictReader(fh)] == ["P0", "P1"]
+
+
+def test_screen_refuses_photos_of_more_than_max_pixels_and_checks_the_option_first(tmp_path, model_dir, fields):
+    import cv2
+
+    result = _run("screen", ".", "--max-pixels", "0", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: --max-pixels must be at least 1")
+    f = next(iter(fields.values()))
+    h, w = f.rgb.shape[:2]
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(f.rgb, cv2.COLOR_RGB2BGR))
+    result = _run("screen", "a.png", "--model", model_dir / "model.keras", "--max-pixels", str(w * h - 1),
+                  cwd=tmp_path)
+    assert result.returncode == 1
+    with open(tmp_path / "screened" / "images.csv") as fh:
+        (row,) = csv.DictReader(fh)
+    assert row["error"] == f"too large: {w}x{h} pixels is more than {w * h - 1:,}"

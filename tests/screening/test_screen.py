@@ -261,3 +261,59 @@ def test_the_path_of_a_photo_under_its_input(tmp_path):
     assert screen.relative_path(f"{archive}:z/a:b.png", archive) == "z/a:b.png"
     assert screen.relative_path(str(tmp_path / "d" / "e.png"), tmp_path) == "d/e.png"
     assert screen.relative_path("in/P1:a.png", "in/P1:a.png") == "P1:a.png"
+
+
+def test_read_ahead_keeps_at_most_a_photo_per_core_and_the_one_scored_alive(tmp_path, monkeypatch):
+    """A photo is alive from the start of its preparation until it is freed; the caller drops each one."""
+    import threading
+    import weakref
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    for i in range(8):
+        (tmp_path / f"p{i}.png").write_bytes(b"x")
+    lock, alive, peak, side_by_side = threading.Lock(), [0], [0], threading.Barrier(2, timeout=60)
+
+    def freed():
+        with lock:
+            alive[0] -= 1
+
+    def fake_prepare(item, *args):
+        with lock:
+            alive[0] += 1
+            peak[0] = max(peak[0], alive[0])
+        if screen.ThreadPoolExecutor is ThreadPoolExecutor and Path(item.name).name in ("p0.png", "p1.png"):
+            side_by_side.wait()  # the first two photos are prepared at once, or this fails
+        photo = screen.Photo(item.name, "s", inputs=np.zeros((1, 2, 2, 3), np.uint8))
+        weakref.finalize(photo, freed)
+        return photo
+
+    class Inline:
+        """An executor that runs each task as it is submitted: every photo submitted is alive."""
+
+        def __init__(self, max_workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
+            done = Future()
+            done.set_result(fn(*args))
+            return done
+
+    def screened() -> int:
+        n = 0
+        for photo in screen.screen(lambda x: np.zeros(len(x)), [tmp_path], 2, 0.5, progress=False):
+            n += 1
+            del photo
+        return n
+
+    monkeypatch.setattr(screen, "prepare", fake_prepare)
+    monkeypatch.setattr(screen, "available_cores", lambda: 2)
+    assert screened() == 8 and peak[0] <= 3 and alive[0] == 0  # a photo on each of 2 threads, one scored
+    monkeypatch.setattr(screen, "ThreadPoolExecutor", Inline)
+    peak[0] = 0
+    assert screened() == 8 and peak[0] == 3 and alive[0] == 0

@@ -52,3 +52,16 @@ def test_a_large_photo_is_segmented_small_and_boxed_in_its_own_pixels():
 def test_an_empty_photo_has_no_cells():
     blank = np.full((300, 400, 3), 225, np.uint8)
     assert len(segment.segment(blank).boxes) == 0
+
+
+def test_the_working_copy_is_capped_in_pixels_and_boxes_stay_in_the_photo(monkeypatch):
+    f = make_field(3, cells=24)
+    h, w = f.rgb.shape[:2]
+    small_cells = cv2.resize(f.rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)  # cells under 26 px: scale 1
+    assert segment.segment(small_cells).labels.shape == small_cells.shape[:2]
+    cap = small_cells.shape[0] * small_cells.shape[1] // 4
+    monkeypatch.setattr(segment, "MAX_WORK_PIXELS", cap)
+    seg = segment.segment(small_cells)
+    assert seg.labels.size <= 1.01 * cap and abs(seg.scale - 0.5) < 0.01
+    assert len(seg.boxes) and (seg.boxes[:, :2] >= 0).all()
+    assert (seg.boxes[:, 0] + seg.boxes[:, 2] <= w // 2).all() and (seg.boxes[:, 1] + seg.boxes[:, 3] <= h // 2).all()

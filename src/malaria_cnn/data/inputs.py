@@ -12,7 +12,7 @@ from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.params import DataParams, PreprocessParams
 from malaria_cnn.data import archive, images
 from malaria_cnn.data.sources import is_quietly_skipped, safe_name
-from malaria_cnn.data.sources.zipped import REPEATED, repeated_names, unsafe_reason
+from malaria_cnn.data.sources.zipped import MB, REPEATED, repeated_names, unsafe_reason
 
 
 @dataclass(frozen=True)
@@ -57,17 +57,31 @@ def _skipped(parts: Sequence[str]) -> bool:
 def items(paths: list[str | Path], limits: Limits = Limits()) -> Iterator[Item]:
     """The crops named by `paths`, read: files as given, folders walked in name order, zips entry
     by entry. Inside folders and zips, hidden and system files and files not named like an image are
-    skipped without a row.
+    skipped without a row. A file or entry larger than `limits.max_entry_mb` is refused unread.
     """
     for given in map(Path, paths):
         if given.is_dir():
             for path in sorted(p for p in given.rglob("*") if p.is_file()):
                 if not _skipped(path.relative_to(given).parts):
-                    yield read_item(safe_name(str(path)), path.read_bytes)
+                    yield _file_item(path, limits)
         elif given.suffix.lower() == ".zip" and given.is_file():
             yield from _zip_items(given, limits)
         else:
-            yield read_item(safe_name(str(given)), given.read_bytes)
+            yield _file_item(given, limits)
+
+
+def _file_item(path: Path, limits: Limits) -> Item:
+    """A file read, or refused by its size on disk before any byte of it is read (a huge file would be
+    in memory whole before its header could tell it is too large)."""
+    name = safe_name(str(path))
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # read_item says why it cannot be read
+    limit = limits.max_entry_mb
+    if size > limit * MB and not images.refused_by_name(name):
+        return Item(name, problem=f"file of {size / MB:,.1f} MB is larger than data.max_entry_mb ({limit})")
+    return read_item(name, path.read_bytes)
 
 
 def _zip_items(path: Path, limits: Limits) -> Iterator[Item]:

@@ -56,7 +56,7 @@ def _screen_parser(commands) -> None:
                             description="Segment the red blood cells of each photo, score each cell with the model "
                                         "at its threshold, and write cells.csv, images.csv, slides.csv, annotated "
                                         f"photos and a sheet of the cells called parasitized to DIR. {EXIT_CODES}")
-    s.add_argument("paths", nargs="+", metavar="PATH", help="JPEG, PNG or TIFF photos, folders and .zip files")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="photos (JPEG, PNG, TIFF, WebP, HEIC), folders and .zip files")
     s.add_argument("--out", default="screened", metavar="DIR", help="where to write (default screened/)")
     _model_args(s)
     s.add_argument("--cell-diameter", type=float, metavar="PIXELS",
@@ -65,6 +65,9 @@ def _screen_parser(commands) -> None:
                    help="regex on file names whose first group names the slide (default: data.slide_pattern in "
                         "params.yaml, else NIH's naming; a photo whose name gives no slide is its own slide)")
     s.add_argument("--truth", metavar="FILE", help="labelled boxes (IML JSON or COCO): adds detection.json")
+    s.add_argument("--max-pixels", type=int, metavar="N",
+                   help="refuse photos with more pixels, before decoding them (default: 200-megapixel phone "
+                        "photos pass)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,21 +14,22 @@ from malaria_cnn.data import stain
 from malaria_cnn.evaluation import patients
 from malaria_cnn.screening import report, truth
 from malaria_cnn.screening.report import PARASITIZED
-from malaria_cnn.screening.screen import screen
+from malaria_cnn.screening.screen import MAX_PIXELS, screen
 
 
 def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out: str | Path, size: int,
         threshold: float, cell_diameter: float | None = None, slide_pattern: str = "",
         boxes: dict[str, list[truth.Box]] | None = None, stain_mode: str = stain.DEFAULT_MODE,
         stain_range: stain.StainRange | None = None, progress: bool | None = None,
-        rule: patients.SlideRule | None = None) -> int:
+        rule: patients.SlideRule | None = None, max_pixels: int = MAX_PIXELS) -> int:
     """Write cells.csv, images.csv, slides.csv, annotated/*.jpg, parasitized.png (and detection.json
     with `boxes`) under `out`; print the summary (and detection) line; 1 if a photo failed, else 0.
     cells.csv and images.csv grow as `.partial` files photo by photo: a Ctrl-C or a crash leaves every
     finished photo's rows there, and says so on stderr.
     A photo whose stain is outside `stain_range` is referred: listed with its reason, counted in no
     parasitemia and in no detection score. With the slide `rule`, each slide is answered (infected / not
-    infected / refer) with its corrected parasitemia."""
+    infected / refer) with its corrected parasitemia. Photos of more than `max_pixels` pixels are refused
+    before decoding."""
     out = Path(out)
     image_rows, taken, sheet = [], set(), report.Sheet()
     scoring = truth.Scoring(boxes) if boxes is not None else None
@@ -36,7 +37,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
             atomic.streamed_csv(out / "cells.csv", report.CELLS) as cells_csv, \
             atomic.streamed_csv(out / "images.csv", report.IMAGES) as images_csv:
         for photo in screen(score, paths, size, threshold, cell_diameter, slide_pattern, stain_mode, stain_range,
-                            progress):
+                            progress, max_pixels):
             if not photo.error:
                 for row in report.cell_rows(photo):
                     cells_csv.writerow(row)
@@ -50,6 +51,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
                 scoring.add(photo.name, photo.relative, state, photo.boxes, called)
             image_rows.append(report.image_row(photo, rule))
             images_csv.writerow(image_rows[-1])
+            del photo  # its pixels are freed before the next photos are read
     slide_rows = report.slide_rows(image_rows, rule)
     atomic.write_csv(out / "slides.csv", report.SLIDES, slide_rows)
     report.write_image(out / "parasitized.png", sheet.image(threshold))

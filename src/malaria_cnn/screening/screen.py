@@ -2,15 +2,16 @@
 
 Photos are read as `malaria-cnn predict` reads crops (files, folders, zips, unsafe zip entries
 refused) and decoded by the same checked path (truncated files, decompression bombs). Photos are
-read, segmented and cut on a thread per core while the model scores the photo before; a photo that
-cannot be used, or that fails in any step (an internal error), gets its row with the reason and the
-run goes on.
+read, segmented and cut on a thread per core while the model scores the photo before, at most one per
+core and the one scored in memory at once; a photo that cannot be used, or that fails in any step (an
+internal error), gets its row with the reason and the run goes on.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -30,7 +31,8 @@ from malaria_cnn.data.slides import slide_of
 from malaria_cnn.screening import crops
 from malaria_cnn.screening.segment import segment
 
-MAX_PIXELS = 64_000_000  # photos with more pixels are refused before decoding (decompression bombs)
+# 200 MP phone photos pass: screening one peaks at 2.8 GB RSS (benchmarks/README.md, screen_memory.py)
+MAX_PIXELS = 200_000_000  # photos with more pixels are refused before decoding (decompression bombs)
 MIN_SIDE = 64  # ... and photos with a shorter side
 
 
@@ -94,9 +96,10 @@ def _outline(seg, i: int) -> np.ndarray:
 
 def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pattern: str = "",
             stain_mode: str = stain.DEFAULT_MODE, stain_range: stain.StainRange | None = None,
-            relative: str | None = None) -> Photo:
+            relative: str | None = None, max_pixels: int = MAX_PIXELS) -> Photo:
     """Decode, segment and cut one photo, and check its cells' stain against `stain_range`; its `error`
-    says why when it cannot be used (any exception on the way too). `relative`: its relative_path."""
+    says why when it cannot be used (any exception on the way too, more than `max_pixels` pixels).
+    `relative`: its relative_path."""
     relative = relative_path(item.name) if relative is None else relative
     name = posixpath.basename(relative)
     photo = Photo(item.name, slide_of(name, slide_pattern) or name, relative=relative)
@@ -104,7 +107,7 @@ def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pat
         photo.error = item.problem
         return photo
     try:
-        rgb = images.decode_rgb(item.data, MIN_SIDE, MAX_PIXELS)
+        rgb = images.decode_rgb(item.data, MIN_SIDE, max_pixels)
         seg = segment(rgb, cell_diameter)
         inputs = np.zeros((len(seg.boxes), size, size, 3), np.uint8)
         density = np.zeros((len(seg.boxes), 3))
@@ -126,17 +129,22 @@ def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pat
     return photo
 
 
+_END = object()
+
+
 def _ahead(pool: ThreadPoolExecutor, fn: Callable, seq: Iterable, depth: int) -> Iterator[Photo]:
-    """fn over seq on the pool, at most `depth` photos in flight, results in input order; those still in
-    flight when the caller stops are cancelled."""
-    pending: list[Future] = []
+    """fn over seq on the pool, results in input order, at most `depth` in flight at once: those submitted
+    and the one last yielded, until the caller asks for the next. Those still in flight when the caller
+    stops are cancelled."""
+    pending: deque[Future] = deque()
+    rest = iter(seq)
     try:
-        for x in seq:
-            pending.append(pool.submit(fn, x))
-            if len(pending) > depth:
-                yield pending.pop(0).result()
-        while pending:
-            yield pending.pop(0).result()
+        while True:
+            while len(pending) < depth and (x := next(rest, _END)) is not _END:
+                pending.append(pool.submit(fn, x))
+            if not pending:
+                return
+            yield pending.popleft().result()
     finally:
         for fut in pending:
             fut.cancel()
@@ -165,23 +173,26 @@ def _scored(photo: Photo, score: Callable[[np.ndarray], np.ndarray], threshold: 
 
 def screen(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], size: int, threshold: float,
            cell_diameter: float | None = None, slide_pattern: str = "", stain_mode: str = stain.DEFAULT_MODE,
-           stain_range: stain.StainRange | None = None, progress: bool | None = None) -> Iterator[Photo]:
+           stain_range: stain.StainRange | None = None, progress: bool | None = None,
+           max_pixels: int = MAX_PIXELS) -> Iterator[Photo]:
     """Every input file as a Photo, in input order, its cells scored at `threshold` (a referred photo's too:
     the caller counts it apart).
 
-    `score` maps uint8 crops (n, size, size, 3) to P(Parasitized). A photo's pixels are released by
-    the caller: keep what you need of each Photo and drop it.
+    `score` maps uint8 crops (n, size, size, 3) to P(Parasitized). At most one photo per core and the
+    one yielded are in memory at once, if the caller drops each Photo before asking for the next (keep
+    only what you need of it).
     """
     cores = available_cores()
 
     def work(entry: tuple[Item, str]) -> Photo:
         item, relative = entry
-        return prepare(item, size, cell_diameter, slide_pattern, stain_mode, stain_range, relative)
+        return prepare(item, size, cell_diameter, slide_pattern, stain_mode, stain_range, relative, max_pixels)
 
     with ThreadPoolExecutor(max_workers=cores) as pool, \
             tqdm(desc="screen", unit=" photos", disable=None if progress is None else not progress) as bar, \
-            closing(_ahead(pool, work, _inputs(paths), depth=cores)) as prepared:
+            closing(_ahead(pool, work, _inputs(paths), depth=cores + 1)) as prepared:
         for photo in prepared:
             photo = _scored(photo, score, threshold)
             bar.update(1)
             yield photo
+            del photo  # not held while the next photos are read

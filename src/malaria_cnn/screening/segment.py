@@ -10,7 +10,8 @@ slivers cut by the frame, ragged or merged regions (circularity, aspect), white 
 purple nucleus far darker than the red cells).
 
 All of it runs on a copy shrunk so that a cell is about WORK_DIAMETER pixels across, whatever the
-photo's size; the cell diameter is estimated per photo unless given. Boxes are returned in the
+photo's size, and never larger than the photo nor than about MAX_WORK_PIXELS (cells are then fewer
+pixels across); the cell diameter is estimated per photo unless given. Boxes are returned in the
 photo's own pixels. The thresholds below were tuned on the detection of the 60 labelled photos in
 ../shared/data/fields (benchmarks/README.md).
 """
@@ -26,6 +27,7 @@ from scipy import ndimage
 from malaria_cnn.screening.field import field_mask
 
 WORK_DIAMETER = 26.0  # pixels across a cell in the copy segmentation runs on
+MAX_WORK_PIXELS = 16_000_000  # the copy's size at most: its int32 and float32 maps stay under about 1 GB
 PROBE_SIDE = 800  # the longer side of the copy the cell diameter is estimated on
 MIN_AREA = 0.5  # regions below this share of the median cell's area are debris
 EDGE_MIN_AREA = 0.8  # ... and below this when cut by the frame or the field's edge
@@ -234,7 +236,7 @@ def segment(rgb: np.ndarray, cell_diameter: float | None = None) -> Segmentation
     probe = shrink(rgb, probe_scale)
     probe_field = field_mask(probe)  # found where thin ink is still black
     diameter = cell_diameter or _probe_diameter(probe, probe_field) / probe_scale
-    scale = min(1.0, WORK_DIAMETER / diameter)
+    scale = min(1.0, WORK_DIAMETER / diameter, np.sqrt(MAX_WORK_PIXELS / (h * w)))
     small = shrink(probe, scale / probe_scale) if scale < probe_scale else shrink(rgb, scale)
     scale = small.shape[1] / w
     field = cv2.resize(probe_field, small.shape[1::-1], interpolation=cv2.INTER_AREA)
