@@ -22,3 +22,12 @@ def test_a_file_larger_than_the_entry_limit_is_refused_by_its_size_before_it_is_
     assert problems == [("huge.jpg", refused), ("small.jpg", ""), ("huge.jpg", refused),
                         ("huge.jpg", "entry of 2.0 MB is larger than data.max_entry_mb (1)")]
     assert read == ["small.jpg"] and found[1].data == b"\xff\xd8 small"
+
+
+def test_a_colon_splits_a_name_only_after_a_real_zip(tmp_path):
+    from malaria_cnn.data.inputs import member
+
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
+        zf.writestr("d/x.png", b"")
+    assert member(f"{tmp_path}/a.zip:d/x.png") == "d/x.png"
+    assert member("P4:x.png") == "P4:x.png" and member(f"{tmp_path}/b.zip:x.png") == f"{tmp_path}/b.zip:x.png"

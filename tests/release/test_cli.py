@@ -163,3 +163,15 @@ def test_screen_refuses_photos_of_more_than_max_pixels_and_checks_the_option_fir
     with open(tmp_path / "screened" / "images.csv") as fh:
         (row,) = csv.DictReader(fh)
     assert row["error"] == f"too large: {w}x{h} pixels is more than {w * h - 1:,}"
+
+
+def test_by_slide_keeps_a_colon_in_a_file_name(tmp_path, model_dir, small_cells):
+    """`P4:x.png` names slide P4 by --slide-pattern: the colon is not a zip's separator here."""
+    (tmp_path / "in").mkdir()
+    for i, c in enumerate(small_cells[:2]):
+        (tmp_path / "in" / f"P4:{i}.png").write_bytes(c.read())
+    result = _run("predict", "in", "--model", model_dir / "model.keras", "--out", "p.csv", "--by-slide",
+                  "--slide-pattern", r"^(P\d):", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "p_slides.csv") as fh:
+        assert [(r["slide"], r["cells"]) for r in csv.DictReader(fh)] == [("P4", "2")]

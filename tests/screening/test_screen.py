@@ -317,3 +317,16 @@ def test_read_ahead_keeps_at_most_a_photo_per_core_and_the_one_scored_alive(tmp_
     monkeypatch.setattr(screen, "ThreadPoolExecutor", Inline)
     peak[0] = 0
     assert screened() == 8 and peak[0] == 3 and alive[0] == 0
+
+
+def test_read_ahead_shrinks_to_the_memory_free_and_screening_still_finishes(photos, tmp_path, monkeypatch):
+    """A 16-core machine with 24 GB free holds 6 photos of 200 MP, not 17; with no room, one at a time."""
+    monkeypatch.setattr(screen, "available_memory", lambda: 24 * 10**9)
+    assert screen.read_ahead(16, 200_000_000) == 6 and screen.read_ahead(2, 12_000_000) == 3
+    monkeypatch.setattr(screen, "available_memory", lambda: None)
+    assert screen.read_ahead(16, 200_000_000) == 17
+    monkeypatch.setattr(screen, "available_memory", lambda: 10**6)
+    assert screen.read_ahead(16, 200_000_000) == 1
+    code = run(redness, [photos / "in"], tmp_path / "out", 32, threshold=0.75)
+    rows = _csv(tmp_path / "out" / "images.csv")[1:]
+    assert code == 1 and len(rows) == 6 and sum(not r[-1] for r in rows) == 3  # every file, one photo in flight

@@ -101,3 +101,11 @@ def _zip_items(path: Path, limits: Limits) -> Iterator[Item]:
                 yield Item(name, problem=problem)
             elif not _skipped(info.filename.replace("\\", "/").split("/")):
                 yield read_item(name, partial(zf.read, info))
+
+
+def member(name: str) -> str:
+    """A shown name's path inside its zip (`archive.zip:dir/x.png` -> `dir/x.png`), or the name itself: it
+    is split at a ":" only where the part before it is a zip file, so `P4:x.png` stays whole."""
+    at = next((i for i, c in enumerate(name)
+               if c == ":" and name[:i].lower().endswith(".zip") and Path(name[:i]).is_file()), None)
+    return name if at is None else name[at + 1:]

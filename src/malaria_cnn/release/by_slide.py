@@ -10,6 +10,7 @@ import numpy as np
 
 from malaria_cnn.core import atomic
 from malaria_cnn.data import stain
+from malaria_cnn.data.inputs import member
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.evaluation import patients
 
@@ -31,7 +32,7 @@ class Tally:
         self.referred = 0
 
     def add(self, name: str, probability: float, density: np.ndarray | None = None) -> None:
-        base = posixpath.basename(name.replace("\\", "/").rsplit(":", 1)[-1])
+        base = posixpath.basename(member(name).replace("\\", "/"))
         slide = slide_of(base, self.pattern)
         self.unnamed += slide is None
         self.slides.append(slide or base)  # a file whose name gives no slide is its own group

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from malaria_cnn.core.labels import call
 from malaria_cnn.data import images, stain
-from malaria_cnn.data.cpus import available_cores
-from malaria_cnn.data.inputs import Item, items
+from malaria_cnn.data.cpus import available_cores, available_memory
+from malaria_cnn.data.inputs import Item, items, member
 from malaria_cnn.data.names import safe_name
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.screening import crops
@@ -34,6 +34,7 @@ from malaria_cnn.screening.segment import segment
 # 200 MP phone photos pass: screening one peaks at 2.8 GB RSS (benchmarks/README.md, screen_memory.py)
 MAX_PIXELS = 200_000_000  # photos with more pixels are refused before decoding (decompression bombs)
 MIN_SIDE = 64  # ... and photos with a shorter side
+BYTES_PER_PIXEL = 10  # a photo's own peak while screened, per pixel (benchmarks/README.md: 200 MP, 2.8 GB in all)
 
 
 @dataclass
@@ -65,9 +66,8 @@ def relative_path(name: str, given: str | Path | None = None) -> str:
     name in the archive, a file's path under the folder, a file given itself by its own name. Without
     `given`, `name` splits at a ":" only where the part before it is a zip file."""
     if given is None:
-        at = next((i for i, c in enumerate(name)
-                   if c == ":" and name[:i].lower().endswith(".zip") and Path(name[:i]).is_file()), None)
-        rel = posixpath.basename(name.replace("\\", "/")) if at is None else name[at + 1:]
+        inside = member(name)
+        rel = posixpath.basename(name.replace("\\", "/")) if inside == name else inside
     else:
         given, root = Path(given), safe_name(str(given))
         if given.is_dir():
@@ -150,6 +150,14 @@ def _ahead(pool: ThreadPoolExecutor, fn: Callable, seq: Iterable, depth: int) ->
             fut.cancel()
 
 
+def read_ahead(cores: int, max_pixels: int) -> int:
+    """Photos in flight at once: one per core and the one being scored, or fewer when half the memory free
+    now would not hold that many photos of `max_pixels` (at least one)."""
+    free = available_memory()
+    fits = cores + 1 if free is None else int(free // 2 // (BYTES_PER_PIXEL * max_pixels))
+    return max(1, min(cores + 1, fits))
+
+
 def _inputs(paths: list[str | Path]) -> Iterator[tuple[Item, str]]:
     """Each input file with its relative_path."""
     for given in paths:
@@ -178,9 +186,9 @@ def screen(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], s
     """Every input file as a Photo, in input order, its cells scored at `threshold` (a referred photo's too:
     the caller counts it apart).
 
-    `score` maps uint8 crops (n, size, size, 3) to P(Parasitized). At most one photo per core and the
-    one yielded are in memory at once, if the caller drops each Photo before asking for the next (keep
-    only what you need of it).
+    `score` maps uint8 crops (n, size, size, 3) to P(Parasitized). At most read_ahead photos, the one
+    yielded included, are in memory at once, if the caller drops each Photo before asking for the next
+    (keep only what you need of it).
     """
     cores = available_cores()
 
@@ -190,7 +198,7 @@ def screen(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], s
 
     with ThreadPoolExecutor(max_workers=cores) as pool, \
             tqdm(desc="screen", unit=" photos", disable=None if progress is None else not progress) as bar, \
-            closing(_ahead(pool, work, _inputs(paths), depth=cores + 1)) as prepared:
+            closing(_ahead(pool, work, _inputs(paths), depth=read_ahead(cores, max_pixels))) as prepared:
         for photo in prepared:
             photo = _scored(photo, score, threshold)
             bar.update(1)
