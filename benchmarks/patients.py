@@ -34,6 +34,7 @@ from malaria_cnn.core import params  # noqa: E402
 from malaria_cnn.core.labels import POSITIVE  # noqa: E402
 from malaria_cnn.data import split  # noqa: E402
 from malaria_cnn.evaluation import operating_point, parasitemia, patients  # noqa: E402
+from malaria_cnn.evaluation.intervals import effective_size  # noqa: E402
 from malaria_cnn.evaluation.parasitemia import ErrorRates  # noqa: E402
 
 
@@ -117,7 +118,7 @@ def pooled_line(r: int, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, rul
     kept = np.isin(slides, names[[a.answer != patients.REFER for a in answers]])
     _, cells, called, _ = patients.counts(prob[kept], slides[kept], rule.count_threshold, rule.band)
     e = parasitemia.estimate(int(called.sum()), int(cells.sum()), rule.rates, rule.confidence,
-                             parasitemia.effective_cells(called, cells))
+                             effective_size(called, cells))
     true = float(np.mean(y[kept] == POSITIVE))
     return (f"| {r + 1} | {true:.2%} | {e.called:.2%} | {e.corrected:.2%} ({e.lower:.2%}-{e.upper:.2%}) | "
             f"{e.corrected / true:.2f} |")

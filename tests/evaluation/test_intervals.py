@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from malaria_cnn.evaluation.intervals import korn_graubard, wilson
+from malaria_cnn.evaluation.intervals import effective_size, korn_graubard, wilson
 
 
 def test_wilson_matches_its_textbook_values():
@@ -25,3 +25,10 @@ def test_korn_graubard_at_one_is_not_a_point():
     assert high == 1.0 and 0.9 < low < 0.97
     assert np.isnan(korn_graubard([5], [5], 0.95)).all()  # one slide: nothing to vary over
     assert korn_graubard([5, 5, 0], [5, 5, 0], 0.95) == korn_graubard([5, 5], [5, 5], 0.95)  # an empty slide: none
+
+
+def test_photos_as_clusters_are_worth_fewer_cells_by_hand():
+    assert effective_size([5, 5], [100, 100]) == 200  # alike photos: no design effect
+    # share 0.1 over 200 cells; between-photo variance 2 * (10^2 + 10^2) / 200^2 = 0.01 against 0.1 * 0.9 / 200
+    assert effective_size([0, 20], [100, 100]) == pytest.approx(200 * 0.00045 / 0.01)
+    assert effective_size([3], [50]) == 50

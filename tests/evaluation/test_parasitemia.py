@@ -30,13 +30,6 @@ def test_measured_rates_count_only_slides_with_enough_cells_of_the_class():
     assert rates == ErrorRates((20,), (2,), (10,), (9,))  # b's 2 parasitized and 3 uninfected are too few
 
 
-def test_photos_as_clusters_are_worth_fewer_cells_by_hand():
-    assert parasitemia.effective_cells([5, 5], [100, 100]) == 200  # alike photos: no design effect
-    # share 0.1 over 200 cells; between-photo variance 2 * (10^2 + 10^2) / 200^2 = 0.01 against 0.1 * 0.9 / 200
-    assert parasitemia.effective_cells([0, 20], [100, 100]) == pytest.approx(200 * 0.00045 / 0.01)
-    assert parasitemia.effective_cells([3], [50]) == 50
-
-
 def _population(rng, slides):
     """Per-slide sensitivity and false-call rate of a classifier that varies between slides, as NIH's do."""
     return rng.beta(18, 2, slides), rng.beta(0.8, 40, slides)

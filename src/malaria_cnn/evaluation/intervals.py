@@ -27,6 +27,21 @@ def wilson(k: float, n: float, confidence: float) -> tuple[float, float]:
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
+def effective_size(hits: np.ndarray, totals: np.ndarray) -> float:
+    """The units of some clusters (cells of slides or photos, one count each) divided by their design
+    effect: the between-cluster variance of the pooled share over that of as many independent units.
+    How many independent units they are worth, never more than they are."""
+    hits, totals = np.asarray(hits, float), np.asarray(totals, float)
+    hits, totals = hits[totals > 0], totals[totals > 0]
+    k, n = len(totals), totals.sum()
+    if k < 2 or n == 0:
+        return float(n)
+    p = hits.sum() / n
+    between = k / (k - 1) * np.sum((hits - p * totals) ** 2) / n**2  # linearised variance of the ratio
+    independent = p * (1 - p) / n
+    return float(n if between <= independent or independent <= 0 else n * independent / between)
+
+
 def korn_graubard(hits: np.ndarray, totals: np.ndarray, confidence: float) -> tuple[float, float]:
     """Interval for sum(hits) / sum(totals), where each entry is one slide's count; slides with no
     cells in the denominator are ignored. (nan, nan) with fewer than two slides to vary over."""
@@ -36,9 +51,7 @@ def korn_graubard(hits: np.ndarray, totals: np.ndarray, confidence: float) -> tu
     if k < 2:
         return float("nan"), float("nan")
     p = hits.sum() / n
-    between = k / (k - 1) * np.sum((hits - p * totals) ** 2) / n**2  # linearised variance of the ratio
-    independent = p * (1 - p) / n
-    n_eff = n if between <= 0 or independent <= 0 else min(n, n * independent / between)
+    n_eff = effective_size(hits, totals)
     alpha = 1 - confidence
     n_eff *= (stats.t.ppf(1 - alpha / 2, n - 1) / stats.t.ppf(1 - alpha / 2, k - 1)) ** 2
     x = p * n_eff

@@ -10,10 +10,10 @@ slides measure them with noise. So the interval is a Monte Carlo one, each draw 
 - q from the slide's own cells: Beta(k + 1/2, n - k + 1/2) (Jeffreys) at the slide's effective cell
   count, its cells divided by the design effect between its photos when photos are given (cells of one
   photo share a field, a focus and a patch of stain: they are clusters, not independent cells);
-- f as a slide never seen would have it: the OOF slides resampled with replacement (the doubt of what
-  they measured), their pooled false-call rate and its spread between slides (a beta-binomial's, the
-  binomial noise of each slide's few cells taken out), then a Beta of that mean and spread;
-- Se likewise, from the OOF slides with parasitized cells;
+- f as a slide never seen would have it: one OOF slide drawn at random, then its rate with the doubt of
+  its few cells, Beta(false calls + 1/2, uninfected - false calls + 1/2) (a beta-binomial fitted to the
+  slides smoothed away the rare hard slide, and held-out healthy slides were then called infected);
+- Se likewise, from an OOF slide with parasitized cells;
 and the interval is the draws' percentiles. A healthy slide's interval therefore reaches 0 unless it has
 more false calls than the OOF healthy cells make, however many cells it has.
 """
@@ -67,41 +67,13 @@ class ErrorRates:
         return sum(self.false_calls) / sum(self.uninfected)
 
     def draws(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """(Se, f) as `size` new slides might have them (between_slides of a bootstrap of the measured slides)."""
+        """(Se, f) as `size` new slides might have them (one_slide)."""
         return (one_slide(self.detected, self.parasitized, rng, size),
                 one_slide(self.false_calls, self.uninfected, rng, size))
 
     def as_dict(self) -> dict:
         return {"uninfected": list(self.uninfected), "false_calls": list(self.false_calls),
                 "parasitized": list(self.parasitized), "detected": list(self.detected)}
-
-
-def spread(hits: np.ndarray, totals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(pooled rate, variance of the true rate between slides) of each row of per-slide counts: the
-    moment estimator of a beta-binomial (the between-slide part of the rates' scatter, their binomial
-    noise taken out; 0 when the scatter is no more than that noise)."""
-    hits, totals = np.atleast_2d(hits).astype(float), np.atleast_2d(totals).astype(float)
-    n = totals.sum(axis=1)
-    mean = hits.sum(axis=1) / n
-    rates = hits / totals
-    scatter = np.sum(totals * (rates - mean[:, None]) ** 2, axis=1)
-    noise = (totals.shape[1] - 1) * mean * (1 - mean)
-    denominator = n - np.sum(totals**2, axis=1) / n
-    var = np.where(denominator > 0, np.maximum(0.0, scatter - noise) / np.where(denominator > 0, denominator, 1), 0.0)
-    return mean, np.minimum(var, mean * (1 - mean) * 0.999)
-
-
-def between_slides(hits, totals, rng: np.random.Generator, size: int) -> np.ndarray:
-    """`size` rates of new slides: each from the measured slides resampled with replacement (the doubt
-    of the pooled rate and spread), then a Beta with that resample's rate and between-slide spread."""
-    hits, totals = np.asarray(hits, float), np.asarray(totals, float)
-    picks = rng.integers(0, len(totals), (size, len(totals)))
-    mean, var = spread(hits[picks], totals[picks])
-    mean = np.clip(mean, 1e-9, 1 - 1e-9)
-    strength = np.where(var > 0, mean * (1 - mean) / np.maximum(var, 1e-300) - 1, np.inf)
-    drawn = rng.beta(np.where(np.isfinite(strength), mean * strength, 1.0),
-                     np.where(np.isfinite(strength), (1 - mean) * strength, 1.0))
-    return np.where(np.isfinite(strength), drawn, mean)
 
 
 def one_slide(hits, totals, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -143,24 +115,10 @@ def rogan_gladen(q, sensitivity, false_call_rate):
     return np.clip(pi, 0.0, 1.0)
 
 
-def effective_cells(called: np.ndarray, cells: np.ndarray) -> float:
-    """The cells of a set of photos (clusters) divided by their design effect: how many independent cells
-    they are worth for the share called (never more than they are)."""
-    called, cells = np.asarray(called, float), np.asarray(cells, float)
-    called, cells = called[cells > 0], cells[cells > 0]
-    n = cells.sum()
-    if len(cells) < 2 or n == 0:
-        return float(n)
-    q = called.sum() / n
-    between = len(cells) / (len(cells) - 1) * np.sum((called - q * cells) ** 2) / n**2
-    independent = q * (1 - q) / n
-    return float(n if between <= independent or independent <= 0 else n * independent / between)
-
-
 def estimate(called: int, cells: int, rates: ErrorRates, confidence: float, effective: float | None = None,
              seed: int = 0) -> Estimate:
     """The corrected parasitemia of `cells` cells of which `called` are called parasitized, with its
-    `confidence` interval; `effective`: their effective count (effective_cells) when they come in photos."""
+    `confidence` interval; `effective`: their effective count (intervals.effective_size) when they come in photos."""
     if cells <= 0:
         return Estimate(*(float("nan"),) * 4)
     q = called / cells

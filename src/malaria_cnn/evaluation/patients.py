@@ -67,13 +67,13 @@ class SlideRule:
     count_threshold: float  # the cells counted for the corrected parasitemia: P(Parasitized) at least this
     band: tuple[float, float]  # the uncertain band of P(Parasitized), [low, high); empty when low >= high
     band_limit: float  # the largest share of an OOF slide's cells in the band
-    rates: ErrorRates  # the OOF slides' error rates at the cell threshold
+    rates: ErrorRates  # the OOF slides' error rates at the counting threshold
     confidence: float  # of the interval
 
     def answer(self, counted: int, cells: int, uncertain: int, effective: float | None = None) -> Answer:
         """The answer for a slide of `cells` cells, `counted` of them at or above the counting threshold and
         `uncertain` in the band; `effective`: their effective count when they come in photos
-        (parasitemia.effective_cells)."""
+        (intervals.effective_size)."""
         e = parasitemia.estimate(counted, cells, self.rates, self.confidence, effective)
         answer = self._answer(e, cells, uncertain, effective)
         return Answer(answer[0], answer[1], e, int(counted))

@@ -11,8 +11,9 @@ import numpy as np
 
 from malaria_cnn.core import atomic
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
-from malaria_cnn.evaluation import parasitemia, patients
+from malaria_cnn.evaluation import patients
 from malaria_cnn.evaluation.gallery import TILE, contact_sheet
+from malaria_cnn.evaluation.intervals import effective_size
 from malaria_cnn.screening.screen import Photo
 
 CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
@@ -58,7 +59,7 @@ def pooled(rows: list[tuple], rule: patients.SlideRule) -> patients.Answer:
     """The answer for the cells of these photo rows together, the photos as clusters."""
     cells, counted, uncertain = _counts(rows)
     return rule.answer(int(counted.sum()), int(cells.sum()), int(uncertain.sum()),
-                       parasitemia.effective_cells(counted, cells))
+                       effective_size(counted, cells))
 
 
 def slide_rows(image_rows: list[tuple], rule: patients.SlideRule | None) -> list[tuple]:
