@@ -51,6 +51,12 @@ def _header(data: bytes) -> tuple[int, int, str] | None:
         return None
 
 
+def image_format(data: bytes) -> str | None:
+    """The format of an image file by its content (its header: PNG, JPEG, TIFF, BMP, WebP, HEIF...), or None."""
+    header = _header(data)
+    return header[2] if header else None
+
+
 def check_size(data: bytes, min_side: int, max_pixels: int) -> None:
     """Read only the header: refuse tiny images and decompression bombs before any pixel is decoded."""
     _check_size(_header(data), min_side, max_pixels)

@@ -1,6 +1,7 @@
 """The `malaria-cnn` command's parser and dispatch: `predict PATH...` scores crops (predict_command.py),
 `evaluate PATH... --out DIR` scores labelled crops (evaluate_command.py), `screen PATH... --out DIR` finds,
-scores and counts the red cells of smear photos (screen_command.py); options.py holds what they share."""
+scores and counts the red cells of smear photos (screen_command.py), `serve` opens them to review in a browser
+(serve_command.py); options.py holds what they share."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(e)
     e.add_argument("--out", required=True, metavar="DIR", help="the folder to write into")
     _screen_parser(commands)
+    _serve_parser(commands)
     return parser
 
 
@@ -70,6 +72,30 @@ def _screen_parser(commands) -> None:
                         "photos pass)")
 
 
+def _serve_parser(commands) -> None:
+    from malaria_cnn.serve.limits import UploadLimits
+
+    d = UploadLimits()
+    s = commands.add_parser("serve", help="screen and review slides in a browser",
+                            description="A web page where photos of a slide are screened, the model's calls reviewed "
+                                        "cell by cell, and the corrections exported as training data. Listens on "
+                                        "127.0.0.1 only, unless --host (which then needs --token).")
+    s.add_argument("--workspace", default="serve-workspace", metavar="DIR",
+                   help="where slides, photos, results and answers are kept (default serve-workspace/)")
+    s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine)")
+    s.add_argument("--port", type=int, default=8000, help="default 8000")
+    s.add_argument("--token", help="a secret every request must carry (needed with any host but a loopback one; "
+                                   "default: the MALARIA_CNN_TOKEN environment variable)")
+    s.add_argument("--token-hidden", action="store_true", help="do not print the address with the token")
+    _model_args(s)
+    s.add_argument("--max-upload-mb", type=int, default=d.max_upload_mb, help=f"per file (default {d.max_upload_mb})")
+    s.add_argument("--max-files", type=int, default=d.max_files, help=f"per upload (default {d.max_files})")
+    s.add_argument("--max-photos", type=int, default=d.max_photos_per_slide,
+                   help=f"per slide (default {d.max_photos_per_slide:,})")
+    s.add_argument("--max-pixels", type=int,
+                   help="refuse photos with more pixels, before decoding them (default: as screen)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments and run the command's module (each imported only when it runs)."""
     args = _parser().parse_args(argv)
@@ -77,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         from malaria_cnn.release.evaluate_command import evaluate_command as command
     elif args.command == "screen":
         from malaria_cnn.release.screen_command import screen_command as command
+    elif args.command == "serve":
+        from malaria_cnn.release.serve_command import serve_command as command
     else:
         from malaria_cnn.release.predict_command import predict_command as command
     run_main(lambda: command(args))

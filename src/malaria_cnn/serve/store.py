@@ -1,0 +1,224 @@
+"""The workspace's state in SQLite: slides, photos, the cells found in them and every review answer.
+
+One connection, in WAL mode with full syncs, behind one lock: one writer at a time, and each write
+committed before its caller goes on, so a server killed at any moment loses no answer it has
+acknowledged. Answers are never overwritten: each is a new row, and undo marks the latest one taken
+back, so the history of a review stays whole.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+ANSWERS = ("parasitized", "uninfected", "not_cell", "skip")
+STATES = ("queued", "screening", "done", "failed", "referred")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS slides (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY, slide_id INTEGER NOT NULL REFERENCES slides(id), name TEXT NOT NULL,
+    file TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
+    referred TEXT NOT NULL DEFAULT '', width INTEGER, height INTEGER, display_scale REAL,
+    attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done REAL);
+CREATE INDEX IF NOT EXISTS photos_slide ON photos(slide_id);
+CREATE INDEX IF NOT EXISTS photos_state ON photos(state);
+CREATE TABLE IF NOT EXISTS cells (
+    id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES photos(id), n INTEGER NOT NULL,
+    x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL, p REAL NOT NULL,
+    label TEXT NOT NULL, outline TEXT NOT NULL, crop BLOB NOT NULL, input BLOB NOT NULL, UNIQUE (photo_id, n));
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, cell_id INTEGER NOT NULL REFERENCES cells(id),
+    slide_id INTEGER NOT NULL REFERENCES slides(id), answer TEXT NOT NULL, at REAL NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS answers_cell ON answers(cell_id);
+CREATE INDEX IF NOT EXISTS answers_slide ON answers(slide_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+PHOTO_COLUMNS = ("id", "slide_id", "name", "state", "error", "referred", "width", "height", "display_scale",
+                 "created", "done")
+# the answer a cell has now: its latest answer not taken back
+CURRENT_ANSWER = ("(SELECT a.answer FROM answers a WHERE a.cell_id = c.id AND a.undone = 0 "
+                  "ORDER BY a.id DESC LIMIT 1)")
+
+
+class Store:
+    """The workspace database (DIR/serve.sqlite3). Every method is safe to call from any thread."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, args: Iterable = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, tuple(args))
+
+    def _rows(self, sql: str, args: Iterable = ()) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, tuple(args)).fetchall()]
+
+    def _transaction(self):
+        return _Transaction(self)
+
+    # -- meta --
+    def set_meta(self, key: str, value) -> None:
+        self._write("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, json.dumps(value)))
+
+    def meta(self, key: str, default=None):
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    # -- slides --
+    def add_slide(self, name: str) -> int:
+        """The new slide's id; sqlite3.IntegrityError when the name is taken (case-insensitive)."""
+        return self._write("INSERT INTO slides(name, created) VALUES (?, ?)", (name, time.time())).lastrowid
+
+    def slides(self) -> list[dict]:
+        return self._rows("SELECT id, name, created FROM slides ORDER BY id")
+
+    def slide(self, slide_id: int) -> dict | None:
+        rows = self._rows("SELECT id, name, created FROM slides WHERE id = ?", (slide_id,))
+        return rows[0] if rows else None
+
+    # -- photos --
+    def add_photo(self, slide_id: int, name: str, state: str = "queued", error: str = "") -> int:
+        return self._write("INSERT INTO photos(slide_id, name, state, error, created) VALUES (?, ?, ?, ?, ?)",
+                           (slide_id, name, state, error, time.time())).lastrowid
+
+    def queue_photo(self, photo_id: int, file: str) -> None:
+        """A photo whose file is now whole in the workspace, queued for screening."""
+        self._write("UPDATE photos SET file = ?, state = 'queued', error = '' WHERE id = ?", (file, photo_id))
+
+    def fail_photo(self, photo_id: int, error: str) -> None:
+        self._write("UPDATE photos SET state = 'failed', error = ?, done = ? WHERE id = ?", (error, time.time(), photo_id))
+
+    def photos(self, slide_id: int | None = None) -> list[dict]:
+        where, args = ("WHERE slide_id = ?", (slide_id,)) if slide_id is not None else ("", ())
+        return self._rows(f"SELECT {', '.join(PHOTO_COLUMNS)}, "
+                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id) AS cells, "
+                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id AND label = 'Parasitized') AS called "
+                          f"FROM photos {where} ORDER BY id", args)
+
+    def photo(self, photo_id: int) -> dict | None:
+        rows = self._rows(f"SELECT {', '.join(PHOTO_COLUMNS)}, file, attempts, "
+                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id) AS cells, "
+                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id AND label = 'Parasitized') AS called "
+                          "FROM photos WHERE id = ?", (photo_id,))
+        return rows[0] if rows else None
+
+    def requeue_interrupted(self) -> int:
+        """Photos left mid-screening by a server that stopped go back to the queue; how many."""
+        return self._write("UPDATE photos SET state = 'queued' WHERE state = 'screening'").rowcount
+
+    def claim(self, limit: int) -> list[dict]:
+        """Up to `limit` queued photos, oldest first, marked as being screened."""
+        with self._lock, self._transaction():
+            rows = self._rows("SELECT id, file FROM photos WHERE state = 'queued' ORDER BY id LIMIT ?", (limit,))
+            self._db.executemany("UPDATE photos SET state = 'screening', attempts = attempts + 1 WHERE id = ?",
+                                 [(r["id"],) for r in rows])
+        return rows
+
+    def queued(self) -> int:
+        return self._rows("SELECT COUNT(*) AS n FROM photos WHERE state IN ('queued', 'screening')")[0]["n"]
+
+    def save_result(self, photo_id: int, state: str, error: str, referred: str, size: tuple[int, int] | None,
+                    display_scale: float | None, cells: list[dict]) -> None:
+        """A screened photo's outcome and its cells, in one transaction (a photo screened again replaces its
+        cells; the answers of a photo already done are never touched: its cells are not replaced)."""
+        assert state in STATES
+        width, height = size or (None, None)
+        with self._lock, self._transaction():
+            current = self._rows("SELECT state FROM photos WHERE id = ?", (photo_id,))
+            if not current or current[0]["state"] in ("done", "referred"):
+                return
+            self._db.execute("DELETE FROM cells WHERE photo_id = ?", (photo_id,))
+            self._db.executemany(
+                "INSERT INTO cells(photo_id, n, x, y, w, h, p, label, outline, crop, input) "
+                "VALUES (:photo_id, :n, :x, :y, :w, :h, :p, :label, :outline, :crop, :input)",
+                [{**c, "photo_id": photo_id, "outline": json.dumps(c["outline"])} for c in cells])
+            self._db.execute("UPDATE photos SET state = ?, error = ?, referred = ?, width = ?, height = ?, "
+                             "display_scale = ?, done = ? WHERE id = ?",
+                             (state, error, referred, width, height, display_scale, time.time(), photo_id))
+
+    # -- cells --
+    def cells(self, photo_id: int | None = None, slide_id: int | None = None, outlines: bool = False) -> list[dict]:
+        """Cells of a photo or of a slide (photos done or referred), with their current answer."""
+        where, args = ("c.photo_id = ?", (photo_id,)) if photo_id is not None else ("ph.slide_id = ?", (slide_id,))
+        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, "
+                          f"ph.state AS photo_state{', c.outline' if outlines else ''}, {CURRENT_ANSWER} AS answer "
+                          f"FROM cells c JOIN photos ph ON ph.id = c.photo_id WHERE {where} ORDER BY c.photo_id, c.n",
+                          args)
+        for r in rows:
+            if outlines:
+                r["outline"] = json.loads(r["outline"])
+        return rows
+
+    def cell(self, cell_id: int) -> dict | None:
+        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, "
+                          f"ph.state AS photo_state, {CURRENT_ANSWER} AS answer "
+                          "FROM cells c JOIN photos ph ON ph.id = c.photo_id WHERE c.id = ?", (cell_id,))
+        return rows[0] if rows else None
+
+    def cell_image(self, cell_id: int, column: str) -> bytes | None:
+        assert column in ("crop", "input")
+        rows = self._rows(f"SELECT {column} FROM cells WHERE id = ?", (cell_id,))
+        return bytes(rows[0][column]) if rows else None
+
+    def export_cells(self, slide_ids: list[int]) -> list[dict]:
+        """Every cell of these slides' photos done, with its crop and current answer."""
+        marks = ", ".join("?" * len(slide_ids))
+        return self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.crop, "
+                          f"{CURRENT_ANSWER} AS answer FROM cells c JOIN photos ph ON ph.id = c.photo_id "
+                          f"WHERE ph.slide_id IN ({marks}) AND ph.state = 'done' ORDER BY c.photo_id, c.n", slide_ids)
+
+    # -- answers --
+    def answer(self, cell_id: int, slide_id: int, answer: str) -> None:
+        assert answer in ANSWERS
+        self._write("INSERT INTO answers(cell_id, slide_id, answer, at) VALUES (?, ?, ?, ?)",
+                    (cell_id, slide_id, answer, time.time()))
+
+    def undo(self, slide_id: int) -> int | None:
+        """Take back the slide's latest answer still standing; the id of its cell, or None."""
+        with self._lock, self._transaction():
+            rows = self._rows("SELECT id, cell_id FROM answers WHERE slide_id = ? AND undone = 0 ORDER BY id DESC "
+                              "LIMIT 1", (slide_id,))
+            if not rows:
+                return None
+            self._db.execute("UPDATE answers SET undone = 1 WHERE id = ?", (rows[0]["id"],))
+        return rows[0]["cell_id"]
+
+    def answers(self, slide_id: int | None = None) -> list[dict]:
+        """Every answer given (taken back ones too), oldest first."""
+        where, args = ("WHERE slide_id = ?", (slide_id,)) if slide_id is not None else ("", ())
+        return self._rows(f"SELECT id, cell_id, slide_id, answer, at, undone FROM answers {where} ORDER BY id", args)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception (the caller holds the store's lock)."""
+
+    def __init__(self, store: Store):
+        self.db = store._db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *_):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
