@@ -106,7 +106,7 @@ def slide(slide: dict, photos: list[dict], cells: list[dict], rule: Rule) -> dic
     n = sum(len(by_photo.get(ph["id"], [])) for ph in done)
     k = sum(c["label"] == PARASITIZED for ph in done for c in by_photo.get(ph["id"], []))
     states = [ph["state"] for ph in photos]
-    return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos": len(photos),
+    return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos": len(photos), "photos_total": len(photos),
             "photos_queued": sum(s in ("queued", "screening") for s in states), "photos_done": states.count("done"),
             "photos_failed": states.count("failed"), "photos_referred": states.count("referred"),
             "cells": n, "called": k, "called_share": k / n if n else None,

@@ -1,0 +1,242 @@
+"""The app's JSON endpoints and guards, in process (FastAPI's test client), with the tiny model and
+synthetic field photos: uploads checked by content, screening in the background, review and undo,
+the token, the host check, one-line errors, the OpenAPI description."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sqlite3
+import time
+import zipfile
+from pathlib import Path
+
+import cv2
+import pytest
+from fastapi.testclient import TestClient
+
+from malaria_cnn.release.options import scorer
+from malaria_cnn.serve.app import COOKIE, Settings, create_app
+from malaria_cnn.serve.limits import UploadLimits
+
+TOKEN = "a-token-of-sixteen-chars"
+
+
+def png(rgb) -> bytes:
+    return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+@pytest.fixture(scope="module")
+def scoring(ruled_model_dir):
+    return scorer(argparse.Namespace(model=str(ruled_model_dir / "model.keras"), threshold=None, threshold_file=None,
+                                     batch_size=64))
+
+
+def settings(tmp_path: Path, scoring, **kw) -> Settings:
+    return Settings(tmp_path / "ws", scoring, Path("model.keras"), "f" * 64, **kw)
+
+
+def client(s: Settings) -> TestClient:
+    return TestClient(create_app(s), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+
+
+def wait_done(c: TestClient, slide_id: int) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        slide = c.get(f"/api/slides/{slide_id}").json()
+        if not slide["photos_queued"]:
+            return slide
+        time.sleep(0.05)
+    raise AssertionError("the slide's photos were not screened in 2 minutes")
+
+
+def zipped(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def screened(tmp_path_factory, scoring, fields):
+    """A slide of two photos (one sent in a zip beside an unsafe entry and a note), a broken file and a
+    text file named like a photo, screened; the client stays open for the module's tests."""
+    s = settings(tmp_path_factory.mktemp("app"), scoring)
+    with client(s) as c:
+        slide = c.post("/api/slides", json={"name": "P1 morning"})
+        assert slide.status_code == 201
+        sid = slide.json()["id"]
+        photos = [png(f.rgb) for f in fields.values()]
+        sent = c.post(f"/api/slides/{sid}/photos", files=[
+            ("files", ("field 0.png", photos[0], "image/png")),
+            ("files", ("broken.jpg", photos[1][:300], "image/jpeg")),
+            ("files", ("notes.jpg", b"just text, not a photo", "image/jpeg")),
+            ("files", ("more.zip", zipped({"day/field1.png": photos[1], "../evil.png": photos[2],
+                                          "readme.txt": b"x"}), "application/zip"))])
+        assert sent.status_code == 200, sent.text
+        yield c, s, sid, sent.json()["photos"], wait_done(c, sid)
+
+
+def test_every_file_and_zip_entry_becomes_a_photo_with_its_state_and_one_line_reason(screened):
+    c, s, sid, sent, slide = screened
+    assert [p["name"] for p in sent] == ["field 0.png", "broken.jpg", "notes.jpg", "more.zip:day/field1.png",
+                                         "more.zip:../evil.png"]
+    photos = {p["name"]: p for p in c.get(f"/api/slides/{sid}").json()["photos"]}
+    assert photos["field 0.png"]["state"] == photos["more.zip:day/field1.png"]["state"] == "done"
+    assert photos["field 0.png"]["cells"] > 20
+    assert "not an image" in photos["notes.jpg"]["error"] and photos["notes.jpg"]["state"] == "failed"
+    assert photos["broken.jpg"]["state"] == "failed" and photos["broken.jpg"]["error"]
+    assert "unsafe" in photos["more.zip:../evil.png"]["error"]
+    assert all("\n" not in p["error"] and "Traceback" not in p["error"] for p in photos.values())
+    assert slide["photos_total"] == 5 and slide["photos_done"] == 2 and slide["photos_failed"] == 3
+
+
+def test_uploads_are_stored_under_ids_never_under_the_names_sent(screened):
+    c, s, sid, sent, _ = screened
+    stored = sorted(p.name for p in (s.workspace / "uploads").iterdir())
+    queued = [p for p in sent if p["state"] == "queued"]  # broken.jpg too: its header reads, its pixels do not
+    assert stored == sorted(f"{p['id']}{Path(p['name']).suffix}" for p in queued) == ["1.png", "2.jpg", "4.png"]
+    assert not (s.workspace / "evil.png").exists() and not (s.workspace.parent / "evil.png").exists()
+
+
+def test_a_photo_has_cells_outlined_in_its_pixels_a_display_copy_crops_and_gradcam(screened):
+    c, s, sid, sent, _ = screened
+    photo = c.get(f"/api/photos/{sent[0]['id']}").json()
+    assert photo["width"] == 640 or photo["width"] > 0
+    cell = photo["cells"][0]
+    x, y, w, h = cell["box"]
+    assert all(x - 2 <= px <= x + w + 2 and y - 2 <= py <= y + h + 2 for px, py in cell["outline"])
+    image = c.get(f"/api/photos/{sent[0]['id']}/image")
+    assert image.headers["content-type"] == "image/jpeg"
+    decoded = cv2.imdecode(__import__("numpy").frombuffer(image.content, "uint8"), cv2.IMREAD_COLOR)
+    assert decoded.shape[1] == round(photo["width"] * photo["display_scale"])
+    crop = cv2.imdecode(__import__("numpy").frombuffer(c.get(f"/api/cells/{cell['id']}/crop").content, "uint8"),
+                        cv2.IMREAD_COLOR)
+    assert crop.shape[:2] == (h, w)
+    assert c.get(f"/api/cells/{cell['id']}/gradcam").headers["content-type"] == "image/png"
+    assert c.get(f"/api/photos/{sent[1]['id']}/image").status_code == 404  # the broken one has no picture
+
+
+def test_review_lists_the_cells_in_doubt_largest_doubt_first_and_answers_and_undo_change_the_summary(screened):
+    c, s, sid, _, slide = screened
+    review = c.get(f"/api/slides/{sid}/review").json()
+    cells = review["cells"]
+    assert cells and all(cell["in_doubt"] for cell in cells)
+    rule = s.scoring.rule
+    doubt = [abs(cell["p"] - rule.count_threshold) for cell in cells]
+    assert doubt == sorted(doubt)
+    assert len(cells) == review["summary"]["review"]["in_doubt"]
+    first, second = cells[0]["id"], cells[1]["id"]
+    before = review["summary"]["review"]
+    a = c.put(f"/api/cells/{first}/answer", json={"answer": "not_cell"}).json()
+    assert a["cell"]["answer"] == "not_cell"
+    assert a["summary"]["review"]["red_cells"] == before["red_cells"] - 1
+    assert a["summary"]["review"]["answered"] == before["answered"] + 1
+    b = c.put(f"/api/cells/{second}/answer", json={"answer": "uninfected"}).json()
+    assert b["summary"]["model"] == a["summary"]["model"]  # what the model said is kept beside the review
+    undone = c.post(f"/api/slides/{sid}/undo").json()
+    assert undone["cell"]["id"] == second and undone["cell"]["answer"] is None
+    changed = c.put(f"/api/cells/{first}/answer", json={"answer": "parasitized"}).json()
+    assert changed["cell"]["answer"] == "parasitized" and changed["summary"]["review"]["red_cells"] == before["red_cells"]
+    undone = c.post(f"/api/slides/{sid}/undo").json()
+    assert undone["cell"]["id"] == first and undone["cell"]["answer"] == "not_cell"  # the earlier answer is back
+    with sqlite3.connect(s.workspace / "serve.sqlite3") as db:  # every answer kept, those taken back marked
+        assert db.execute("SELECT answer, undone FROM answers ORDER BY id").fetchall() == [
+            ("not_cell", 0), ("uninfected", 1), ("parasitized", 1)]
+    c.post(f"/api/slides/{sid}/undo")
+
+
+def test_bad_requests_get_one_line_errors(screened):
+    c, s, sid, sent, _ = screened
+    assert c.post("/api/slides", json={"name": "p1 MORNING"}).json() == {
+        "error": "a slide named 'p1 MORNING' exists: choose another name"}
+    for bad in ("../x", "", "x" * 81):
+        r = c.post("/api/slides", json={"name": bad})
+        assert r.status_code == 422 and "1-80 letters" in r.json()["error"]
+    r = c.put(f"/api/cells/{1}/answer", json={"answer": "maybe"})
+    assert r.status_code == 422 and r.json()["error"].startswith("answer: Input should be")
+    assert c.get("/api/slides/999").json() == {"error": "no slide 999"}
+    assert c.get("/api/cells/99999/crop").status_code == 404
+    page = c.get("/slides/999")
+    assert page.status_code == 404 and "no slide 999" in page.text and "Traceback" not in page.text
+
+
+def test_an_internal_error_is_one_line_naming_its_log(screened, monkeypatch):
+    c, s, sid, _, _ = screened
+    app_store = c.app.state.store
+
+    def broken(*a, **k):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(app_store, "slides", broken)
+    r = c.get("/api/slides")
+    assert r.status_code == 500
+    message = r.json()["error"]
+    assert message.startswith("internal error (RuntimeError); details in ") and "\n" not in message
+    assert "disk on fire" in Path(message.rsplit(" ", 1)[1]).read_text()
+
+
+def test_openapi_describes_the_json_endpoints_and_no_page_needs_a_cdn(screened):
+    c, *_ = screened
+    spec = c.get("/openapi.json").json()
+    assert {"/api/slides", "/api/slides/{slide_id}/photos", "/api/cells/{cell_id}/answer", "/api/slides/{slide_id}/undo",
+            "/api/export", "/api/slides/{slide_id}/review"} <= set(spec["paths"])
+    assert c.get("/docs").status_code == 404  # Swagger UI loads its scripts from a CDN: off
+
+
+def test_limits_refuse_too_many_files_and_too_large_ones(tmp_path, scoring, fields):
+    s = settings(tmp_path, scoring, limits=UploadLimits(max_upload_mb=1, max_files=2, max_photos_per_slide=3),
+                 start_worker=False)
+    photo = png(next(iter(fields.values())).rgb)
+    with client(s) as c:
+        sid = c.post("/api/slides", json={"name": "limits"}).json()["id"]
+        r = c.post(f"/api/slides/{sid}/photos", files=[("files", (f"{i}.png", photo, "image/png")) for i in range(3)])
+        assert r.status_code == 413 and r.json()["error"] == "3 files sent at once: send at most 2"
+        big = c.post(f"/api/slides/{sid}/photos", files=[("files", ("big.png", photo + b"\0" * (1 << 20), "image/png"))])
+        assert big.json()["photos"][0]["error"].startswith("file of 1.")
+        assert "larger than the upload limit (1 MB)" in big.json()["photos"][0]["error"]
+        small = png(cv2.resize(next(iter(fields.values())).rgb, (160, 120)))
+        many = zipped({f"{i}.png": small for i in range(5)})
+        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("many.zip", many, "application/zip"))])
+        states = [p["state"] for p in r.json()["photos"]]
+        assert states == ["queued", "queued", "failed"]  # room for 2 more, then the rest said in one line
+        assert "the rest left out" in r.json()["photos"][-1]["error"]
+        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("one.png", photo, "image/png"))])
+        assert r.status_code == 413 and "at most 3 photos" in r.json()["error"]
+
+
+def test_with_a_token_every_request_needs_it_and_a_visit_with_it_sets_a_cookie(tmp_path, scoring):
+    s = settings(tmp_path, scoring, token=TOKEN, start_worker=False)
+    with client(s) as c:
+        assert c.get("/api/slides").status_code == 401
+        assert c.get("/api/slides", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
+        assert c.get("/api/slides", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert c.get("/static/serve.css").status_code == 401
+        visit = c.get(f"/?token={TOKEN}", follow_redirects=False)
+        assert visit.status_code == 303 and visit.headers["location"] == "/"
+        assert f"{COOKIE}={TOKEN}" in visit.headers["set-cookie"] and "samesite=strict" in visit.headers["set-cookie"].lower()
+        assert c.get("/api/slides", cookies={COOKIE: TOKEN}).status_code == 200
+
+
+def test_on_loopback_a_request_naming_another_host_is_refused(tmp_path, scoring):
+    with client(settings(tmp_path, scoring, start_worker=False)) as c:
+        assert c.get("/api/status", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/api/status", headers={"host": "[::1]:8000"}).status_code == 200
+        r = c.get("/api/status", headers={"host": "attacker.example:8000"})
+        assert r.status_code == 421 and "attacker.example" in r.json()["error"]
+
+
+def test_answers_and_photos_survive_a_new_app_on_the_same_workspace(tmp_path, scoring, fields):
+    s = settings(tmp_path, scoring)
+    photo = png(next(iter(fields.values())).rgb)
+    with client(s) as c:
+        sid = c.post("/api/slides", json={"name": "again"}).json()["id"]
+        c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
+        wait_done(c, sid)
+        cell = c.get(f"/api/slides/{sid}/review").json()["cells"][0]["id"]
+        c.put(f"/api/cells/{cell}/answer", json={"answer": "parasitized"})
+    with client(s) as c:
+        slide = c.get(f"/api/slides/{sid}").json()
+        assert slide["photos_done"] == 1 and slide["review"]["parasitized"] == 1
+        assert c.get(f"/api/slides/{sid}/review").json()["cells"][0]["answer"] == "parasitized"
