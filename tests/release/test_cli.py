@@ -37,6 +37,11 @@ def test_a_failed_file_is_a_row_and_exit_code_1(tmp_path, model_dir, small_cells
     (["evaluate", ".", "--out", "r", "--min-side", "0"], "error: --min-side must be at least 1"),
     (["predict", ".", "--out", "."], "error: --out . is a folder: give a CSV file"),
     (["screen", ".", "--out", "notes.txt"], "error: --out notes.txt is a file: give a folder"),
+    (["serve", "--host", "0.0.0.0"], "error: --host 0.0.0.0 lets other machines in: give --token"),
+    (["serve", "--host", "192.168.1.5", "--token", "short"], "error: --token must be at least 16 characters"),
+    (["serve", "--workspace", "notes.txt"], "error: --workspace notes.txt is a file: give a folder"),
+    (["serve", "--max-upload-mb", "0"], "error: --max-upload-mb must be at least 1"),
+    (["serve", "--model", "missing.keras"], "error: missing.keras not found"),
 ])
 def test_usage_errors_are_one_line_and_exit_code_2(tmp_path, args, message):
     """Before any work: no model is loaded (the default one does not exist here) and nothing is written."""

@@ -1,0 +1,62 @@
+"""A slide's summary: the model's answer as `screen` gives it, and the reviewed figures beside it."""
+
+from __future__ import annotations
+
+import pytest
+
+from malaria_cnn.serve import summary
+
+from conftest import slide_rule
+
+
+def cell(photo_id, p, answer=None):
+    return {"photo_id": photo_id, "p": p, "label": "Parasitized" if p >= 0.5 else "Uninfected", "answer": answer}
+
+
+SLIDE = {"id": 1, "name": "s", "created": 0.0}
+PHOTOS = [{"id": 1, "name": "a", "state": "done", "referred": ""}, {"id": 2, "name": "b", "state": "done", "referred": ""},
+          {"id": 3, "name": "c", "state": "referred", "referred": "stain"}, {"id": 4, "name": "d", "state": "failed",
+                                                                           "referred": ""}]
+
+
+def test_cells_in_doubt_are_those_counted_called_or_in_the_uncertain_band():
+    rule = summary.Rule(0.5, slide_rule())  # counts from 0.5, band 0.3-0.7
+    assert [rule.in_doubt(p, cell(1, p)["label"]) for p in (0.1, 0.29, 0.3, 0.5, 0.69, 0.95)] == [
+        False, False, True, True, True, True]
+    plain = summary.Rule(0.8, None)  # no slide rule: the cells called parasitized
+    assert [plain.in_doubt(p, "Parasitized" if p >= 0.8 else "Uninfected") for p in (0.5, 0.79, 0.8)] == [
+        False, False, True]
+
+
+def test_the_review_counts_confirmed_cells_and_the_models_counted_cells_not_yet_answered():
+    rule = summary.Rule(0.5, slide_rule())
+    cells = [cell(1, 0.9, "parasitized"), cell(1, 0.8, "uninfected"), cell(1, 0.6), cell(1, 0.4, "not_cell"),
+             cell(1, 0.1), cell(2, 0.55, "skip"), cell(2, 0.2), cell(2, 0.2), cell(3, 0.99)]
+    s = summary.slide(SLIDE, PHOTOS, cells, rule)
+    r = s["review"]
+    assert (r["in_doubt"], r["answered"], r["skipped"], r["not_cell"]) == (5, 3, 1, 1)
+    # photo a: 1 confirmed + 1 counted, not answered (0.6), of 4 red cells; b: the skipped 0.55 still counts, of 3
+    assert r["red_cells"] == 7 and r["parasitemia"] == pytest.approx(3 / 7)
+    assert 0 <= r["lower"] < 3 / 7 < r["upper"] <= 1 and not r["complete"]
+    assert s["photos_total"] == 4 and s["photos_referred"] == 1 and s["photos_failed"] == 1
+    assert s["cells"] == 8 and s["called"] == 4  # the referred photo's cells are counted apart, as screen does
+    assert s["model"]["answer"] in ("infected", "not infected", "refer") and s["model"]["reason"]
+
+
+def test_the_review_is_complete_when_every_cell_in_doubt_has_an_answer_other_than_skip():
+    rule = summary.Rule(0.5, slide_rule())
+    cells = [cell(1, 0.9, "parasitized"), cell(1, 0.35, "uninfected"), cell(1, 0.1)]
+    assert summary.slide(SLIDE, PHOTOS[:1], cells, rule)["review"]["complete"]
+    cells[1]["answer"] = "skip"
+    assert not summary.slide(SLIDE, PHOTOS[:1], cells, rule)["review"]["complete"]
+
+
+def test_without_a_slide_rule_the_model_says_its_called_share_and_why_it_is_not_corrected():
+    s = summary.slide(SLIDE, PHOTOS[:1], [cell(1, 0.9), cell(1, 0.1)], summary.Rule(0.5, None))
+    assert s["model"]["parasitemia"] == 0.5 and "not corrected" in s["model"]["reason"]
+
+
+def test_a_slide_with_every_photo_referred_is_referred_with_the_reason_and_before_any_photo_no_answer():
+    rule = summary.Rule(0.5, slide_rule())
+    assert summary.slide(SLIDE, PHOTOS[2:3], [], rule)["model"]["answer"] == "refer"
+    assert summary.slide(SLIDE, [], [], rule)["model"] is None
