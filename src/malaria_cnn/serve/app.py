@@ -10,6 +10,7 @@ web page elsewhere cannot reach the app through a DNS name it controls.
 from __future__ import annotations
 
 import hmac
+import secrets
 import re
 import shutil
 import tempfile
@@ -31,8 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from malaria_cnn.core.errors import log_internal
 from malaria_cnn.screening.screen import MAX_PIXELS
 from malaria_cnn.serve import export, summary, uploads
-from malaria_cnn.serve.store import ANSWERS, Store
 from malaria_cnn.serve.limits import MB, UploadLimits
+from malaria_cnn.serve.store import ANSWERS, Store
 from malaria_cnn.serve.worker import Worker
 
 HERE = Path(__file__).parent
@@ -310,7 +311,7 @@ def create_app(s: Settings) -> FastAPI:
             raise HTTPException(404, "no slides to export")
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         photos, cells, complete = _export_records(store, rule, slides)
-        dest = s.workspace / "exports" / f"corrections-{stamp}.zip"
+        dest = s.workspace / "exports" / f"corrections-{stamp}-{secrets.token_hex(3)}.zip"  # kept: what was sent
         export.write(dest, photos, cells, s.model_sha256, complete, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         return FileResponse(dest, media_type="application/zip", filename=dest.name)
 
@@ -326,9 +327,10 @@ def _export_records(store: Store, rule: summary.Rule, slides: list[dict]):
                                (c["x"], c["y"], c["w"], c["h"]), c["p"], c["label"], c["answer"],
                                rule.in_doubt(c["p"], c["label"]), bytes(c["crop"]))
              for c in store.export_cells(list(names))]
-    complete = set()
+    complete = set()  # reviewed: a person answered every cell in doubt (and at least one cell)
     for sid in names:
-        doubt = [c for c in cells if c.slide_id == sid and c.in_doubt]
-        if all(c.answer in ("parasitized", "uninfected", "not_cell") for c in doubt):
+        mine = [c for c in cells if c.slide_id == sid]
+        answered = [c for c in mine if c.answer is not None]
+        if answered and all(c.answer in ("parasitized", "uninfected", "not_cell") for c in mine if c.in_doubt):
             complete.add(sid)
     return photos, cells, complete

@@ -34,7 +34,7 @@ def display_copy(rgb: np.ndarray) -> tuple[bytes, float]:
     scale = min(1.0, DISPLAY_SIDE / max(rgb.shape[:2]))
     if scale < 1:
         rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    _, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     return buf.tobytes(), scale
 
 
