@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import re
 import sqlite3
 import time
 import zipfile
@@ -240,3 +242,34 @@ def test_answers_and_photos_survive_a_new_app_on_the_same_workspace(tmp_path, sc
         slide = c.get(f"/api/slides/{sid}").json()
         assert slide["photos_done"] == 1 and slide["review"]["parasitized"] == 1
         assert c.get(f"/api/slides/{sid}/review").json()["cells"][0]["answer"] == "parasitized"
+
+
+def test_the_export_holds_the_answered_cells_and_the_rest_of_a_reviewed_slide_and_names_the_model(
+        tmp_path, scoring, fields):
+    s = settings(tmp_path, scoring)
+    photo = png(next(iter(fields.values())).rgb)
+    with client(s) as c:
+        reviewed, untouched = (c.post("/api/slides", json={"name": n}).json()["id"] for n in ("reviewed", "untouched"))
+        for sid in (reviewed, untouched):
+            c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
+            wait_done(c, sid)
+        doubt = c.get(f"/api/slides/{reviewed}/review").json()["cells"]
+        answers = ["parasitized", "uninfected", "not_cell"]
+        for i, cell in enumerate(doubt):
+            c.put(f"/api/cells/{cell['id']}/answer", json={"answer": answers[i % 3]})
+        first = c.get("/api/export")
+        second = c.get("/api/export")
+        cells = c.app.state.store.cells(slide_id=reviewed)
+    assert first.headers["content-type"] == "application/zip"
+    names = [re.search(r'filename="([^"]+)"', r.headers["content-disposition"]).group(1) for r in (first, second)]
+    assert names[0] != names[1] and all(n.startswith("corrections-") for n in names)
+    with zipfile.ZipFile(io.BytesIO(first.content)) as z:
+        crops = [n for n in z.namelist() if n.endswith(".png")]
+        coco = json.loads(z.read("boxes.coco.json"))
+        readme = z.read("README.txt").decode()
+    not_doubt = [x for x in cells if x["id"] not in {d["id"] for d in doubt}]
+    kept = sum(a != "not_cell" for a in (answers[i % 3] for i in range(len(doubt))))
+    assert len(crops) == kept + len(not_doubt)  # the slide nobody reviewed gives nothing
+    assert all(n.split("/")[-1].startswith(f"S{reviewed}-reviewed_IMG_") for n in crops)
+    assert "f" * 64 in readme and "dvc exp run -S data.source=zip" in readme
+    assert {a["category_id"] for a in coco["annotations"]} == {1, 2, 3}
