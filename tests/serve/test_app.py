@@ -97,7 +97,7 @@ def test_every_file_and_zip_entry_becomes_a_photo_with_its_state_and_one_line_re
 def test_uploads_are_stored_under_ids_never_under_the_names_sent(screened):
     c, s, sid, sent, _ = screened
     stored = sorted(p.name for p in (s.workspace / "uploads").iterdir())
-    queued = [p for p in sent if p["state"] == "queued"]  # broken.jpg too: its header reads, its pixels do not
+    queued = [p for p in sent if not p["error"]]  # broken.jpg too: its header reads, its pixels do not
     assert stored == sorted(f"{p['id']}{Path(p['name']).suffix}" for p in queued) == ["1.png", "2.jpg", "4.png"]
     assert not (s.workspace / "evil.png").exists() and not (s.workspace.parent / "evil.png").exists()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import secrets
 from pathlib import Path
 
 from malaria_cnn.core.errors import UserError

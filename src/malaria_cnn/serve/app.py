@@ -10,8 +10,8 @@ web page elsewhere cannot reach the app through a DNS name it controls.
 from __future__ import annotations
 
 import hmac
-import secrets
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -79,7 +79,7 @@ def create_app(s: Settings) -> FastAPI:
     """The app for a workspace and a loaded model."""
     store = Store(s.workspace / "serve.sqlite3")
     store.set_meta("model", {"path": str(s.model_path), "sha256": s.model_sha256})
-    model_lock = threading.Lock()
+    model_lock, upload_lock = threading.Lock(), threading.Lock()
     rule = summary.Rule(s.scoring.threshold, s.scoring.rule)
     worker = Worker(store, s.workspace, s.scoring, model_lock, s.limits.max_pixels or MAX_PIXELS)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -222,6 +222,11 @@ def create_app(s: Settings) -> FastAPI:
         limits = s.limits
         if len(files) > limits.max_files:
             raise HTTPException(413, f"{len(files)} files sent at once: send at most {limits.max_files}")
+        with upload_lock:  # the room on the slide is counted and filled in one step
+            return _store_files(slide_id, files)
+
+    def _store_files(slide_id: int, files: list[UploadFile]) -> dict:
+        limits = s.limits
         room = limits.max_photos_per_slide - len(store.photos(slide_id))
         if room < len(files):
             raise HTTPException(413, f"the slide holds at most {limits.max_photos_per_slide:,} photos: "

@@ -1,0 +1,302 @@
+/* malaria-cnn serve: helpers shared by every page (no framework, no build step). */
+"use strict";
+
+const MC = (() => {
+  const ANSWER_LABEL = {
+    parasitized: "Parasitized",
+    uninfected: "Uninfected",
+    not_cell: "Not a red cell",
+    skip: "Skipped",
+  };
+
+  /* ---- DOM ---- */
+  /** el("a", {href: "/x", class: "c", dataset: {id: 1}}, "text", child) — text children become text nodes. */
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key === "text") node.textContent = value;
+      else if (key === "hidden") node.hidden = Boolean(value);
+      else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    append(node, children);
+    return node;
+  }
+
+  function append(node, children) {
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function slideId() {
+    const main = document.querySelector("main");
+    const v = main ? main.dataset.slideId : "";
+    return v ? Number(v) : null;
+  }
+
+  /* ---- errors ---- */
+  function oneLine(text) {
+    const line = String(text ?? "").split(/\r?\n/).map((s) => s.trim()).find((s) => s) || "";
+    return line.length > 300 ? line.slice(0, 297) + "…" : line;
+  }
+
+  function showError(message) {
+    const box = document.getElementById("error");
+    if (!box) return;
+    const text = box.querySelector(".error-text") || box;
+    const line = oneLine(message) || "Something went wrong.";
+    text.textContent = line;
+    box.title = line;
+    box.hidden = false;
+  }
+
+  function clearError() {
+    const box = document.getElementById("error");
+    if (box) box.hidden = true;
+  }
+
+  function messageFromJson(data) {
+    if (!data || typeof data !== "object") return "";
+    if (typeof data.error === "string") return data.error;
+    if (typeof data.detail === "string") return data.detail;
+    if (Array.isArray(data.detail) && data.detail.length && data.detail[0].msg) return String(data.detail[0].msg);
+    return "";
+  }
+
+  function statusLine(status, statusText) {
+    if (status === 0) return "Network error: the server did not answer.";
+    return `Request failed (${status}${statusText ? " " + statusText : ""}).`;
+  }
+
+  async function errorFromResponse(resp) {
+    let message = "";
+    try {
+      const type = resp.headers.get("content-type") || "";
+      if (type.includes("json")) message = messageFromJson(await resp.json());
+    } catch (_) { /* not JSON: fall back to the status */ }
+    const err = new Error(oneLine(message) || statusLine(resp.status, resp.statusText));
+    err.status = resp.status;
+    return err;
+  }
+
+  /**
+   * api(method, path, body, {quiet}) — JSON in, JSON out, same-origin credentials.
+   * Throws Error(one-line server message) with .status; shows it in the banner unless quiet.
+   */
+  async function api(method, path, body, options = {}) {
+    const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (body instanceof FormData) init.body = body;
+    else if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (_) {
+      const err = new Error(statusLine(0));
+      err.status = 0;
+      if (!options.quiet) showError(err.message);
+      throw err;
+    }
+    if (!resp.ok) {
+      const err = await errorFromResponse(resp);
+      if (!options.quiet) showError(err.message);
+      throw err;
+    }
+    if (resp.status === 204) return null;
+    const type = resp.headers.get("content-type") || "";
+    return type.includes("json") ? resp.json() : resp;
+  }
+
+  /** Multipart upload with XMLHttpRequest so the upload % can be shown. Resolves to the JSON reply. */
+  function upload(path, formData, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", path);
+      xhr.withCredentials = true;
+      xhr.responseType = "text";
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", (e) => {
+        if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
+      });
+      const fail = (message, status) => {
+        const err = new Error(oneLine(message) || statusLine(status, xhr.statusText));
+        err.status = status;
+        showError(err.message);
+        reject(err);
+      };
+      xhr.addEventListener("load", () => {
+        let data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+        if (xhr.status >= 200 && xhr.status < 300 && data) resolve(data);
+        else fail(messageFromJson(data), xhr.status);
+      });
+      xhr.addEventListener("error", () => fail("", 0));
+      xhr.addEventListener("abort", () => fail("Upload cancelled.", 0));
+      xhr.send(formData);
+    });
+  }
+
+  /** Fetch a file (the export zip) and save it; errors go to the banner instead of a JSON page. */
+  async function download(url, statusEl) {
+    if (statusEl) statusEl.textContent = "Preparing the export…";
+    try {
+      const resp = await api("GET", url, undefined);
+      const blob = await resp.blob();
+      const disposition = resp.headers.get("content-disposition") || "";
+      const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
+      const name = match ? decodeURIComponent(match[1]) : "corrections.zip";
+      const href = URL.createObjectURL(blob);
+      const a = el("a", { href, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(href), 10000);
+      if (statusEl) statusEl.textContent = `Export saved as ${name}.`;
+    } catch (err) {
+      if (statusEl) statusEl.textContent = "The export failed.";
+    }
+  }
+
+  /* ---- formatting ---- */
+  const isNum = (x) => typeof x === "number" && Number.isFinite(x);
+  const pctNumber = (x) => (x * 100).toFixed(2);
+
+  function pct(x) {
+    return isNum(x) ? `${pctNumber(x)}%` : "—";
+  }
+
+  /** "1.23% (0.40–2.90%)" */
+  function interval(p, lower, upper) {
+    if (!isNum(p)) return "—";
+    if (!isNum(lower) || !isNum(upper)) return pct(p);
+    return `${pctNumber(p)}% (${pctNumber(lower)}–${pctNumber(upper)}%)`;
+  }
+
+  function p3(p) {
+    return isNum(p) ? p.toFixed(3) : "—";
+  }
+
+  function count(n, word, plural) {
+    return `${n} ${n === 1 ? word : plural || word + "s"}`;
+  }
+
+  function date(unix) {
+    if (!isNum(unix)) return "";
+    return new Date(unix * 1000).toLocaleString(undefined, {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  function answerLabel(answer) {
+    return answer ? ANSWER_LABEL[answer] || String(answer) : "";
+  }
+
+  /** The model's answer as a badge with its reason as text (never colour alone). */
+  function answerBadge(model) {
+    const wrap = el("span", { class: "answer" });
+    let cls = "badge-none";
+    let label;
+    if (!model) label = "No result yet";
+    else if (model.answer === "infected") { cls = "badge-infected"; label = "Infected"; }
+    else if (model.answer === "not infected") { cls = "badge-clear"; label = "Not infected"; }
+    else if (model.answer === "refer") { cls = "badge-refer"; label = "Refer"; }
+    else if (!model.answer) label = "No slide rule";
+    else label = String(model.answer);
+    wrap.append(el("span", { class: `badge ${cls}`, text: label }));
+    if (model && model.reason) wrap.append(" ", el("span", { class: "reason", text: model.reason }));
+    return wrap;
+  }
+
+  /** Slide.photos is a count, but GET /api/slides/{id} replaces it with the list of Photo. */
+  function photoTotal(slide) {
+    return Array.isArray(slide.photos) ? slide.photos.length : slide.photos;
+  }
+
+  function photoCounts(slide) {
+    const parts = [`${slide.photos_done}/${photoTotal(slide)} done`];
+    if (slide.photos_queued) parts.push(`${slide.photos_queued} waiting`);
+    if (slide.photos_failed) parts.push(`${slide.photos_failed} failed`);
+    if (slide.photos_referred) parts.push(`${slide.photos_referred} referred`);
+    return parts.join(", ");
+  }
+
+  function reviewProgress(review) {
+    if (!review) return "—";
+    if (!review.in_doubt) return "no cells in doubt";
+    const remain = review.in_doubt - review.answered;
+    return review.complete ? `${review.answered}/${review.in_doubt} answered, complete`
+      : `${review.answered}/${review.in_doubt} answered, ${remain} to go`;
+  }
+
+  function dl(rows) {
+    const list = el("dl", { class: "facts" });
+    for (const [term, value] of rows) {
+      list.append(el("dt", { text: term }), append(el("dd"), [value]));
+    }
+    return list;
+  }
+
+  /** The slide summary: the model's answer beside the confirmed review figures. */
+  function summary(slide, options = {}) {
+    const model = slide.model;
+    const review = slide.review || {};
+    const modelPart = el("section", { class: "sum-model", "aria-label": "The model's answer" },
+      el("h3", { text: "Model" }),
+      el("p", {}, answerBadge(model)),
+      dl([
+        ["Corrected parasitemia", model ? interval(model.parasitemia, model.lower, model.upper) : "—"],
+        ["Red cells found", String(slide.cells)],
+        ["Called parasitized", `${slide.called} (${pct(slide.called_share)})`],
+        ["Photos", photoCounts(slide)],
+      ]));
+    let status;
+    if (!review.in_doubt) status = el("span", { class: "badge badge-clear", text: "Nothing to review" });
+    else if (review.complete) status = el("span", { class: "badge badge-clear", text: "Complete" });
+    else {
+      const remain = review.in_doubt - review.answered;
+      status = el("span", { class: "badge badge-refer", text: `${remain} of ${review.in_doubt} in doubt to answer` });
+    }
+    const reviewRows = [
+      ["Parasitized, confirmed", String(review.parasitized ?? "—")],
+      ["Red cells", String(review.red_cells ?? "—")],
+      ["Parasitemia", interval(review.parasitemia, review.lower, review.upper)],
+      ["Answered", `${review.answered ?? 0} of ${review.in_doubt ?? 0} in doubt` +
+        (review.skipped ? `, ${review.skipped} skipped` : "") +
+        (review.not_cell ? `, ${review.not_cell} not a red cell` : "")],
+    ];
+    const reviewPart = el("section", { class: "sum-review", "aria-label": "The review so far" },
+      el("h3", { text: "Review" }),
+      el("p", {}, status),
+      dl(reviewRows));
+    if (options.reviewLink && review.in_doubt) {
+      reviewPart.append(el("p", {}, el("a", { href: `/slides/${slide.id}/review`, text: review.complete ? "Change answers" : "Review the cells in doubt" })));
+    }
+    return el("div", { class: "summary-grid" }, modelPart, reviewPart);
+  }
+
+  /* ---- wiring for every page ---- */
+  document.addEventListener("DOMContentLoaded", () => {
+    const close = document.querySelector("#error .error-close");
+    if (close) close.addEventListener("click", clearError);
+    for (const a of document.querySelectorAll("a[href^='/api/export']")) {
+      a.addEventListener("click", (e) => {
+        e.preventDefault();
+        download(a.getAttribute("href"));
+      });
+    }
+  });
+
+  return {
+    el, append, slideId, oneLine, showError, clearError, api, upload, download,
+    pct, interval, p3, count, date, answerLabel, answerBadge, photoTotal, photoCounts, reviewProgress, summary, dl,
+    ANSWER_LABEL,
+  };
+})();

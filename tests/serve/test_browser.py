@@ -1,0 +1,162 @@
+"""End to end, as a person uses it: `malaria-cnn serve` running, its pages driven in headless Chromium
+(Playwright, Debian's chromium). Create a slide, upload synthetic field photos and a broken file, watch
+them screened, open the slide and a cell, review by keyboard with an undo, export the corrections, and
+train the pipeline on the export with `dvc exp run`. Screenshots of each page go to test-output/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+
+import cv2
+import pytest
+
+from malaria_cnn.screening.synthetic_field import make_field
+
+from browser import require_chromium
+from conftest import ROOT
+from serve.server import start
+from serve.trains import assert_trains
+
+pytestmark = pytest.mark.e2e
+SHOTS = ROOT / "test-output"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+KEYS = {"parasitized": "p", "uninfected": "u"}
+BROWSER_SLIDE_SEEDS = (0, 1, 2)  # photos of the slide made in the browser
+API_SLIDE_SEEDS = (3, 4, 5)  # one photo each: the export needs a few slides to train on
+
+
+def _png(rgb) -> bytes:
+    return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def _truth(seed: int):
+    return make_field(seed).cells
+
+
+def _true_answer(box: list[int], truth) -> str:
+    """The label of the labelled cell whose centre lies in the found cell's box ("not_cell" when none)."""
+    x, y, w, h = box
+    inside = [b for b in truth if x <= b.x + b.w / 2 <= x + w and y <= b.y + b.h / 2 <= y + h]
+    if not inside:
+        return "not_cell"
+    return "parasitized" if inside[0].kind == "parasitized" else "uninfected"
+
+
+def _json(url: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def playwright_browser():
+    chromium = require_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_on(
+        tmp_path, ruled_model_dir, playwright_browser):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for seed in BROWSER_SLIDE_SEEDS:
+        (photos / f"field_{seed}.png").write_bytes(_png(make_field(seed).rgb))
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a whole photo")
+    SHOTS.mkdir(exist_ok=True)
+    with start(tmp_path / "ws", ruled_model_dir) as server:
+        page = playwright_browser.new_page(viewport={"width": 1366, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "404" not in m.text else None)
+
+        # New slide: name it, drop photos and a broken file, watch each photo screened
+        page.goto(server.url + "slides/new")
+        page.get_by_label(re.compile("name", re.IGNORECASE)).first.fill("Ward 3 P17")
+        page.get_by_role("button", name=re.compile("create", re.IGNORECASE)).click()
+        page.locator("input[type=file]").set_input_files(sorted(photos.iterdir()))
+        page.wait_for_function("document.querySelectorAll('[data-photo-id][data-state=done]').length === 3",
+                               timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('[data-photo-id][data-state=failed]').length === 1")
+        failed = page.locator("[data-photo-id][data-state=failed]")
+        assert "broken.jpg" in failed.inner_text()
+        assert "Traceback" not in page.content()
+        page.wait_for_function("document.getElementById('summary') && "
+                               "/\\d/.test(document.getElementById('summary').textContent)")
+        page.screenshot(path=SHOTS / "serve-new-slide.png", full_page=True)
+        slide_id = int(re.search(r"\d+", page.locator("a[href*='/review']").first.get_attribute("href")).group(0))
+
+        # Slide: every photo with its cells outlined; a click on a cell shows its crop and probability
+        page.goto(f"{server.url}slides/{slide_id}")
+        page.wait_for_selector("svg polygon")
+        api = _json(f"{server.url}api/slides/{slide_id}")
+        assert page.locator("svg polygon").count() == api["cells"]
+        page.locator("svg polygon").first.click()
+        page.wait_for_selector("img[src*='/crop']")
+        page.screenshot(path=SHOTS / "serve-slide.png", full_page=True)
+
+        # Review: answer every cell in doubt by keyboard, from the labelled truth of the synthetic fields
+        truth = {}
+        for p in api["photos"]:
+            if p["state"] == "done":
+                seed = int(re.search(r"field_(\d+)", p["name"]).group(1))
+                for c in _json(f"{server.url}api/photos/{p['id']}")["cells"]:
+                    truth[c["id"]] = _true_answer(c["box"], _truth(seed))
+        page.goto(f"{server.url}slides/{slide_id}/review")
+        page.wait_for_selector("[data-cell-id].current")
+        in_doubt = page.locator("[data-cell-id]").count()
+        assert in_doubt == _json(f"{server.url}api/slides/{slide_id}/review")["summary"]["review"]["in_doubt"] > 0
+        keys = {"parasitized": "p", "uninfected": "u", "not_cell": "n"}
+        first = True
+        for _ in range(in_doubt):
+            current = int(page.locator("[data-cell-id].current").get_attribute("data-cell-id"))
+            answer = truth[current]
+            if first:  # a wrong answer, taken back at once
+                wrong = "uninfected" if answer == "parasitized" else "parasitized"
+                page.keyboard.press(keys[wrong])
+                page.wait_for_function(f"document.querySelector('[data-cell-id=\"{current}\"]').dataset.answer "
+                                       f"=== '{wrong}'")
+                page.keyboard.press("z")
+                page.wait_for_function(f"document.querySelector('[data-cell-id=\"{current}\"]').dataset.answer === ''")
+                assert int(page.locator("[data-cell-id].current").get_attribute("data-cell-id")) == current
+                first = False
+            page.keyboard.press(keys[answer])
+            page.wait_for_function(f"document.querySelector('[data-cell-id=\"{current}\"]').dataset.answer "
+                                   f"=== '{answer}'")
+        page.wait_for_function("/complete/i.test(document.getElementById('review-status').textContent + "
+                               "document.getElementById('summary').textContent)")
+        page.screenshot(path=SHOTS / "serve-review.png", full_page=False)
+        stored = _json(f"{server.url}api/slides/{slide_id}/review")
+        assert {c["id"]: c["answer"] for c in stored["cells"]} == {c["id"]: truth[c["id"]] for c in stored["cells"]}
+        assert stored["summary"]["review"]["complete"]
+
+        # a few more slides through the API, each reviewed from the truth, so the export can be split by slide
+        for seed in API_SLIDE_SEEDS:
+            other = server.create_slide(f"API slide {seed}")
+            server.upload(other, [("files", (f"field_{seed}.png", _png(make_field(seed).rgb), "image/png"))])
+            server.wait_screened(other)
+            cells = {c["id"]: c for p in _json(f"{server.url}api/slides/{other}")["photos"]
+                     for c in _json(f"{server.url}api/photos/{p['id']}")["cells"]}
+            for c in _json(f"{server.url}api/slides/{other}/review")["cells"]:
+                _json(f"{server.url}api/cells/{c['id']}/answer", "PUT",
+                      {"answer": _true_answer(cells[c["id"]]["box"], _truth(seed))})
+
+        # Slides: every slide with its answer and review; export all of them
+        page.goto(server.url)
+        page.wait_for_selector(f"a[href='/slides/{slide_id}']")
+        assert page.get_by_text("Ward 3 P17").count() >= 1
+        page.screenshot(path=SHOTS / "serve-slides.png", full_page=True)
+        with page.expect_download() as download:
+            page.get_by_role("link", name=re.compile("export", re.IGNORECASE)).first.click()
+        exported = tmp_path / "corrections.zip"
+        download.value.save_as(exported)
+        assert not errors, errors
+    metrics = assert_trains(exported, tmp_path)
+    assert 0 <= metrics["sensitivity"] <= 1

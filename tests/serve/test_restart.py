@@ -1,0 +1,109 @@
+"""`malaria-cnn serve` killed (SIGKILL) while it screens a slide, then started again on the same workspace:
+no photo is lost or failed, the photos done before the kill keep their cells and are not screened again,
+and every answer the server acknowledged before the kill is still there."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from serve.server import POLL, field_photos, start
+
+PHOTOS = 12
+ANSWERS = ("parasitized", "uninfected", "not_cell")
+
+
+@pytest.fixture(scope="module")
+def photos(fields) -> dict[str, bytes]:
+    return {f"photo {i:02d}.png": data for i, data in enumerate(field_photos([f.rgb for f in fields.values()], PHOTOS))}
+
+
+def committed(workspace: Path, where: Path) -> dict:
+    """What the killed server's store holds (a copy of it read, so the workspace is left as the kill left it)."""
+    where.mkdir()
+    for name in ("serve.sqlite3", "serve.sqlite3-wal"):
+        if (workspace / name).exists():
+            shutil.copy(workspace / name, where / name)
+    with sqlite3.connect(where / "serve.sqlite3") as db:
+        photos = {i: (state, attempts) for i, state, attempts in db.execute("SELECT id, state, attempts FROM photos")}
+        cells = {}
+        for photo_id, cell_id in db.execute("SELECT photo_id, id FROM cells ORDER BY photo_id, n"):
+            cells.setdefault(photo_id, []).append(cell_id)
+        answers = db.execute("SELECT cell_id, answer FROM answers WHERE undone = 0 ORDER BY id").fetchall()
+    return {"photos": photos, "cells": cells, "answers": answers}
+
+
+def test_kill_while_screening_then_restart(tmp_path, ruled_model_dir, photos):
+    ws = tmp_path / "ws"
+    given: dict[int, str] = {}
+    with start(ws, ruled_model_dir) as server:
+        slide_id = server.create_slide("killed mid-screening")
+        uploaded = server.upload(slide_id, photos)
+        assert len(uploaded) == PHOTOS and all(p["state"] != "failed" for p in uploaded), uploaded
+        deadline = time.monotonic() + 120
+        while not (slide := server.get(f"api/slides/{slide_id}"))["photos_done"]:
+            server.check_alive()
+            assert time.monotonic() < deadline, server.tail()
+            time.sleep(POLL)
+        assert slide["photos_done"] < PHOTOS, "every photo was done before the kill: nothing left to resume"
+        # a few answers to cells of the photos done, each acknowledged (saved before the reply, says the API)
+        for cell in server.get(f"api/slides/{slide_id}/review")["cells"][:len(ANSWERS)]:
+            value = ANSWERS[len(given)]
+            reply = server.answer(cell["id"], value)
+            assert reply["cell"]["answer"] == value
+            given[cell["id"]] = value
+        assert given, "no cell in doubt among the photos done"
+        server.kill()
+        first_log = server.log()
+
+    before = committed(ws, tmp_path / "at-kill")
+    states = [state for state, _ in before["photos"].values()]
+    assert len(states) == PHOTOS
+    assert states.count("done") < PHOTOS, f"every photo was done at the kill: {states}"
+    assert set(states) <= {"queued", "screening", "done"}, states
+    assert dict(before["answers"]) == given  # acknowledged, so committed
+    print(f"at the kill: {states.count('done')} photos done, {states.count('screening')} being screened, "
+          f"{states.count('queued')} queued; {len(given)} answers given")
+
+    with start(ws, ruled_model_dir) as server:
+        slide = server.wait_screened(slide_id)
+        review = server.get(f"api/slides/{slide_id}/review")
+        cells_now = {p["id"]: [c["id"] for c in server.get(f"api/photos/{p['id']}")["cells"]] for p in slide["photos"]}
+        # the restarted server takes answers as before
+        fresh = next(c for c in review["cells"] if c["answer"] is None)
+        assert server.answer(fresh["id"], "uninfected")["cell"]["answer"] == "uninfected"
+        second_log = server.log()
+        errors = server.internal_errors()
+
+    # no photo lost or failed: every one uploaded is done
+    assert sorted(p["id"] for p in slide["photos"]) == sorted(p["id"] for p in uploaded)
+    assert [p["state"] for p in slide["photos"]] == ["done"] * PHOTOS, [(p["state"], p["error"]) for p in slide["photos"]]
+    assert slide["photos_done"] == PHOTOS and slide["photos_queued"] == 0
+    assert all(n for n in cells_now.values())
+
+    # every answer given before the kill is there, on the same cells, in the review
+    shown = {c["id"]: c["answer"] for c in review["cells"] if c["answer"] is not None}
+    assert shown == given
+    assert review["summary"]["review"]["answered"] == len(given)
+
+    # photos done before the kill were not screened again (same cells, one attempt); the others once more at most
+    with sqlite3.connect(ws / "serve.sqlite3") as db:
+        attempts = dict(db.execute("SELECT id, attempts FROM photos").fetchall())
+        stored = db.execute("SELECT cell_id, answer FROM answers WHERE undone = 0 ORDER BY id").fetchall()
+    for photo_id, (state, tried) in before["photos"].items():
+        if state == "done":
+            assert cells_now[photo_id] == before["cells"][photo_id]
+            assert attempts[photo_id] == tried == 1
+        elif state == "screening":
+            assert attempts[photo_id] == tried + 1  # claimed again after the restart, once
+        else:
+            assert attempts[photo_id] == tried + 1 == 1  # screened once, by the restarted server
+    assert stored == [*given.items(), (fresh["id"], "uninfected")]
+
+    for log in (first_log, second_log):
+        assert "Traceback" not in log, log[-3000:]
+    assert errors == [], [e.read_text()[-2000:] for e in errors]
