@@ -31,9 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 FIELDS = ROOT.parent / "shared" / "data" / "fields" / "iml_malaria"
 
-from malaria_cnn.data import images  # noqa: E402
+from malaria_cnn.data import images, stain  # noqa: E402
 from malaria_cnn.evaluation import operating_point  # noqa: E402
-from malaria_cnn.data import stain  # noqa: E402
 from malaria_cnn.screening import segment, truth  # noqa: E402
 from malaria_cnn.screening.field import field_mask  # noqa: E402
 from malaria_cnn.screening.run import run  # noqa: E402

@@ -45,7 +45,6 @@ from malaria_cnn.core.labels import POSITIVE  # noqa: E402
 from malaria_cnn.data import stain  # noqa: E402
 from malaria_cnn.evaluation import false_calls, metrics, operating_point  # noqa: E402
 from malaria_cnn.screening import crops, truth  # noqa: E402
-from malaria_cnn.screening.report import IMAGES  # noqa: E402
 from malaria_cnn.screening.run import run  # noqa: E402
 from malaria_cnn.training import ensemble, model_io  # noqa: E402
 from malaria_cnn.training.runtime import keras  # noqa: E402

@@ -2,7 +2,6 @@ from malaria_cnn.screening import report
 
 from conftest import slide_rule
 
-
 STAIN = "stain unlike the training data: green 3.1x darker than any of the 40 training slides"
 RULE = slide_rule()  # counts cells from 0.5, boundary 10%, band 0.3-0.7
 

@@ -132,6 +132,7 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
                                    f"=== '{answer}'")
         page.wait_for_function("/complete/i.test(document.getElementById('review-status').textContent + "
                                "document.getElementById('summary').textContent)")
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=SHOTS / "serve-review.png", full_page=False)
         stored = _json(f"{server.url}api/slides/{slide_id}/review")
         assert {c["id"]: c["answer"] for c in stored["cells"]} == {c["id"]: truth[c["id"]] for c in stored["cells"]}
