@@ -21,7 +21,7 @@ def main() -> None:
     span = stain.StainRange.load(paths.STAIN_RANGE, paths.MODEL)
     prob = model_io.parasitized_probability(model, test["x"], p.predict.batch_size)
     m = outputs.write(outputs.Outputs.pipeline(), test["y"], prob, test["slide"], threshold, rule, p.evaluate,
-                      test["x"], model, test["density"], span)
+                      test["x"], model, test["density"], span, test["source"])
     print(evaluate.summary(m, p.evaluate))
 
 

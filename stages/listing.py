@@ -1,4 +1,5 @@
-"""Stage listing (runs every time): the files behind data.path, with sizes and mtimes -> data/listing.tsv."""
+"""Stage listing (runs every time): the files behind data.path, with sizes and mtimes -> data/listing.tsv; the
+model train.init_from names, with its sha256 -> data/init_from.tsv."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ from malaria_cnn.data import listing
 
 
 def main() -> None:
-    print(listing.write(params.load().data, paths.LISTING))
+    p = params.load()
+    print(f"{listing.write(p.data, paths.LISTING)}; {listing.write_init_from(p.train, paths.INIT_FROM)}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def test_train_stage_reports_a_misspelt_key_without_a_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: unknown key 'train.optimiser' (did you mean 'train.optimizer'?); "
         "keys allowed in train: batch_size, learning_rate, optimizer, seed, augment, stain_jitter, label_smoothing, "
-        "schedule, class_weights, exclude_label_issues, early_stopping, reduce_lr, distribute, mixed_precision"
+        "schedule, class_weights, exclude_label_issues, early_stopping, reduce_lr, distribute, mixed_precision, "
+        "init_from, finetune"
     ]
 
 
@@ -70,6 +71,26 @@ def test_the_stage_that_runs_every_time_has_a_lock_file_of_its_own():
     assert [name for name, spec in _stages("dvc.yaml").items() if spec.get("always_changed")] == []
     assert list(_stages("data/dvc.yaml")) == ["listing"]
     assert _spec("listing")["always_changed"] and _spec("listing")["wdir"] == ".."
+
+
+def test_the_listing_stage_writes_init_froms_sha256_or_says_in_one_line_that_it_is_missing(tmp_path):
+    import hashlib
+
+    params = yaml.safe_load(committed_params())
+    params["train"]["init_from"] = "models/nih.keras"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = _run_stage("listing", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: train.init_from: models/nih.keras not found: it should name "
+                                                  "a trained model.keras, from the project's root or absolute"]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/nih.keras").write_bytes(b"a model")
+    result = _run_stage("listing", tmp_path)
+    assert result.returncode == 0, result.stderr
+    sha256 = hashlib.sha256(b"a model").hexdigest()
+    assert (tmp_path / "data/init_from.tsv").read_text() == f"models/nih.keras\t{sha256}\n"
+    assert result.stdout.strip().endswith(f"; train.init_from: models/nih.keras (sha256 {sha256[:12]}) -> "
+                                          "data/init_from.tsv")
 
 
 def test_an_idle_fold_slot_writes_its_placeholder_without_tensorflow(tmp_path):

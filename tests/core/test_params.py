@@ -50,7 +50,7 @@ def test_partial_params_fill_in_defaults():
         ({"model": {"preset": "resnet"}}, "model.preset must be one of seed, compact, got 'resnet'"),
         ({"train": {"augment": "yes"}}, "train.augment must be true or false, got 'yes'"),
         ({"preprocess": {"image_size": 0}}, "preprocess.image_size must be an integer >= 8, got 0"),
-        ({"data": {"source": "kaggle"}}, "data.source must be one of synthetic, nih, folder, zip, got 'kaggle'"),
+        ({"data": {"source": "kaggle"}}, "data.source must be one of synthetic, nih, folder, zip, photos, got 'kaggle'"),
         ({"data": {"source": "zip"}}, "data.path must name the zip to read when data.source is zip"),
         ({"data": {"slide_pattern": "C(["}}, "data.slide_pattern must be a valid regular expression (or empty), got 'C(['"),
         ({"data": {"nih": {"sha256": "abc"}}}, "data.nih.sha256 must be 64 hexadecimal digits, got 'abc'"),

@@ -217,3 +217,46 @@ def test_two_zip_entries_of_one_name_are_rejected_not_a_changed_archive(tmp_path
     out = preprocess(tmp_path / "raw/cell_images.zip", tmp_path / "raw/manifest.csv", tmp_path / "cells.npz",
                      tmp_path / "rejects.csv", PreprocessParams(image_size=16, workers=1))
     assert out.startswith("preprocess: 2 cells")
+
+
+def test_several_sources_go_into_one_archive_each_cell_with_its_source_and_a_slide_of_its_own(tmp_path, fields):
+    from malaria_cnn.core.params import SourceParams
+    from malaria_cnn.screening.synthetic_field import coco
+
+    (tmp_path / "photos").mkdir()
+    for name, f in fields.items():
+        (tmp_path / "photos" / name).write_bytes(encode_png(f.rgb))
+    (tmp_path / "boxes.json").write_text(__import__("json").dumps(coco(fields)))
+    crops = tmp_path / "crops.zip"
+    with zipfile.ZipFile(crops, "w") as zf:  # a lab's crops, named as NIH names them: slides C1 and C2
+        for i in range(8):
+            zf.writestr(f"lab/{('Parasitized', 'Uninfected')[i % 2]}/C{1 + i % 2}P1_IMG_{i}.png", _png(100 + i))
+    sources = (SourceParams(source="zip", path=str(crops)),
+               SourceParams(source="photos", path=str(tmp_path / "photos"), boxes=str(tmp_path / "boxes.json"),
+                            name="smears"),
+               SourceParams(source="synthetic"))
+    line, rows, rejects = _ingest(tmp_path, sources=sources, synthetic=SyntheticParams(per_class=6, slides=3, seed=3))
+    by_source = {s: [r for r in rows if r.source == s] for s in ("crops", "smears", "synthetic")}
+    assert [len(v) for v in by_source.values()] == [8, len(by_source["smears"]), 12] and by_source["smears"]
+    assert "sources crops (8), smears (" in line and "synthetic (12)" in line
+    assert {r.slide for r in by_source["crops"]} == {"crops/C1", "crops/C2"}
+    assert {r.slide for r in by_source["smears"]} == {f"smears/{n}" for n in fields}
+    assert all(r.slide.startswith("synthetic/") for r in by_source["synthetic"])
+    assert all(r.file.startswith(f"cell_images/{r.label}/{r.source}/") for r in rows)
+    _check_archive_matches(tmp_path, rows)
+    assert any(k.startswith("smears: field_0.png#box") for k in rejects)  # the white cells, named with their source
+
+
+def test_a_zip_among_several_sources_is_read_in_place_and_its_unsafe_entries_rejected(tmp_path):
+    from malaria_cnn.core.params import SourceParams
+
+    crops = tmp_path / "crops.zip"
+    with zipfile.ZipFile(crops, "w") as zf:
+        zf.writestr("../evil/Parasitized/C1_IMG_x.png", _png(1))
+        for i in range(4):
+            zf.writestr(f"{('Parasitized', 'Uninfected')[i % 2]}/C{i}_IMG_{i}.png", _png(10 + i))
+    _, rows, rejects = _ingest(tmp_path, sources=(SourceParams(source="zip", path=str(crops), name="a"),
+                                                  SourceParams(source="zip", path=str(crops), name="b")))
+    assert {r.source for r in rows} == {"a"} and len(rows) == 4  # b's crops are a's, byte for byte: kept once
+    assert "a: ../evil/Parasitized/C1_IMG_x.png" in rejects and "b: ../evil/Parasitized/C1_IMG_x.png" in rejects
+    assert crops.is_file() and zipfile.ZipFile(crops).namelist()[0].startswith("../")  # the input is left alone

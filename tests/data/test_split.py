@@ -128,3 +128,24 @@ def test_every_split_gets_healthy_slides_when_there_are_enough():
         splits = split.assign(labels, groups, 0.2, 0.15, seed)
         for name in split.SPLITS:
             assert set(groups[splits == name]) & set(healthy), (seed, name)
+
+
+def test_with_several_sources_every_split_and_fold_gets_each_source_and_no_slide_is_shared():
+    rng = np.random.default_rng(5)
+    groups = np.array([f"{s}/{g}" for s, n in (("nih", 40), ("pale", 12), ("dark", 12)) for g in range(n)
+                       for _ in range(30)])
+    sources = np.array([g.split("/")[0] for g in groups])
+    labels = (rng.uniform(size=len(groups)) < np.where(sources == "nih", 0.5, 0.05)).astype(int)
+    for seed in range(6):  # without `sources`, seeds 1, 2 and 5 give a small source 8% of the test split
+        splits = split.assign(labels, groups, 0.2, 0.1, seed=seed, sources=sources)
+        splits[splits == "val"] = "train"
+        folds = split.assign_folds(labels, groups, splits, 5, seed=seed, sources=sources)
+        split.check_no_leakage(groups, splits)
+        split.check_folds(groups, splits, folds)
+        for source in ("nih", "pale", "dark"):
+            mine = sources == source
+            share = np.mean(splits[mine] == "test")
+            assert 0.1 <= share <= 0.3, (seed, source, share)  # about test_size of each source, not only of all
+            assert all(np.any(mine & (folds == k)) for k in range(5)), source
+    sizes = split.sizes(labels, groups, splits, sources)
+    assert sum(sizes["test"]["sources"].values()) == np.sum(splits == "test")

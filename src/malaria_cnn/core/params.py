@@ -32,6 +32,7 @@ from malaria_cnn.core.schema import (  # noqa: F401  (render and ParamsError are
     regex,
     render,
     section,
+    section_list,
     text,
     url,
 )
@@ -42,7 +43,7 @@ Every knob of the pipeline. Change one with `dvc exp run -S key=value` (e.g. -S 
 only the stages that read a changed key rerun. The defaults, allowed values and these comments
 come from src/malaria_cnn/core/params.py (`python -m malaria_cnn.core.params` rewrites this file)."""
 
-SOURCES = ("synthetic", "nih", "folder", "zip")
+SOURCES = ("synthetic", "nih", "folder", "zip", "photos")
 GROUP_BY = ("slide", "none")
 PRESETS = ("seed", "compact")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -78,14 +79,34 @@ class ClassDirs:
 
 
 @dataclass(frozen=True)
+class SourceParams:
+    """One entry of data.sources: a data source as data.source, data.path, data.boxes and data.slide_pattern
+    give it, and its name."""
+
+    source: str = param("synthetic", one_of(*SOURCES))
+    path: str = param("", text())
+    boxes: str = param("", text())
+    slide_pattern: str = param("", regex())
+    name: str = param("", text(), "empty: the source, or its path's name")
+
+
+@dataclass(frozen=True)
 class DataParams:
     source: str = param("synthetic", one_of(*SOURCES),
                         "synthetic: the built-in cell set (for trying the pipeline, not for real smears)\n"
-                        "nih: NIH's cell_images.zip, downloaded | folder, zip: your crops at data.path")
-    path: str = param("", text(), "the folder or zip for source folder or zip (relative to this folder, or absolute)")
+                        "nih: NIH's cell_images.zip, downloaded | folder, zip: your crops at data.path\n"
+                        "photos: your smear photos at data.path (a folder or zip), their cells boxed in data.boxes")
+    path: str = param("", text(), "the folder or zip for source folder, zip or photos (relative to this folder, "
+                                  "or absolute)")
+    boxes: str = param("", text(), "for source photos: the labelled boxes, IML's JSON list or COCO (the review "
+                                   "page's export\nboxes.coco.json is COCO)")
     class_dirs: ClassDirs = section(ClassDirs, "the folder of each class, found anywhere beneath data.path, any case")
     slide_pattern: str = param("", regex(),
                                "regex on file names naming the slide (group 1); empty: NIH's C<n>..._IMG_ naming")
+    sources: tuple = param((), section_list(SourceParams),
+                           "several sources in one run, e.g. [{source: zip, path: nih.zip}, {source: photos, path:\n"
+                           "ours/, boxes: ours/boxes.json, slide_pattern: ...}]; each cell's source is kept; when\n"
+                           "given, data.source, path, boxes and slide_pattern above are not read")
     max_entry_mb: int = param(64, integer(1), "archive entries larger than this are rejected")
     max_total_mb: int = param(20_000, integer(1), "archives unpacking to more than this are refused")
     synthetic: SyntheticParams = section(SyntheticParams)
@@ -155,6 +176,14 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
+class FinetuneParams:
+    """What changes when training starts from a trained model (train.init_from)."""
+
+    learning_rate: float = param(0.0001, positive_number(), "replaces train.learning_rate when train.init_from is set")
+    epochs: int = param(5, integer(1), "replaces the top-level epochs when train.init_from is set")
+
+
+@dataclass(frozen=True)
 class TrainParams:
     batch_size: int = param(64, integer(1),
                             "the global batch: with N devices or workers, each computes batch_size / N of it")
@@ -182,6 +211,9 @@ class TrainParams:
     # auto stays float32 on a CPU: bfloat16 was not reliably faster there (benchmarks/scaling.py)
     mixed_precision: str | bool = param("auto", auto_or_boolean(), "auto: float16 on a GPU, off on a CPU | "
                                                                    "true: float16 on a GPU, bfloat16 on a CPU | false")
+    init_from: str = param("", text(), "a trained model.keras (e.g. the NIH model) to start from: fine-tuning | empty:\n"
+                                       "train from scratch (model.preset) | a path from the project's root, or absolute")
+    finetune: FinetuneParams = section(FinetuneParams, "with init_from set: every model trained (each fold's, the refit)")
 
 
 @dataclass(frozen=True)
@@ -271,14 +303,31 @@ def load(path: str | Path = PARAMS_FILE) -> Params:
 def from_dict(raw: Any, source: str = PARAMS_FILE) -> Params:
     """Build Params from a mapping, checking every key and value."""
     p = build(Params, raw, prefix="", source=source)
-    if p.data.source in ("folder", "zip") and not p.data.path:
-        raise ParamsError(f"{source}: data.path must name the {p.data.source} to read when data.source is {p.data.source}")
+    for key, block in [(f"data.sources[{i}].", b) for i, b in enumerate(p.data.sources)] or [("data.", p.data)]:
+        if block.source in ("folder", "zip", "photos") and not block.path:
+            raise ParamsError(f"{source}: {key}path must name the {block.source} to read when {key}source is "
+                              f"{block.source}")
+        if block.source == "photos" and not block.boxes:
+            raise ParamsError(f"{source}: {key}boxes must name the labelled boxes (IML JSON or COCO) when "
+                              f"{key}source is photos")
+    names = [source_name(b) for b in p.data.sources]
+    if len(set(names)) < len(names):
+        raise ParamsError(f"{source}: data.sources names two sources alike ({', '.join(names)}): give each a name")
     if len(set(name.lower() for name in (p.data.class_dirs.Parasitized, p.data.class_dirs.Uninfected))) < 2:
         raise ParamsError(f"{source}: data.class_dirs must name two different folders")
     if p.train.exclude_label_issues and p.cv.final != "refit":
         raise ParamsError(f"{source}: train.exclude_label_issues needs cv.final: refit (the fold models of an "
                           "ensemble are trained before the audit)")
     return p
+
+
+def source_name(block: SourceParams | DataParams) -> str:
+    """A source's name in the manifest: its `name`, else the source for synthetic and nih, else its path's stem."""
+    if getattr(block, "name", ""):
+        return block.name
+    if block.source in ("synthetic", "nih") or not block.path:
+        return block.source
+    return Path(block.path.rstrip("/\\")).stem or block.source
 
 
 def default_file() -> str:

@@ -1,6 +1,7 @@
 """Where each stage reads and writes, relative to the project's root (dvc.yaml lists the same)."""
 
 LISTING = "data/listing.tsv"
+INIT_FROM = "data/init_from.tsv"  # train.init_from and its sha256 (the listing stage)
 RAW_ZIP = "data/raw/cell_images.zip"
 MANIFEST = "data/raw/manifest.csv"
 RAW_REJECTS = "data/raw/rejects.csv"

@@ -33,6 +33,7 @@ class Rule:
     describe: str
     accepts: Callable[[Any], bool]
     convert: Callable[[Any], Any] = lambda v: v
+    item: type | None = None  # a list of sections: each entry is built as this dataclass
 
 
 def _is_int(v: Any) -> bool:
@@ -115,6 +116,11 @@ def integer_list(minimum: int = 1) -> Rule:
     return Rule(f"a list of integers >= {minimum}", accepts, tuple)
 
 
+def section_list(cls: type) -> Rule:
+    """A list of sections, each a mapping of `cls`'s keys (checked as a section is)."""
+    return Rule("a list of mappings", lambda v: isinstance(v, list), tuple, item=cls)
+
+
 def text() -> Rule:
     return Rule("a string", lambda v: isinstance(v, str))
 
@@ -178,6 +184,9 @@ def build(cls: type, raw: Any, prefix: str, source: str) -> Any:
         if not rule.accepts(value):
             raise ParamsError(f"{source}: {prefix}{f.name} must be {rule.describe}, got {value!r}")
         values[f.name] = rule.convert(value)
+        if rule.item is not None:
+            values[f.name] = tuple(build(rule.item, entry, f"{prefix}{f.name}[{i}].", source)
+                                   for i, entry in enumerate(value))
     return cls(**values)
 
 

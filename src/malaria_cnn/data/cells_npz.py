@@ -10,8 +10,8 @@ from malaria_cnn.core import atomic
 from malaria_cnn.core.errors import UserError
 
 # x (n, s, s, 3) RGB uint8; y (n,) label index; slide; archive member; density (n, 3): each cell's median optical
-# density per channel before stain standardisation (data/stain.py)
-KEYS = ("x", "y", "slide", "filename", "density")
+# density per channel before stain standardisation (data/stain.py); source: its data source's name (the manifest's)
+KEYS = ("x", "y", "slide", "filename", "density", "source")
 
 
 def save(dest: str | Path, **arrays: np.ndarray) -> None:
@@ -27,3 +27,5 @@ def load(path: str | Path, keys: tuple[str, ...] = KEYS) -> dict[str, np.ndarray
             return {k: npz[k] for k in keys}
     except FileNotFoundError:
         raise UserError(f"{path} not found: run the preprocess stage first (dvc repro)") from None
+    except KeyError as exc:
+        raise UserError(f"{path} holds no {exc}: it was made by an older version; rerun preprocess (dvc repro)") from None

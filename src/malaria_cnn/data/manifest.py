@@ -1,4 +1,4 @@
-"""The manifest beside the raw archive: one row per crop (file, label, slide, sha256)."""
+"""The manifest beside the raw archive: one row per crop (file, label, slide, sha256, source)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class ManifestRow:
     label: str  # one of CLASS_NAMES
     slide: str  # the group a patient-aware split keeps together
     sha256: str
+    source: str = ""  # the data source's name (params.source_name)
 
 
 HEADER = [f.name for f in fields(ManifestRow)]
@@ -38,7 +39,8 @@ def read(path: str | Path) -> list[ManifestRow]:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames != HEADER:
-                raise UserError(f"{path}: expected the columns {','.join(HEADER)}, got {reader.fieldnames}")
+                raise UserError(f"{path}: expected the columns {','.join(HEADER)}, got {reader.fieldnames} "
+                                "(rerun ingest: dvc repro)")
             records = [ManifestRow(**row) for row in reader]
     except FileNotFoundError:
         raise UserError(f"{path} not found: run the ingest stage first (dvc repro)") from None

@@ -83,8 +83,8 @@ def decode_all(zip_path: str | Path, records: list[manifest.ManifestRow], cfg: P
 
 def preprocess(zip_path: str | Path, manifest_path: str | Path, out_npz: str | Path, out_rejects: str | Path,
                cfg: PreprocessParams) -> str:
-    """Write the npz (x, y, slide, filename, density: each cell's optical density before standardisation) of
-    the usable cells and the rejects; return a one-line summary."""
+    """Write the npz (x, y, slide, filename, density: each cell's optical density before standardisation,
+    source) of the usable cells and the rejects; return a one-line summary."""
     archive.open_zip(zip_path).close()  # one clear error before starting workers
     records = manifest.read(manifest_path)
     if not records:
@@ -105,7 +105,8 @@ def preprocess(zip_path: str | Path, manifest_path: str | Path, out_npz: str | P
 
     y = np.array([CLASS_NAMES.index(r.label) for r in kept_records], np.uint8)
     slide = np.array([r.slide for r in kept_records])
-    cells_npz.save(out_npz, x=x, y=y, slide=slide, filename=np.array([r.file for r in kept_records]), density=od)
+    cells_npz.save(out_npz, x=x, y=y, slide=slide, filename=np.array([r.file for r in kept_records]), density=od,
+                   source=np.array([r.source for r in kept_records]))
     atomic.write_csv(out_rejects, ["file", "reason"], rejects + duplicates)
     how = "stain standardised" if cfg.stain == "od" else "stain as decoded"
     line = f"preprocess: {len(kept_records):,} cells at {cfg.image_size}x{cfg.image_size}, {how} -> {out_npz}"

@@ -3,7 +3,8 @@
 Grouping by slide keeps every cell of a patient's slide in one split (and one fold), so results
 speak of patients the model has never seen. The test split is a seeded search over random orders
 of the slides for the cut whose class counts come closest to the requested fraction; the folds of
-the rest come from scikit-learn's StratifiedGroupKFold. Leakage is checked, not assumed.
+the rest come from scikit-learn's StratifiedGroupKFold. With several data sources, each split and
+fold gets its share of every source's cells as well. Leakage is checked, not assumed.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def _carve(counts: np.ndarray, fraction: float, rng: np.random.Generator, tries:
 
 
 def assign(labels: np.ndarray, groups: np.ndarray, test_size: float, val_size: float, seed: int,
-           tries: int = 200) -> np.ndarray:
+           tries: int = 200, sources: np.ndarray | None = None) -> np.ndarray:
     """Name each cell's split ("train", "val" or "test").
 
-    `test_size` is a fraction of all cells, `val_size` a fraction of what the test split leaves.
+    `test_size` is a fraction of all cells, `val_size` a fraction of what the test split leaves; with
+    `sources` (each cell's), of each source's cells too.
     """
     uniq, group_of = np.unique(groups, return_inverse=True)
     if len(uniq) < 3:
@@ -69,6 +71,10 @@ def assign(labels: np.ndarray, groups: np.ndarray, test_size: float, val_size: f
     # so that each split gets its share of them and slide-level specificity can be measured everywhere
     healthy = ~np.isin(np.arange(len(uniq)), group_of[np.asarray(labels) == POSITIVE])
     counts[:, -1] = healthy * max(1, round(len(labels) / len(uniq)))
+    if sources is not None and len(set(sources)) > 1:
+        per_source = np.zeros((len(uniq), len(set(sources))), np.int64)
+        np.add.at(per_source, (group_of, np.unique(sources, return_inverse=True)[1]), 1)
+        counts = np.hstack([counts, per_source])
 
     rng = np.random.default_rng(seed)
     is_test = _carve(counts, test_size, rng, tries)
@@ -82,11 +88,13 @@ def assign(labels: np.ndarray, groups: np.ndarray, test_size: float, val_size: f
     return group_split[group_of]
 
 
-def assign_folds(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray, folds: int, seed: int) -> np.ndarray:
+def assign_folds(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray, folds: int, seed: int,
+                 sources: np.ndarray | None = None) -> np.ndarray:
     """Each cell's fold (0..folds-1), or NOT_HELD_OUT; for folds >= 2 every non-test cell has one.
 
     `splits` names each cell's split as `assign` does ("train", "val", "test"). Fold k's model trains on the
-    non-test cells outside fold k and scores fold k; with one fold, the fold is the val split.
+    non-test cells outside fold k and scores fold k; with one fold, the fold is the val split. The folds are
+    stratified by label, and by label and source with `sources`.
     """
     out = np.full(len(labels), NOT_HELD_OUT, np.int64)
     if folds == 1:
@@ -97,8 +105,11 @@ def assign_folds(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray, fol
     if n_groups < folds:
         raise UserError(f"cv.folds is {folds} but only {n_groups} slides are left after the test split: "
                         "use fewer folds or more slides")
+    strata = np.asarray(labels)
+    if sources is not None:
+        strata = strata * len(set(sources)) + np.unique(sources, return_inverse=True)[1]
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, held) in enumerate(cv.split(np.zeros(len(rest)), labels[rest], groups[rest])):
+    for k, (_, held) in enumerate(cv.split(np.zeros(len(rest)), strata[rest], groups[rest])):
         out[rest[held]] = k
     return out
 
@@ -139,13 +150,15 @@ def check_no_leakage(groups: np.ndarray, splits: np.ndarray) -> None:
                     raise UserError(f"slides in both {a} and {b}: {', '.join(sorted(shared)[:5])}")
 
 
-def sizes(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray) -> dict:
-    """Cells per class and slides in each split."""
+def sizes(labels: np.ndarray, groups: np.ndarray, splits: np.ndarray, sources: np.ndarray | None = None) -> dict:
+    """Cells per class and slides in each split (and cells per source, with several)."""
     out = {}
     for name in SPLITS:
         sel = splits == name
         out[name] = {c: int(np.sum(labels[sel] == i)) for i, c in enumerate(CLASS_NAMES)}
         out[name]["slides"] = len(set(groups[sel]))
+        if sources is not None and len(set(sources)) > 1:
+            out[name]["sources"] = {str(s): int(np.sum(sources[sel] == s)) for s in sorted(set(sources))}
     return out
 
 

@@ -170,4 +170,10 @@ def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
         line += f"; per-slide false calls: {false_calls.describe(m)}"
     line += f" [{pct}% CI: Korn-Graubard over slides for proportions, {cfg.bootstrap} slide resamples for the rest]"
     note = unreliable_note(m, cfg)
-    return line + (f" WARNING: {note}" if note else "")
+    line += f" WARNING: {note}" if note else ""
+    for name, part in m.get("by_source", {}).items():
+        line += (f"\n  source {name}: {part['cells']} cells from {part['slides']} slides: {fmt(part, 'sensitivity')}, "
+                 f"{fmt(part, 'specificity')}, {fmt(part, 'ppv', 'precision')}")
+        if "false_call_rate_slides" in part:
+            line += f"; per-slide false calls: {false_calls.describe(part)}"
+    return line

@@ -43,17 +43,27 @@ class Outputs:
 
 def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float,
           rule: patients.SlideRule, cfg: EvaluateParams, x, model, densities: np.ndarray | None = None,
-          stain_range: stain.StainRange | None = None) -> dict:
+          stain_range: stain.StainRange | None = None, sources: np.ndarray | None = None) -> dict:
     """Write every output; return metrics.json's content. `x` is the crops, or anything that gives
     them by index (x[i], x[[i, j]], x.shape): only the few shown in the sheets are taken. With the cells'
     optical `densities` and the model's `stain_range`, each slide whose stain is unlike the training
     slides' is referred (its cells stay in every cell figure: these are labelled cells, scored to measure
-    the model)."""
+    the model). With each cell's data `sources` (several), metrics.json gives every figure per source as well,
+    under `by_source`."""
     names, answers = rule.answers(prob, slides)
     referred = stain.referrals(stain_range if densities is not None else None, densities, slides, names)
     answers = patients.with_referrals(answers, referred)
     m = evaluate.report(y, prob, slides, threshold, cfg, rule, answers)
     m["slides_stain_referred"] = sum(map(bool, referred))
+    if sources is not None and len(set(sources)) > 1:
+        m["by_source"] = {}
+        for source in sorted(set(sources)):
+            sel = sources == source
+            mine = np.isin(names, slides[sel])  # a slide belongs to one source (ingest names it so)
+            part = evaluate.report(y[sel], prob[sel], slides[sel], threshold, cfg, rule,
+                                   [a for a, k in zip(answers, mine) if k])
+            part["slides_stain_referred"] = sum(bool(r) for r, k in zip(referred, mine) if k)
+            m["by_source"][str(source)] = part
     atomic.write_json(out.metrics, m)
     infected = patients.infected_slides(y, slides)
     per_slide = [row + (int(sick),) + a.row() + fc for row, sick, a, fc in zip(

@@ -30,7 +30,8 @@ from malaria_cnn.core.errors import UserError
 UNINFECTED_TYPES = ("red blood cell", "rbc", "uninfected", "healthy")
 PARASITIZED_TYPES = ("ring", "trophozoite", "schizont", "gametocyte", "parasitized", "infected")
 DIFFICULT_TYPES = ("difficult",)
-NOT_RED_TYPES = ("leukocyte", "white blood cell", "wbc")
+NOT_RED_TYPES = ("leukocyte", "white blood cell", "wbc", "not a red cell")  # the last: the review page's export
+NOT_RED = "not a red cell"  # the kind of those boxes, kept only where asked for (load's not_red)
 MIN_IOU = 0.5
 
 
@@ -40,18 +41,18 @@ class Box:
     y: float
     w: float
     h: float
-    kind: str = "uninfected"  # uninfected | parasitized | difficult
+    kind: str = "uninfected"  # uninfected | parasitized | difficult | NOT_RED
 
     def contains(self, px: float, py: float) -> bool:
         return self.x <= px <= self.x + self.w and self.y <= py <= self.y + self.h
 
 
-def _kind(type_name: str, where: str) -> str | None:
+def _kind(type_name: str, where: str) -> str:
     name = str(type_name).strip().lower()
     for kind, names in (("uninfected", UNINFECTED_TYPES), ("parasitized", PARASITIZED_TYPES),
-                        ("difficult", DIFFICULT_TYPES), ("", NOT_RED_TYPES)):
+                        ("difficult", DIFFICULT_TYPES), (NOT_RED, NOT_RED_TYPES)):
         if name in names:
-            return kind or None
+            return kind
     known = ", ".join(UNINFECTED_TYPES + PARASITIZED_TYPES + DIFFICULT_TYPES + NOT_RED_TYPES)
     raise UserError(f"{where}: unknown object type {type_name!r} (known: {known})")
 
@@ -77,10 +78,8 @@ def _iml(entries: list, where: str) -> dict[str, list[Box]]:
         name = _name(entry["image_name"])
         boxes = out.setdefault(name, [])
         for obj in entry.get("objects", []):
-            kind = _kind(obj["type"], where)
-            if kind:
-                b = obj["bbox"]
-                boxes.append(_box((b["x"], b["y"], b["w"], b["h"]), kind, where))
+            b = obj["bbox"]
+            boxes.append(_box((b["x"], b["y"], b["w"], b["h"]), _kind(obj["type"], where), where))
     return out
 
 
@@ -92,21 +91,38 @@ def _coco(data: dict, where: str) -> dict[str, list[Box]]:
         if ann["category_id"] not in names or ann["image_id"] not in files:
             raise UserError(f"{where}: annotation {ann.get('id')} names an unknown category or image")
         kind = "difficult" if ann.get("iscrowd") else _kind(names[ann["category_id"]], where)
-        if kind:
-            out[files[ann["image_id"]]].append(_box(ann["bbox"], kind, where))
+        out[files[ann["image_id"]]].append(_box(ann["bbox"], kind, where))
     return out
 
 
-def load(path: str | Path) -> dict[str, list[Box]]:
+def load(path: str | Path, what: str = "--truth", not_red: bool = False) -> dict[str, list[Box]]:
     """{image name (its path as the file gives it, with forward slashes): its labelled boxes}, from IML's
-    JSON list or a COCO file; one-line errors."""
+    JSON list or a COCO file; one-line errors naming the file as `what`. Boxes of white blood cells (kind
+    NOT_RED) are left out unless `not_red`."""
+    return {name: [b for b in boxes if not_red or b.kind != NOT_RED]
+            for name, boxes in _parse(_read(path, what), str(path)).items()}
+
+
+def image_slides(path: str | Path, what: str = "--truth") -> dict[str, str]:
+    """{image name: slide} for the images a COCO file gives a `slide` (the review page's export does)."""
+    data = _read(path, what)
+    if not isinstance(data, dict):
+        return {}
+    return {_name(im["file_name"]): str(im["slide"]) for im in data.get("images", [])
+            if isinstance(im, dict) and "file_name" in im and im.get("slide") not in (None, "")}
+
+
+def _read(path: str | Path, what: str):
     where = str(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"--truth: {where} not found") from None
+        raise UserError(f"{what}: {where} not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"--truth: {where} is not a readable JSON file ({exc})") from None
+        raise UserError(f"{what}: {where} is not a readable JSON file ({exc})") from None
+
+
+def _parse(data, where: str) -> dict[str, list[Box]]:
     try:
         if isinstance(data, list):
             return _iml(data, where)

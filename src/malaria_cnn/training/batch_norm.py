@@ -4,7 +4,8 @@ Keras 3 computes a batch's moments and their gradients with a dozen small ops pe
 took half of the compact network's training step. TensorFlow's FusedBatchNormV3 does each direction in
 one op. The variables, the moving-average update (with the biased batch variance, as Keras) and
 inference are Keras's own, so a model's weights mean the same with either layer. A saved model names
-Keras's layer instead (as_keras), so it loads where this package is not installed.
+Keras's layer instead (as_keras), so it loads where this package is not installed; a saved model trained
+again (train.init_from) gets this layer back (as_ours).
 """
 
 from __future__ import annotations
@@ -40,6 +41,25 @@ def as_keras(config):
         if isinstance(node, dict):
             if node.get("registered_name") == ours:
                 node = {**node, "module": "keras.layers", "class_name": "BatchNormalization", "registered_name": None}
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(config)
+
+
+def as_ours(config, momentum: float | None = None):
+    """The inverse of as_keras, for a saved model trained again (train.init_from): each BatchNormalization of a
+    model's config written as BatchNorm, with the same arguments and weights but `momentum` if given."""
+    ours = keras.saving.get_registered_name(BatchNorm)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in ("BatchNormalization", "BatchNorm") and isinstance(node.get("config"), dict):
+                node = {**node, "module": BatchNorm.__module__, "class_name": "BatchNorm", "registered_name": ours}
+                if momentum is not None:
+                    node["config"] = {**node["config"], "momentum": momentum}
             return {k: walk(v) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v) for v in node]

@@ -2,12 +2,11 @@
 
 Fold k's model trains on the non-test cells outside fold k, watching fold k for early stopping,
 and scores fold k: those are its out-of-fold (OOF) predictions. A fold's folder holds the model,
-the OOF rows, the training history and its DVCLive curves.
+the OOF rows, the training history (with the model it started from, when fine-tuned) and its DVCLive curves.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 from malaria_cnn.core import atomic
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import Params
-from malaria_cnn.training import distribute, ensemble, model_io
+from malaria_cnn.training import distribute, ensemble, finetune, model_io
 from malaria_cnn.training.runtime import keras
 from malaria_cnn.training.train import train
 
@@ -27,6 +26,7 @@ MODEL_FILE, OOF_FILE, HISTORY_FILE, LIVE_DIR = "model.keras", "oof.csv", "histor
 def fit_fold(p: Params, k: int, cells: dict, held: dict, dest: Path, checkpoints: Path,
              run: distribute.Run) -> str:
     """Train fold k's model into the folder `dest`; return a one-line summary."""
+    start = finetune.origin(p.train)
     model, history = train(p, (cells["x"], cells["y"]), (held["x"], held["y"]), checkpoints=checkpoints,
                            live_dir=dest / LIVE_DIR, run=run)
     prob = model_io.parasitized_probability(model, held["x"], p.predict.batch_size)
@@ -36,9 +36,9 @@ def fit_fold(p: Params, k: int, cells: dict, held: dict, dest: Path, checkpoints
     atomic.write_csv(dest / OOF_FILE, OOF_COLUMNS, rows)
     best = int(np.argmin(history["val_loss"]))
     atomic.write_json(dest / HISTORY_FILE, {"epochs": len(history["val_loss"]), "best_epoch": best + 1,
-                                            "history": history})
-    return (f"train@{k}: {len(cells['y'])} cells -> {len(history['val_loss'])} epochs (best {best + 1}, val loss "
-            f"{history['val_loss'][best]:.4f}); scored {len(prob)} out-of-fold cells of "
+                                            "init_from": start, "history": history})
+    return (f"train@{k}: {finetune.describe(start)}{len(cells['y'])} cells -> {len(history['val_loss'])} epochs "
+            f"(best {best + 1}, val loss {history['val_loss'][best]:.4f}); scored {len(prob)} out-of-fold cells of "
             f"{len(set(held['slide']))} slides")
 
 
@@ -63,6 +63,8 @@ def refit(p: Params, fold_dirs: list[Path], parts: list[dict], excluded: set[str
     x, y, files = (np.concatenate([c[key] for c in parts]) for key in ("x", "y", "filename"))
     keep = ~np.isin(files, sorted(excluded))
     epochs = refit_epochs(fold_dirs)
-    model, _ = train(dataclasses.replace(p, epochs=epochs), (x[keep], y[keep]), None, run=run)
+    start = finetune.origin(p.train)
+    model, _ = train(finetune.with_epochs(p, epochs), (x[keep], y[keep]), None, run=run)
     left_out = f", {int((~keep).sum())} flagged crops left out" if excluded else ""
-    return model, f"final: refit on {int(keep.sum())} non-test cells for {epochs} epochs (the folds' median best){left_out}"
+    return model, (f"final: refit, {finetune.describe(start)}on {int(keep.sum())} non-test cells for {epochs} epochs "
+                   f"(the folds' median best){left_out}")

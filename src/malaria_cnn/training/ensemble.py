@@ -19,6 +19,7 @@ def average(models: list[keras.Model]) -> keras.Model:
 
 
 def members(model: keras.Model) -> list[keras.Model]:
-    """The models an ensemble averages; [model] for a single network."""
+    """The networks an ensemble averages, those of the ensembles in it too (fold models fine-tuned from an
+    ensemble, finetune.py); [model] for a single network."""
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return nested or [model]
+    return [network for member in nested for network in members(member)] if nested else [model]

@@ -71,12 +71,13 @@ def _renumber_shared_objects(config):
     return walk(config)
 
 
-def load(path: str | Path) -> keras.Model:
+def load(path: str | Path, missing: str = "run the train stage first (dvc repro)") -> keras.Model:
     """Load a saved model in Keras's safe mode (no code from the file runs), with one clear error if
-    it is missing, not a Keras model, or a Keras model of another kind than this project's."""
+    it is missing (ending in `missing`, what to do), not a Keras model, or a Keras model of another kind
+    than this project's."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path} not found: run the train stage first (dvc repro)")
+        raise UserError(f"{path} not found: {missing}")
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many kinds for a file that is not one of its models

@@ -71,10 +71,14 @@ def build(cfg: ModelParams, image_size: int, stain_mode: str = stain.DEFAULT_MOD
     inputs = keras.Input((image_size, image_size, 3), dtype="uint8", name=stain.input_name(stain_mode))
     x = layers.Rescaling(1 / 255)(inputs)
     x = PRESETS[cfg.preset](cfg, x)
-    # under mixed precision the head stays float32: a float16 softmax rounds small probabilities to 0 or 1
-    head = "float32" if keras.mixed_precision.global_policy().name.startswith("mixed") else None
-    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name="probabilities", dtype=head)(x)
+    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name="probabilities", dtype=head_dtype())(x)
     return keras.Model(inputs, outputs, name=cfg.preset)
+
+
+def head_dtype() -> str | None:
+    """The dtype policy of the "probabilities" layer: float32 under mixed precision (a float16 softmax rounds
+    small probabilities to 0 or 1), else None (the global policy, as every other layer)."""
+    return "float32" if keras.mixed_precision.global_policy().name.startswith("mixed") else None
 
 
 OPTIMIZERS = {

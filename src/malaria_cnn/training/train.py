@@ -25,7 +25,7 @@ from dvclive import Live
 from malaria_cnn.core import atomic
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import Params
-from malaria_cnn.training import batches, distribute, networks
+from malaria_cnn.training import batches, distribute, finetune, networks
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, seed_everything
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -160,8 +160,12 @@ def best_summary(live: Live, history: dict, best_epoch: int) -> None:
 
 
 def fingerprint(p: Params, train: Split, val: Split | None) -> str:
-    """What a checkpoint must match to be resumed: the model and training params, and the data."""
-    digest = hashlib.sha256(json.dumps([asdict(p.model), asdict(p.train)], sort_keys=True).encode())
+    """What a checkpoint must match to be resumed: the model and training params, the model started from
+    (train.init_from's bytes), and the data."""
+    train_cfg = asdict(p.train)
+    del train_cfg["finetune"]["epochs"]  # as epochs, left out: a run resumed with more epochs goes on
+    digest = hashlib.sha256(json.dumps([asdict(p.model), train_cfg, finetune.origin(p.train)],
+                                       sort_keys=True).encode())
     for array in (*train, *(val or ())):
         digest.update(np.ascontiguousarray(array))
     return digest.hexdigest()
@@ -178,13 +182,17 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
           run: distribute.Run | None = None) -> tuple[keras.Model, dict]:
     """Build (or resume), compile and fit the network; return it, best weights restored, with its history.
 
-    Without `val`, it trains for p.epochs with no early stopping and keeps the last weights.
+    With p.train.init_from set, the network is a copy of that model (finetune.py), trained for
+    p.train.finetune.epochs at p.train.finetune.learning_rate; otherwise model.preset's network, trained for
+    p.epochs at p.train.learning_rate. Without `val`, it trains for those epochs with no early stopping and
+    keeps the last weights.
 
     With `checkpoints`, a folder, training is checkpointed there each epoch and resumed from it;
     with `live_dir`, per-epoch metrics are logged there by DVCLive; `callbacks` are Keras's own.
     `run` is distribute.start()'s (started here from `p.train` if not given).
     """
     run = run or distribute.start(p.train)
+    p = finetune.effective(p)  # from here on, epochs and train.learning_rate are those this model trains with
     seed_everything(p.train.seed)
     x_train, y_train = train
     if checkpoints and run.kind == "multi_worker":
@@ -205,8 +213,10 @@ def train(p: Params, train: Split, val: Split | None, checkpoints: str | Path | 
         first_epoch, history = state["epochs_done"], state["history"]
         print(f"train: resuming after epoch {first_epoch} from {folder}", file=sys.stderr)
     else:
+        start = finetune.load(p, image_size=x_train.shape[1]) if p.train.init_from else None
         with run.scope():  # the variables of the model, its optimizer and metrics live on every replica
-            model = networks.build(p.model, image_size=x_train.shape[1], stain_mode=p.preprocess.stain)
+            model = (finetune.trainable_copy(start, p.model) if start else
+                     networks.build(p.model, image_size=x_train.shape[1], stain_mode=p.preprocess.stain))
             networks.compile_model(model, p.train)
         first_epoch, history = 0, {}
         if folder:
@@ -284,5 +294,12 @@ def _float(variable) -> float:
 
 
 def _seed_generators(model: keras.Model) -> list:
-    """The random-number state of each dropout layer: Keras does not save it with the model."""
-    return [layer.seed_generator for layer in model.layers if hasattr(layer, "seed_generator")]
+    """The random-number state of each dropout layer, those of nested models too (an ensemble fine-tuned from):
+    Keras does not save it with the model."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += _seed_generators(layer)
+        elif hasattr(layer, "seed_generator"):
+            found.append(layer.seed_generator)
+    return found

@@ -1,8 +1,9 @@
 """Data sources: one module per kind of data set, each giving its cells with a label.
 
 synthetic.py makes the built-in set, folder.py reads a folder of crops, zipped.py a zip of
-crops (a user's, or NIH's cell_images.zip that nih.py downloads). ingest.py picks one by
-`data.source` and turns its cells into the raw archive and its manifest.
+crops (a user's, or NIH's cell_images.zip that nih.py downloads), photos.py cuts the labelled cells
+of smear photos. ingest.py picks one by `data.source` and turns its cells into the raw archive and
+its manifest.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class Cell:
     label: str  # one of labels.CLASS_NAMES
     read: Callable[[], bytes]  # the encoded image file; may raise OSError for an unreadable one
     origin: str = ""  # where the user finds it, if not at `member` (a folder source's relative path)
+    slide: str = ""  # its slide, where the source knows it (photos); else ingest reads it from the name
+    source: str = ""  # the name of the source it came from (ingest sets it)
 
     @property
     def where(self) -> str:

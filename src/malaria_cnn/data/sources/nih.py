@@ -24,9 +24,15 @@ _CHUNK = 1 << 20
 
 def fetch(cfg: NihParams, dest: Path, downloads: Path = DOWNLOADS) -> None:
     """Put the verified archive at `dest`, downloading (or resuming) only what is missing."""
-    verified = downloads / f"cell_images-{cfg.sha256[:16]}.zip"
-    if not (verified.is_file() and verified.stat().st_size == cfg.size):
-        part = verified.with_name(verified.name + ".part")
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(verified(cfg, downloads), tmp)
+
+
+def verified(cfg: NihParams, downloads: Path = DOWNLOADS) -> Path:
+    """The verified archive in `downloads`, downloaded (or resumed) first if it is not there whole."""
+    path = downloads / f"cell_images-{cfg.sha256[:16]}.zip"
+    if not (path.is_file() and path.stat().st_size == cfg.size):
+        part = path.with_name(path.name + ".part")
         download(cfg.url, part, cfg.size)
         actual = file_sha256(part)
         if actual != cfg.sha256:
@@ -35,9 +41,8 @@ def fetch(cfg: NihParams, dest: Path, downloads: Path = DOWNLOADS) -> None:
                 f"checksum mismatch for {cfg.url}: expected sha256 {cfg.sha256}, got {actual}; "
                 "the download was deleted and nothing was ingested"
             )
-        part.replace(verified)
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(verified, tmp)
+        part.replace(path)
+    return path
 
 
 def download(url: str, part: Path, size: int) -> None:

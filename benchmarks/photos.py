@@ -1,0 +1,250 @@
+"""Benchmark: training on a lab's own labelled photos, beside NIH's crops, and fine-tuning the NIH model on them.
+
+Every arm is the pipeline run as a user runs it: a fresh clone of this repository, params set, `dvc repro`.
+The NIH dev zip is cut by slide, once, into `nih_train.zip` (39 slides) and `nih_holdout.zip` (10 slides no
+arm trains on). The photos are the shared pale (`iml_malaria`) and dark (`iml_malaria_dark`) batches.
+
+- `nih`: data.source zip, nih_train.zip: the model trained on NIH's crops alone.
+- `combined`: data.sources [nih_train.zip, the pale photos, the dark photos], every photo its own slide.
+- `finetune`: the `nih` arm's model, fine-tuned (train.init_from) on one batch's photos (--batch).
+
+A photo is scored only by a model that never trained on it: in a run that trained on photos, the photos of
+cross-validation fold k by fold k's model, and the test split's photos by the final model; the `nih` arm's
+model scores every photo. Scoring is `malaria-cnn screen --truth`'s own (screening.screen, truth.score_photo):
+the photo is segmented, every found cell is scored at the run's out-of-fold threshold, found cells are paired
+with the labelled boxes; parasitized-cell recall and precision count every found cell, unlabelled ones and
+white cells included. No stain check (`stain_range`) is applied, so every photo counts: the figures measure
+the cells, not the referral. NIH's side: the 10 held-out slides' crops, scored by each arm's final model (and
+by the `nih` arm's fold models, whose spread is the noise of a retrained model).
+
+    python benchmarks/photos.py --work /tmp/photos-bench                    # all arms (about 40 min on 2 cores)
+    python benchmarks/photos.py --work /tmp/photos-bench --arms nih finetune --batch iml_malaria_dark
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+FIELDS = ROOT.parent / "shared" / "data" / "fields"
+BATCHES = ("iml_malaria", "iml_malaria_dark")
+HOLDOUT_SLIDES = 10
+
+from measure import DEV_ZIP  # noqa: E402
+
+from malaria_cnn.core import params  # noqa: E402
+from malaria_cnn.core.labels import POSITIVE  # noqa: E402
+from malaria_cnn.data import cells_npz  # noqa: E402
+from malaria_cnn.data.ingest import ingest  # noqa: E402
+from malaria_cnn.data.preprocess import preprocess  # noqa: E402
+from malaria_cnn.data.slides import slide_of  # noqa: E402
+from malaria_cnn.evaluation import metrics, operating_point  # noqa: E402
+from malaria_cnn.screening import truth  # noqa: E402
+from malaria_cnn.screening.report import PARASITIZED  # noqa: E402
+from malaria_cnn.screening.screen import screen  # noqa: E402
+from malaria_cnn.training import model_io  # noqa: E402
+
+
+def cut_dev_zip(work: Path, seed: int = 7) -> tuple[Path, Path]:
+    """nih_train.zip and nih_holdout.zip: the dev zip's slides, HOLDOUT_SLIDES of them held out (seeded)."""
+    train, held = work / "nih_train.zip", work / "nih_holdout.zip"
+    if train.is_file() and held.is_file():
+        return train, held
+    with zipfile.ZipFile(DEV_ZIP) as zf:
+        names = [n for n in zf.namelist() if n.lower().endswith(".png")]
+        slides = sorted({slide_of(n) for n in names if slide_of(n)})
+        out = set(np.random.default_rng(seed).choice(slides, HOLDOUT_SLIDES, replace=False))
+        with zipfile.ZipFile(train, "w") as a, zipfile.ZipFile(held, "w") as b:
+            for n in names:
+                (b if slide_of(n) in out else a).writestr(n, zf.read(n))
+    return train, held
+
+
+def pipeline(work: Path, arm: str, data: dict, train: dict | None = None, folds: int = 5) -> tuple[Path, dict]:
+    """A fresh clone of this repository with `data` (and `train`) params set, reproduced; its folder and the
+    minutes taken (whole run, and one train stage timed apart)."""
+    where = work / arm
+    done = where / "models" / "model.keras"
+    timing = where / "timing.json"
+    if done.is_file() and timing.is_file():
+        return where, json.loads(timing.read_text())
+    subprocess.run(["rm", "-rf", str(where)], check=True)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(where)], check=True)
+    p = yaml.safe_load((where / "params.yaml").read_text())
+    p["data"].update(data)
+    p["train"].update(train or {})
+    p["cv"]["folds"] = folds
+    params.from_dict(p)  # one line if a key is wrong, before any work
+    (where / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+    def repro(*targets: str) -> float:
+        start = time.perf_counter()
+        subprocess.run(["dvc", "repro", *targets], cwd=where, env=env, check=True, stdout=subprocess.DEVNULL)
+        return (time.perf_counter() - start) / 60
+
+    minutes = {"to_split": repro("split"), "train_0": repro("train@0")}
+    minutes["rest"] = repro()
+    timing.write_text(json.dumps(minutes))
+    return where, minutes
+
+
+def _threshold(run: Path) -> float:
+    return operating_point.load(run / "models" / "threshold.json", run / "models" / "model.keras")
+
+
+def _held_out_photos(run: Path, batch: str) -> dict[str, str]:
+    """{photo name: the model that never saw it} for `batch`'s photos in a run: fold k's model for the photos
+    of fold k, the final model for the test split's. With several sources a photo's slide is `<batch>/<name>`."""
+    owner = {}
+    with open(run / "data" / "split" / "splits.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            source, _, name = row["slide"].rpartition("/")
+            if source not in (batch, ""):
+                continue
+            owner[name] = str(run / "models" / "model.keras" if row["split"] == "test"
+                              else run / "models" / "folds" / row["fold"] / "model.keras")
+    return owner
+
+
+def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: float) -> dict:
+    """Each model screens its photos of `batch`; the photos' scores pooled (truth.summarise) with the pooled
+    parasitemia (called / found against labelled parasitized / labelled) and the worst photo's error."""
+    labelled = truth.load(FIELDS / batch / "annotations.json")
+    scores = {}
+    for model_path, photos in assignments.items():
+        model = model_io.load(model_path)
+        size, mode = model_io.image_size(model), model_io.stain_mode(model)
+        for photo in screen(model_io.scorer(model, 256), photos, size, threshold, stain_mode=mode, progress=False):
+            called = np.array([label == PARASITIZED for label in photo.labels], bool)
+            scores[photo.file_name] = truth.score_photo(photo.boxes, called, labelled[photo.file_name])
+    s = truth.summarise(scores)
+    s["pooled_called"] = s["parasitized_called"] / max(1, s["found"])
+    s["pooled_true"] = s["parasitized_labelled"] / max(1, s["labelled"])
+    s["pooled_relative_error"] = abs(s["pooled_called"] - s["pooled_true"]) / s["pooled_true"]
+    worst = max(scores, key=lambda n: scores[n].parasitemia_error or 0)
+    s["worst_photo"] = {"name": worst, "abs_error": scores[worst].parasitemia_error,
+                        "called": scores[worst].parasitized_called, "found": scores[worst].found,
+                        "true": scores[worst].parasitized_labelled}
+    s.pop("per_photo")
+    return s
+
+
+def holdout_cells(work: Path, held: Path) -> dict:
+    """The held-out NIH slides' crops, as ingest and preprocess make them with the committed params."""
+    cache = work / "holdout_cells.npz"
+    if not cache.is_file():
+        p = params.load(ROOT / "params.yaml")
+        ingest(params.DataParams(source="zip", path=str(held)), work / "h.zip", work / "h.csv", work / "hr.csv")
+        preprocess(work / "h.zip", work / "h.csv", cache, work / "hp.csv", p.preprocess)
+    return cells_npz.load(cache, ("x", "y", "slide"))
+
+
+def nih_figures(model_path: Path, cells: dict, threshold: float) -> dict:
+    model = model_io.load(model_path)
+    prob = model_io.parasitized_probability(model, cells["x"], 256)
+    positive = cells["y"] == POSITIVE
+    m = metrics.all_metrics(np.ones((1, len(prob))), positive, prob, threshold, bins=10)
+    half = metrics.all_metrics(np.ones((1, len(prob))), positive, prob, 0.5, bins=10)
+    return {"accuracy": float(half["accuracy"][0]), "roc_auc": float(m["roc_auc"][0]),
+            "sensitivity": float(m["sensitivity"][0]), "specificity": float(m["specificity"][0])}
+
+
+def _line(name: str, s: dict) -> str:
+    p = s["parasitized"]
+    w = s["worst_photo"]
+    return (f"  {name:<28} photos {s['photos']:>3}  parasitized recall {p['recall']:.3f} "
+            f"({s['parasitized_hits']}/{s['parasitized_labelled']}), precision {p['precision']:.3f} "
+            f"({s['parasitized_hits']}/{s['parasitized_called']}); pooled parasitemia {s['pooled_called']:.2%} "
+            f"vs {s['pooled_true']:.2%} true ({s['pooled_relative_error']:.0%} off); worst photo {w['name']} "
+            f"{w['called']}/{w['found']} called vs {w['true']} true")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="a folder for the clones and data (kept: reruns reuse it)")
+    ap.add_argument("--arms", nargs="+", default=["nih", "combined", "finetune"])
+    ap.add_argument("--batch", default="iml_malaria_dark", choices=BATCHES, help="the finetune arm's photos")
+    ap.add_argument("--finetune-folds", type=int, default=3)
+    args = ap.parse_args()
+    if not DEV_ZIP.is_file() or not all((FIELDS / b / "annotations.json").is_file() for b in BATCHES):
+        sys.exit(f"error: needs {DEV_ZIP} and the labelled photos in {FIELDS}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    train_zip, held_zip = cut_dev_zip(args.work)
+    cells = holdout_cells(args.work, held_zip)
+    photos = {b: {p.name: p for p in sorted((FIELDS / b).glob("*.JPG"))} for b in BATCHES}
+    report: dict = {}
+
+    def photo_source(batch: str) -> dict:
+        return {"source": "photos", "path": str(FIELDS / batch), "boxes": str(FIELDS / batch / "annotations.json"),
+                "name": batch}
+
+    nih_run, minutes = pipeline(args.work, "nih", {"source": "zip", "path": str(train_zip)})
+    t_nih = _threshold(nih_run)
+    report["nih"] = {"minutes": minutes, "threshold": t_nih,
+                     "nih_holdout": nih_figures(nih_run / "models" / "model.keras", cells, t_nih),
+                     "nih_holdout_fold_models": [nih_figures(nih_run / "models" / "folds" / str(k) / "model.keras",
+                                                             cells, t_nih) for k in range(5)]}
+    final = str(nih_run / "models" / "model.keras")
+    for b in BATCHES:
+        report["nih"][b] = screen_photos({final: list(photos[b].values())}, b, t_nih)
+
+    def held_out(run: Path, batch: str, threshold: float) -> tuple[dict, dict]:
+        """(the run's held-out figures on `batch`, the nih model's on the same photos)."""
+        owner = _held_out_photos(run, batch)
+        by_model: dict[str, list[Path]] = {}
+        for name, model in owner.items():
+            by_model.setdefault(model, []).append(photos[batch][name])
+        return (screen_photos(by_model, batch, threshold),
+                screen_photos({final: [photos[batch][n] for n in owner]}, batch, t_nih))
+
+    if "combined" in args.arms:
+        run, minutes = pipeline(args.work, "combined", {"sources": [
+            {"source": "zip", "path": str(train_zip), "name": "nih"}, *map(photo_source, BATCHES)]})
+        t = _threshold(run)
+        report["combined"] = {"minutes": minutes, "threshold": t,
+                              "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
+        for b in BATCHES:
+            report["combined"][b], report["combined"][f"{b}_nih_model"] = held_out(run, b, t)
+
+    if "finetune" in args.arms:
+        run, minutes = pipeline(args.work, f"finetune_{args.batch}", {"source": "photos", **{
+            k: v for k, v in photo_source(args.batch).items() if k not in ("source", "name")}},
+            {"init_from": final}, folds=args.finetune_folds)
+        t = _threshold(run)
+        report["finetune"] = {"batch": args.batch, "minutes": minutes, "threshold": t,
+                              "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
+        report["finetune"][args.batch], report["finetune"]["nih_model"] = held_out(run, args.batch, t)
+
+    (args.work / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    print(f"NIH holdout: {len(cells['y'])} crops of {HOLDOUT_SLIDES} slides no arm trained on")
+    for arm, r in report.items():
+        m = r["minutes"]
+        print(f"{arm}: dvc repro {sum(m.values()):.1f} min (one train stage {m['train_0']:.1f} min), "
+              f"threshold {r['threshold']:.3f}")
+        h = r["nih_holdout"]
+        print(f"  NIH holdout: accuracy {h['accuracy']:.3f}, ROC AUC {h['roc_auc']:.3f}, sensitivity "
+              f"{h['sensitivity']:.3f}, specificity {h['specificity']:.3f}")
+        if arm == "nih":
+            acc = [f["accuracy"] for f in r["nih_holdout_fold_models"]]
+            print(f"  NIH holdout, the 5 fold models: accuracy {min(acc):.3f}-{max(acc):.3f}")
+        for key, s in r.items():
+            if isinstance(s, dict) and "parasitized" in s:
+                print(_line(key, s))
+
+
+if __name__ == "__main__":
+    main()
