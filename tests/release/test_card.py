@@ -65,3 +65,15 @@ def test_card_reports_slide_level_answers():
     assert "infected when the corrected parasitemia's 95% interval lies above 0" in text
     assert "| Slide sensitivity (among slides answered) | 1.000 | 0.440 - 1.000 |" in text
     assert "| Slides referred | 1.000 | 0.440 - 1.000 |" in text and "Rogan-Gladen" in text
+
+
+def test_card_names_every_source_its_figures_apart_and_the_model_fine_tuned_from():
+    sources = [{"source": "zip", "path": "nih.zip", "name": "nih"}, {"source": "synthetic"}]
+    test = {**TEST, "by_source": {"nih": {**TEST, "cells": 150, "slides": 3, "ppv": 0.75},
+                                  "synthetic": {**TEST, "cells": 50, "slides": 1}}}
+    text = card.model_card(from_dict({"data": {"sources": sources}, "train": {"init_from": "models/nih.keras"}}),
+                           1, 64, STORED, test, SIZES, "ab" * 32, {}, {})
+    assert "Source: `nih`: zip (nih.zip); `synthetic`: synthetic; raw archive" in text
+    assert "not for real smears" not in text  # only part of it is synthetic
+    assert "| nih | 150 | 3 | 0.900 | 0.900 | 0.750 |" in text and "| synthetic | 50 | 1 |" in text
+    assert "one per cross-validation fold, fine-tuned from `models/nih.keras`" in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from malaria_cnn.core.params import Params
+from malaria_cnn.core.params import Params, source_name
 from malaria_cnn.data.split import SPLITS
 from malaria_cnn.evaluation import metrics as metric_names
 
@@ -46,11 +46,31 @@ def _preparation(mode: str) -> str:
 
 
 def _network(p: Params, folds: int) -> str:
+    start = f", fine-tuned from `{p.train.init_from}`" if p.train.init_from else ""
     if folds < 2:
-        return f"one `{p.model.preset}` network"
+        return f"one `{p.model.preset}` network{start}"
     if p.cv.final == "ensemble":
-        return f"the mean of {folds} `{p.model.preset}` networks, one per cross-validation fold"
-    return f"one `{p.model.preset}` network refitted on all non-test slides"
+        return f"the mean of {folds} `{p.model.preset}` networks, one per cross-validation fold{start}"
+    return f"one `{p.model.preset}` network refitted on all non-test slides{start}"
+
+
+def _sources(p: Params) -> tuple[str, bool]:
+    """(the data's source or sources, in words; whether all of it is the built-in synthetic set)."""
+    blocks = p.data.sources or (p.data,)
+    words = "; ".join((f"`{source_name(b)}`: " if p.data.sources else "") + b.source + (f" ({b.path})" if b.path else "")
+                      for b in blocks)
+    return words, all(b.source == "synthetic" for b in blocks)
+
+
+def _by_source(test: dict) -> str:
+    """The test figures of each data source, when there were several."""
+    parts = test.get("by_source")
+    if not parts:
+        return ""
+    rows = "\n".join(f"| {name} | {m['cells']:,} | {m['slides']} | {_value(m['sensitivity'])} | "
+                     f"{_value(m['specificity'])} | {_value(m['ppv'])} |" for name, m in parts.items())
+    return ("\n\nEach data source's test cells apart (a source that fails is not averaged away):\n\n"
+            "| source | cells | slides | sensitivity | specificity | PPV |\n|---|---|---|---|---|---|\n" + rows)
 
 
 def _split_text(p: Params, no_slide: int, test: dict) -> tuple[str, str]:
@@ -103,9 +123,9 @@ def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: 
     cells whose file names named no slide.
     """
     split_text, test_cells = _split_text(p, no_slide, test)
-    source = p.data.source + (f" ({p.data.path})" if p.data.path else "")
+    source, synthetic = _sources(p)
     warning = ("\n> **Trained on the built-in synthetic cells.** This model is for trying the pipeline, "
-               "not for real smears.\n" if p.data.source == "synthetic" else "")
+               "not for real smears.\n" if synthetic else "")
     rule = stored["rule"] + (f" (sensitivity >= {stored['min_sensitivity']})" if stored.get("min_sensitivity") else "")
     chosen = stored["chosen_on"]
     split_rows = "\n".join(f"| {name} | {s['Parasitized']:,} | {s['Uninfected']:,} | {s['slides']} |"
@@ -153,7 +173,7 @@ On the test split ({test_cells}), at the threshold above; {_interval_text(p, tes
 
 | metric | value | interval |
 |---|---|---|
-{metric_rows}{_slide_text(test)}
+{metric_rows}{_slide_text(test)}{_by_source(test)}
 
 ## Files
 
