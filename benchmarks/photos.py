@@ -51,7 +51,7 @@ from malaria_cnn.data import cells_npz  # noqa: E402
 from malaria_cnn.data.ingest import ingest  # noqa: E402
 from malaria_cnn.data.preprocess import preprocess  # noqa: E402
 from malaria_cnn.data.slides import slide_of  # noqa: E402
-from malaria_cnn.evaluation import metrics, operating_point  # noqa: E402
+from malaria_cnn.evaluation import metrics, operating_point, patients  # noqa: E402
 from malaria_cnn.screening import truth  # noqa: E402
 from malaria_cnn.screening.report import PARASITIZED  # noqa: E402
 from malaria_cnn.screening.screen import screen  # noqa: E402
@@ -120,21 +120,30 @@ def _held_out_photos(run: Path, batch: str) -> dict[str, str]:
     return owner
 
 
-def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: float) -> dict:
+def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: float, rule_from: Path) -> dict:
     """Each model screens its photos of `batch`; the photos' scores pooled (truth.summarise) with the pooled
-    parasitemia (called / found against labelled parasitized / labelled) and the worst photo's error."""
+    parasitemia (called / found against labelled parasitized / labelled), the same corrected by the run's
+    slide rule (models/slide_rule.json of `rule_from`, from its out-of-fold error rates: what `screen` reports
+    for a slide of these photos), and the worst photo's error."""
     labelled = truth.load(FIELDS / batch / "annotations.json")
-    scores = {}
+    rule = patients.load(rule_from / "models" / "slide_rule.json", rule_from / "models" / "model.keras")
+    scores, counted, cells, uncertain = {}, 0, 0, 0
     for model_path, photos in assignments.items():
         model = model_io.load(model_path)
         size, mode = model_io.image_size(model), model_io.stain_mode(model)
         for photo in screen(model_io.scorer(model, 256), photos, size, threshold, stain_mode=mode, progress=False):
             called = np.array([label == PARASITIZED for label in photo.labels], bool)
             scores[photo.file_name] = truth.score_photo(photo.boxes, called, labelled[photo.file_name])
+            counted += int(np.sum(photo.p >= rule.count_threshold))
+            uncertain += int(np.sum((photo.p >= rule.band[0]) & (photo.p < rule.band[1])))
+            cells += len(photo.p)
     s = truth.summarise(scores)
     s["pooled_called"] = s["parasitized_called"] / max(1, s["found"])
     s["pooled_true"] = s["parasitized_labelled"] / max(1, s["labelled"])
     s["pooled_relative_error"] = abs(s["pooled_called"] - s["pooled_true"]) / s["pooled_true"]
+    answer = rule.answer(counted, cells, uncertain)
+    s["pooled_corrected"] = float(answer.estimate.corrected)
+    s["pooled_corrected_relative_error"] = abs(s["pooled_corrected"] - s["pooled_true"]) / s["pooled_true"]
     worst = max(scores, key=lambda n: scores[n].parasitemia_error or 0)
     s["worst_photo"] = {"name": worst, "abs_error": scores[worst].parasitemia_error,
                         "called": scores[worst].parasitized_called, "found": scores[worst].found,
@@ -169,7 +178,8 @@ def _line(name: str, s: dict) -> str:
     return (f"  {name:<28} photos {s['photos']:>3}  parasitized recall {p['recall']:.3f} "
             f"({s['parasitized_hits']}/{s['parasitized_labelled']}), precision {p['precision']:.3f} "
             f"({s['parasitized_hits']}/{s['parasitized_called']}); pooled parasitemia {s['pooled_called']:.2%} "
-            f"vs {s['pooled_true']:.2%} true ({s['pooled_relative_error']:.0%} off); worst photo {w['name']} "
+            f"vs {s['pooled_true']:.2%} true ({s['pooled_relative_error']:.0%} off), corrected "
+            f"{s['pooled_corrected']:.2%} ({s['pooled_corrected_relative_error']:.0%} off); worst photo {w['name']} "
             f"{w['called']}/{w['found']} called vs {w['true']} true")
 
 
@@ -200,7 +210,7 @@ def main() -> None:
                                                              cells, t_nih) for k in range(5)]}
     final = str(nih_run / "models" / "model.keras")
     for b in BATCHES:
-        report["nih"][b] = screen_photos({final: list(photos[b].values())}, b, t_nih)
+        report["nih"][b] = screen_photos({final: list(photos[b].values())}, b, t_nih, nih_run)
 
     def held_out(run: Path, batch: str, threshold: float) -> tuple[dict, dict]:
         """(the run's held-out figures on `batch`, the nih model's on the same photos)."""
@@ -208,8 +218,8 @@ def main() -> None:
         by_model: dict[str, list[Path]] = {}
         for name, model in owner.items():
             by_model.setdefault(model, []).append(photos[batch][name])
-        return (screen_photos(by_model, batch, threshold),
-                screen_photos({final: [photos[batch][n] for n in owner]}, batch, t_nih))
+        return (screen_photos(by_model, batch, threshold, run),
+                screen_photos({final: [photos[batch][n] for n in owner]}, batch, t_nih, nih_run))
 
     if "combined" in args.arms:
         run, minutes = pipeline(args.work, "combined", {"sources": [

@@ -14,8 +14,11 @@ from malaria_cnn.data.sources import zipped
 
 
 def _ingest(tmp_path: Path, **cfg) -> tuple[str, list[manifest.ManifestRow], dict[str, str]]:
+    from malaria_cnn.screening import labelled
+
     out = tmp_path / "raw"
-    line = ingest(DataParams(**cfg), out / "cell_images.zip", out / "manifest.csv", out / "rejects.csv")
+    line = ingest(DataParams(**cfg), out / "cell_images.zip", out / "manifest.csv", out / "rejects.csv",
+                  photos=labelled.cells)
     with open(out / "rejects.csv", newline="") as fh:
         rejects = {r["file"]: r["reason"] for r in csv.DictReader(fh)}
     return line, manifest.read(out / "manifest.csv"), rejects

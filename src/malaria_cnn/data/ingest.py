@@ -15,6 +15,7 @@ import shutil
 import sys
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,12 +28,16 @@ from malaria_cnn.core.params import DataParams, source_name
 from malaria_cnn.data import archive, manifest
 from malaria_cnn.data.duplicates import dedupe
 from malaria_cnn.data.slides import slide_of
-from malaria_cnn.data.sources import Cell, below_class_dir, folder, nih, photos, synthetic, zipped
+from malaria_cnn.data.sources import Cell, below_class_dir, folder, nih, synthetic, zipped
 
 REJECTS_HEADER = ["file", "reason"]
+# reads a photos source: (cells, rejects, files skipped quietly); screening.labelled.cells, which cuts cells as
+# `screen` does and so lives in screening/ (which builds on data/): the ingest stage passes it in
+PhotosReader = Callable[[DataParams], tuple[list[Cell], list[tuple[str, str]], int]]
 
 
-def _gather(cfg: DataParams, out_zip: Path, stack: ExitStack, alone: bool) -> tuple[list[Cell], list, int, bool]:
+def _gather(cfg: DataParams, out_zip: Path, stack: ExitStack, alone: bool,
+            photos: PhotosReader | None) -> tuple[list[Cell], list, int, bool]:
     """(cells, rejects, quietly skipped, whether the cells must be packed into out_zip). A zip's or NIH's
     archive becomes out_zip itself when it is the only source, else it is read in place."""
     if cfg.source == "synthetic":
@@ -40,7 +45,9 @@ def _gather(cfg: DataParams, out_zip: Path, stack: ExitStack, alone: bool) -> tu
     if cfg.source == "folder":
         return (*folder.cells(Path(cfg.path), cfg.class_dirs), True)
     if cfg.source == "photos":
-        return (*photos.cells(cfg), True)
+        if photos is None:
+            raise ValueError("a photos source needs its reader: ingest(..., photos=screening.labelled.cells)")
+        return (*photos(cfg), True)
     if not alone:
         path = cfg.path if cfg.source == "zip" else nih.verified(cfg.nih)
         return (*zipped.cells(stack.enter_context(archive.open_zip(path)), cfg), True)
@@ -71,14 +78,16 @@ def _in_folder(cell: Cell, name: str, cfg: DataParams) -> Cell:
                                origin=f"{name}: {cell.where}", slide=f"{name}/{slide}")
 
 
-def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_rejects: str | Path) -> str:
-    """Write the archive, manifest and rejects for `cfg`'s source(s); return a one-line summary."""
+def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_rejects: str | Path,
+           photos: PhotosReader | None = None) -> str:
+    """Write the archive, manifest and rejects for `cfg`'s source(s); return a one-line summary. `photos`
+    reads a photos source (screening.labelled.cells)."""
     out_zip = Path(out_zip)
     sources = blocks(cfg)
     with ExitStack() as stack:
         cells, rejects, skipped, pack = [], [], 0, True
         for name, block in sources:
-            found, refused, quiet, pack = _gather(block, out_zip, stack, alone=len(sources) == 1)
+            found, refused, quiet, pack = _gather(block, out_zip, stack, len(sources) == 1, photos)
             if len(sources) > 1:
                 found = [_in_folder(c, name, block) for c in found]
                 refused = [(f"{name}: {where}", reason) for where, reason in refused]

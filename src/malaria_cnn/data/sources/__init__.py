@@ -1,9 +1,9 @@
 """Data sources: one module per kind of data set, each giving its cells with a label.
 
 synthetic.py makes the built-in set, folder.py reads a folder of crops, zipped.py a zip of
-crops (a user's, or NIH's cell_images.zip that nih.py downloads), photos.py cuts the labelled cells
-of smear photos. ingest.py picks one by `data.source` and turns its cells into the raw archive and
-its manifest.
+crops (a user's, or NIH's cell_images.zip that nih.py downloads); labelled smear photos are cut by
+screening/labelled.py, which the ingest stage hands to ingest. ingest.py picks one by `data.source`
+and turns its cells into the raw archive and its manifest.
 """
 
 from __future__ import annotations

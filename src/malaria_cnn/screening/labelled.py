@@ -1,4 +1,6 @@
-"""Labelled smear photos: each boxed red cell becomes a crop cut exactly as `malaria-cnn screen` cuts a cell.
+"""Labelled smear photos as training data (data.source photos): each boxed red cell becomes a crop cut
+exactly as `malaria-cnn screen` cuts a cell. The ingest stage hands ingest `cells` (data/ does not import
+screening/, which builds on it).
 
 A photo goes through screen's own path (`screening.screen.prepare`: decode, segment, cut); each labelled box
 is paired one to one with a found cell as `screen --truth` pairs them (`truth.match`); the crop is that found

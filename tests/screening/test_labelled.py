@@ -1,4 +1,4 @@
-"""The photos source: labelled smear photos -> crops cut as `screen` cuts them -> the raw archive."""
+"""Labelled smear photos (data.source photos) -> crops cut as `screen` cuts them -> the raw archive."""
 
 import csv
 import json
@@ -15,7 +15,7 @@ from malaria_cnn.data import cells_npz, images, manifest
 from malaria_cnn.data.ingest import ingest
 from malaria_cnn.data.inputs import Item
 from malaria_cnn.data.preprocess import preprocess
-from malaria_cnn.data.sources import photos
+from malaria_cnn.screening import labelled as photos
 from malaria_cnn.screening import synthetic_field, truth
 from malaria_cnn.screening.screen import prepare
 
@@ -43,7 +43,8 @@ def _iml(fields: dict, extra: dict | None = None) -> list:
 def _ingest(tmp_path: Path, **cfg) -> tuple[str, list[manifest.ManifestRow], dict[str, str]]:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    line = ingest(DataParams(source="photos", **cfg), out / "raw.zip", out / "manifest.csv", out / "rejects.csv")
+    line = ingest(DataParams(source="photos", **cfg), out / "raw.zip", out / "manifest.csv", out / "rejects.csv",
+                  photos=photos.cells)
     with open(out / "rejects.csv", newline="") as fh:
         rejects = {r["file"]: r["reason"] for r in csv.DictReader(fh)}
     return line, manifest.read(out / "manifest.csv"), rejects
