@@ -6,7 +6,10 @@ arm trains on). The photos are the shared pale (`iml_malaria`) and dark (`iml_ma
 
 - `nih`: data.source zip, nih_train.zip: the model trained on NIH's crops alone.
 - `combined`: data.sources [nih_train.zip, the pale photos, the dark photos], every photo its own slide.
+- `combined_unweighted`: `combined` with train.class_weights false (the effect of the class weights, with
+  photos at 1-2% parasitized beside NIH's crops at 60%).
 - `finetune`: the `nih` arm's model, fine-tuned (train.init_from) on one batch's photos (--batch).
+- `finetune_with_nih`: the same, on nih_train.zip's crops as well as the batch's photos.
 
 A photo is scored only by a model that never trained on it: in a run that trained on photos, the photos of
 cross-validation fold k by fold k's model, and the test split's photos by the final model; the `nih` arm's
@@ -186,7 +189,8 @@ def _line(name: str, s: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True, help="a folder for the clones and data (kept: reruns reuse it)")
-    ap.add_argument("--arms", nargs="+", default=["nih", "combined", "finetune"])
+    ap.add_argument("--arms", nargs="+", default=["nih", "combined", "combined_unweighted", "finetune",
+                                                  "finetune_with_nih"])
     ap.add_argument("--batch", default="iml_malaria_dark", choices=BATCHES, help="the finetune arm's photos")
     ap.add_argument("--finetune-folds", type=int, default=3)
     args = ap.parse_args()
@@ -221,23 +225,26 @@ def main() -> None:
         return (screen_photos(by_model, batch, threshold, run),
                 screen_photos({final: [photos[batch][n] for n in owner]}, batch, t_nih, nih_run))
 
-    if "combined" in args.arms:
-        run, minutes = pipeline(args.work, "combined", {"sources": [
-            {"source": "zip", "path": str(train_zip), "name": "nih"}, *map(photo_source, BATCHES)]})
-        t = _threshold(run)
-        report["combined"] = {"minutes": minutes, "threshold": t,
-                              "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
-        for b in BATCHES:
-            report["combined"][b], report["combined"][f"{b}_nih_model"] = held_out(run, b, t)
+    combined = [{"source": "zip", "path": str(train_zip), "name": "nih"}, *map(photo_source, BATCHES)]
+    for arm, train in (("combined", {}), ("combined_unweighted", {"class_weights": False})):
+        if arm in args.arms:
+            run, minutes = pipeline(args.work, arm, {"sources": combined}, train)
+            t = _threshold(run)
+            report[arm] = {"minutes": minutes, "threshold": t,
+                           "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
+            for b in BATCHES:
+                report[arm][b], report[arm][f"{b}_nih_model"] = held_out(run, b, t)
 
-    if "finetune" in args.arms:
-        run, minutes = pipeline(args.work, f"finetune_{args.batch}", {"source": "photos", **{
-            k: v for k, v in photo_source(args.batch).items() if k not in ("source", "name")}},
-            {"init_from": final}, folds=args.finetune_folds)
-        t = _threshold(run)
-        report["finetune"] = {"batch": args.batch, "minutes": minutes, "threshold": t,
-                              "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
-        report["finetune"][args.batch], report["finetune"]["nih_model"] = held_out(run, args.batch, t)
+    batch_only = {"source": "photos", **{k: v for k, v in photo_source(args.batch).items() if k != "name"}}
+    with_nih = {"sources": [combined[0], photo_source(args.batch)]}
+    for arm, data in (("finetune", batch_only), ("finetune_with_nih", with_nih)):
+        if arm in args.arms:
+            run, minutes = pipeline(args.work, f"{arm}_{args.batch}", data, {"init_from": final},
+                                    folds=args.finetune_folds)
+            t = _threshold(run)
+            report[arm] = {"batch": args.batch, "minutes": minutes, "threshold": t,
+                           "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
+            report[arm][args.batch], report[arm]["nih_model"] = held_out(run, args.batch, t)
 
     (args.work / "report.json").write_text(json.dumps(report, indent=1, default=float))
     print(f"NIH holdout: {len(cells['y'])} crops of {HOLDOUT_SLIDES} slides no arm trained on")
