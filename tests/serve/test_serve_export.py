@@ -208,3 +208,17 @@ def test_inconsistent_records_are_refused(tmp_path, reviewed, mutate, message):
     with pytest.raises(ValueError, match=message):
         write(tmp_path / "c.zip", photos, cells)
     assert not (tmp_path / "c.zip").exists()
+
+
+def test_the_photos_source_reads_the_boxes_with_their_answers_and_slides(tmp_path, reviewed):
+    from malaria_cnn.screening import labelled, truth
+
+    photos, cells = reviewed
+    write(tmp_path / "c.zip", photos, cells, {1})
+    (tmp_path / "boxes.coco.json").write_bytes(zipfile.ZipFile(tmp_path / "c.zip").read(export.COCO_NAME))
+    boxes = truth.load(tmp_path / "boxes.coco.json", "data.boxes", not_red=True)
+    kinds = {name: sorted(b.kind for b in found) for name, found in boxes.items()}
+    assert kinds["IMG_0001.jpg"] == [truth.NOT_RED, "parasitized", "uninfected"]  # a person's answers
+    assert set(labelled.LABELS) | set(labelled.LEFT_OUT) >= {k for found in kinds.values() for k in found}
+    assert truth.image_slides(tmp_path / "boxes.coco.json") == {"IMG_0001.jpg": "Ward 3", "IMG_0002.jpg": "Ward 3",
+                                                                "IMG_0003.jpg": "C12 morning"}
