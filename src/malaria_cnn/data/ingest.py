@@ -85,9 +85,10 @@ def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_r
     out_zip = Path(out_zip)
     sources = blocks(cfg)
     with ExitStack() as stack:
-        cells, rejects, skipped, pack = [], [], 0, True
+        cells, rejects, skipped, pack, no_slide = [], [], 0, True, 0
         for name, block in sources:
             found, refused, quiet, pack = _gather(block, out_zip, stack, len(sources) == 1, photos)
+            no_slide += sum(not (c.slide or slide_of(c.member, block.slide_pattern)) for c in found)
             if len(sources) > 1:
                 found = [_in_folder(c, name, block) for c in found]
                 refused = [(f"{name}: {where}", reason) for where, reason in refused]
@@ -113,12 +114,10 @@ def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_r
             kept = _unique_members(kept)
             archive.write(out_zip, ((c.member, c.read()) for c, _ in kept))
 
-    no_slide = 0
     records = []
     for cell, digest in kept:  # several sources' cells carry their slide (_in_folder)
-        slide = cell.slide or slide_of(cell.member, cfg.slide_pattern)
-        no_slide += slide is None
-        records.append(manifest.ManifestRow(cell.member, cell.label, slide or cell.member, digest, cell.source))
+        slide = cell.slide or slide_of(cell.member, cfg.slide_pattern) or cell.member
+        records.append(manifest.ManifestRow(cell.member, cell.label, slide, digest, cell.source))
     manifest.write(out_manifest, records)
     atomic.write_csv(out_rejects, REJECTS_HEADER, sorted(rejects) + duplicates)
     return _summary(cfg, records, len(rejects), len(duplicates), skipped, no_slide, out_zip, out_rejects)
