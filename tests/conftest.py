@@ -77,6 +77,17 @@ def model_dir(tmp_path_factory) -> Path:
     return where
 
 
+def dark_patch_cells(n=32, size=16, seed=0):
+    """(x, y): n random crops, every other one Parasitized and marked by a dark patch a network learns fast."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    y = (np.arange(n) % 2).astype(np.uint8)
+    x[y == 1, 4:8, 4:8] = 0
+    return x, y
+
+
 def slide_rule():
     """A slide rule as the threshold stage stores one: cells counted from 0.5, boundary 10%, uncertain band
     0.3-0.7 (at most 20% of an OOF slide's cells in it), OOF sensitivity 0.9, false-call rates 0-4/70."""

@@ -14,17 +14,14 @@ from malaria_cnn.training import batch_norm, cross_validation, distribute, ensem
 from malaria_cnn.training.runtime import keras
 from malaria_cnn.training.train import fingerprint, train
 
+from conftest import dark_patch_cells
+
 NET = ModelParams(preset="seed", seed=SeedNetParams(filters=4, dense_units=(8,)))
 TINY = Params(epochs=4, model=NET, train=TrainParams(batch_size=8, seed=3, learning_rate=0.01, augment=False,
                                                      class_weights=False, early_stopping=0, reduce_lr=0))
 
 
-def _data(n=32, size=16, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-    y = (np.arange(n) % 2).astype(np.uint8)
-    x[y == 1, 4:8, 4:8] = 0  # a dark patch marks the positives
-    return x, y
+_data = dark_patch_cells
 
 
 def _saved(path, size=16, stain_mode="od", seed=0):

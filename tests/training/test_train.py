@@ -19,18 +19,13 @@ from malaria_cnn.training import batches
 from malaria_cnn.training.runtime import keras
 from malaria_cnn.training.train import CHANCE_LOSS, Plateau, class_weights, train
 
-from conftest import ROOT
+from conftest import ROOT, dark_patch_cells
 
 TINY = Params(epochs=2, model=ModelParams(preset="seed", seed=SeedNetParams(filters=4, dense_units=(8,))),
               train=TrainParams(batch_size=8, seed=3, augment=False, class_weights=False, early_stopping=0, reduce_lr=0))
 
 
-def _data(n=32, size=16, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-    y = (np.arange(n) % 2).astype(np.uint8)
-    x[y == 1, 4:8, 4:8] = 0  # a dark patch marks the positives
-    return x, y
+_data = dark_patch_cells
 
 
 def test_same_params_same_weights_and_history():
