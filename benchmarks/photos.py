@@ -6,6 +6,9 @@ arm trains on). The photos are the shared pale (`iml_malaria`) and dark (`iml_ma
 
 - `nih`: data.source zip, nih_train.zip: the model trained on NIH's crops alone.
 - `combined`: data.sources [nih_train.zip, the pale photos, the dark photos], every photo its own slide.
+  Its photos are also scored at a threshold of their own batch's (`<batch>_own_threshold`): the threshold
+  stage's rule on that batch's out-of-fold cells alone, nested (fold k's model at a threshold chosen on the
+  other folds' cells), as a per-source operating point would choose it.
 - `combined_unweighted`: `combined` with train.class_weights false (the effect of the class weights, with
   photos at 1-2% parasitized beside NIH's crops at 60%).
 - `finetune`: the `nih` arm's model, fine-tuned (train.init_from) on one batch's photos (--batch).
@@ -49,7 +52,7 @@ HOLDOUT_SLIDES = 10
 from measure import DEV_ZIP  # noqa: E402
 
 from malaria_cnn.core import params  # noqa: E402
-from malaria_cnn.core.labels import POSITIVE  # noqa: E402
+from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE  # noqa: E402
 from malaria_cnn.data import cells_npz  # noqa: E402
 from malaria_cnn.data.ingest import ingest  # noqa: E402
 from malaria_cnn.data.preprocess import preprocess  # noqa: E402
@@ -123,7 +126,8 @@ def _held_out_photos(run: Path, batch: str) -> dict[str, str]:
     return owner
 
 
-def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: float, rule_from: Path) -> dict:
+def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: float | dict[str, float],
+                  rule_from: Path) -> dict:
     """Each model screens its photos of `batch`; the photos' scores pooled (truth.summarise) with the pooled
     parasitemia (called / found against labelled parasitized / labelled), the same corrected by the run's
     slide rule (models/slide_rule.json of `rule_from`, from its out-of-fold error rates: what `screen` reports
@@ -134,7 +138,8 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
     for model_path, photos in assignments.items():
         model = model_io.load(model_path)
         size, mode = model_io.image_size(model), model_io.stain_mode(model)
-        for photo in screen(model_io.scorer(model, 256), photos, size, threshold, stain_mode=mode, progress=False):
+        at = threshold[model_path] if isinstance(threshold, dict) else threshold
+        for photo in screen(model_io.scorer(model, 256), photos, size, at, stain_mode=mode, progress=False):
             called = np.array([label == PARASITIZED for label in photo.labels], bool)
             scores[photo.file_name] = truth.score_photo(photo.boxes, called, labelled[photo.file_name])
             counted += int(np.sum(photo.p >= rule.count_threshold))
@@ -153,6 +158,23 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
                         "true": scores[worst].parasitized_labelled}
     s.pop("per_photo")
     return s
+
+
+def per_source_thresholds(run: Path, batch: str, owner: dict[str, str]) -> dict[str, float]:
+    """{model: threshold} chosen as the threshold stage chooses it (threshold.* of the committed params), on the
+    out-of-fold cells of `batch` alone: for fold k's model, on the batch's cells of the other folds (nested: no
+    photo that model scores helped choose its threshold); for the final model, on all of them."""
+    with open(run / "data" / "oof" / "predictions.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["slide"].startswith(batch + "/")]
+    y = np.array([CLASS_NAMES.index(r["label"]) for r in rows])
+    prob, fold = np.array([float(r["p_parasitized"]) for r in rows]), np.array([int(r["fold"]) for r in rows])
+    cfg = params.load(ROOT / "params.yaml").threshold
+    out = {}
+    for model in set(owner.values()):
+        k = Path(model).parent.name
+        use = fold != int(k) if k.isdigit() else np.ones(len(rows), bool)
+        out[model] = operating_point.choose(y[use], prob[use], cfg)
+    return out
 
 
 def holdout_cells(work: Path, held: Path) -> dict:
@@ -234,6 +256,12 @@ def main() -> None:
                            "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
             for b in BATCHES:
                 report[arm][b], report[arm][f"{b}_nih_model"] = held_out(run, b, t)
+                owner = _held_out_photos(run, b)
+                by_model: dict[str, list[Path]] = {}
+                for name, model in owner.items():
+                    by_model.setdefault(model, []).append(photos[b][name])
+                report[arm][f"{b}_own_threshold"] = screen_photos(by_model, b, per_source_thresholds(run, b, owner),
+                                                                  run)
 
     batch_only = {"source": "photos", **{k: v for k, v in photo_source(args.batch).items() if k != "name"}}
     with_nih = {"sources": [combined[0], photo_source(args.batch)]}
