@@ -193,8 +193,12 @@ def nih_figures(model_path: Path, cells: dict, threshold: float) -> dict:
     positive = cells["y"] == POSITIVE
     m = metrics.all_metrics(np.ones((1, len(prob))), positive, prob, threshold, bins=10)
     half = metrics.all_metrics(np.ones((1, len(prob))), positive, prob, 0.5, bins=10)
+    correct = (prob >= 0.5) == positive
+    per_slide = {s: float(correct[cells["slide"] == s].mean()) for s in np.unique(cells["slide"])}
+    worst = min(per_slide, key=per_slide.get)
     return {"accuracy": float(half["accuracy"][0]), "roc_auc": float(m["roc_auc"][0]),
-            "sensitivity": float(m["sensitivity"][0]), "specificity": float(m["specificity"][0])}
+            "sensitivity": float(m["sensitivity"][0]), "specificity": float(m["specificity"][0]),
+            "worst_slide": worst, "worst_slide_accuracy": per_slide[worst]}
 
 
 def _line(name: str, s: dict) -> str:
@@ -281,7 +285,8 @@ def main() -> None:
         print(f"{arm}: dvc repro {sum(m.values()):.1f} min (one train stage {m['train_0']:.1f} min), "
               f"threshold {r['threshold']:.3f}")
         h = r["nih_holdout"]
-        print(f"  NIH holdout: accuracy {h['accuracy']:.3f}, ROC AUC {h['roc_auc']:.3f}, sensitivity "
+        print(f"  NIH holdout: accuracy {h['accuracy']:.3f} (worst slide {h['worst_slide']} "
+              f"{h['worst_slide_accuracy']:.3f}), ROC AUC {h['roc_auc']:.3f}, sensitivity "
               f"{h['sensitivity']:.3f}, specificity {h['specificity']:.3f}")
         if arm == "nih":
             acc = [f["accuracy"] for f in r["nih_holdout_fold_models"]]
