@@ -18,10 +18,13 @@ def main() -> None:
     model = model_io.load(paths.MODEL)
     threshold = operating_point.load(paths.THRESHOLD, paths.MODEL)
     rule = patients.load(paths.SLIDE_RULE, paths.MODEL)
+    own = operating_point.load_record(paths.THRESHOLD, paths.MODEL).get("by_source", {})
+    points = {name: (o["threshold"], patients.load(paths.SLIDE_RULE, paths.MODEL, name))
+              for name, o in own.items() if o["threshold"] is not None}
     span = stain.StainRange.load(paths.STAIN_RANGE, paths.MODEL)
     prob = model_io.parasitized_probability(model, test["x"], p.predict.batch_size)
     m = outputs.write(outputs.Outputs.pipeline(), test["y"], prob, test["slide"], threshold, rule, p.evaluate,
-                      test["x"], model, test["density"], span, test["source"])
+                      test["x"], model, test["density"], span, test["source"], points)
     print(evaluate.summary(m, p.evaluate))
 
 

@@ -1,13 +1,16 @@
-"""Stage threshold: choose the cell threshold and the slide rule (infected / not infected / refer) on the out-of-fold predictions
--> models/threshold.json, models/slide_rule.json, metrics/cv.json."""
+"""Stage threshold: choose the cell threshold and the slide rule (infected / not infected / refer) on the out-of-fold predictions,
+pooled and, with several sources, each source's own -> models/threshold.json, models/slide_rule.json, metrics/cv.json."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run the package in this tree
 
+import numpy as np
+
 from malaria_cnn.core import atomic, params, paths
 from malaria_cnn.core.errors import run_main
+from malaria_cnn.data.slides import source_of
 from malaria_cnn.evaluation import false_calls, oof, operating_point, patients
 
 
@@ -18,16 +21,30 @@ def main() -> None:
     chosen = operating_point.choose(y, prob, p.threshold)
     on_oof = {**operating_point.on_split(y, prob, slides, chosen), "folds": p.cv.folds}
     report = operating_point.fold_report(y, prob, slides, folds, p.threshold) if p.cv.folds > 1 else None
-    operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report)
+    names = [params.source_name(b) for b in p.data.sources]
+    sources = np.array([source_of(s, names) for s in slides]) if names else None
+    own = operating_point.per_source(y, prob, slides, sources, p.threshold) if names else {}
+    operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report, own)
+
+    def slide_rule(sel, threshold):
+        return patients.choose_rule(y[sel], prob[sel], slides[sel], threshold, p.evaluate.confidence,
+                                    p.patients.min_sensitivity, p.patients.rule_out)
+
     calls = {f"oof_{k}": v for k, v in false_calls.summary(y, prob, slides, chosen).items()}
-    rule, on_slides = patients.choose_rule(y, prob, slides, chosen, p.evaluate.confidence, p.patients.min_sensitivity,
-                                           p.patients.rule_out)
-    patients.save(paths.SLIDE_RULE, rule, on_slides, paths.MODEL)
+    rule, on_slides = slide_rule(np.ones(len(y), bool), chosen)
+    rules = {name: slide_rule(sources == name, o["threshold"]) for name, o in own.items() if o["threshold"] is not None}
+    patients.save(paths.SLIDE_RULE, rule, on_slides, paths.MODEL, rules)
     answers = {f"oof_{k}": v for k, v in on_slides.items()}
     atomic.write_json(paths.CV_METRICS, {**operating_point.cv_metrics(chosen, on_oof, report), **calls, **answers})
     print(f"{operating_point.summary(chosen, p.threshold.rule, on_oof, report)}; per-slide false calls out of fold: "
           f"{false_calls.describe(calls, 'oof_', median=False)} -> {paths.THRESHOLD}; "
           f"slides: {rule.describe()}; out of fold: {patients.describe(on_slides)} -> {paths.SLIDE_RULE}")
+    for name, o in own.items():
+        print(f"  source {name}: " + (f"threshold {o['threshold']:.4f} by rule {o['rule']} on its {o['cells']} "
+                                      f"out-of-fold cells (sensitivity {o['sensitivity']:.3f}, precision "
+                                      f"{o['precision'] or 0:.3f}, {o['called']} called vs {o['labelled_parasitized']} "
+                                      f"labelled parasitized); slides: {rules[name][0].describe()}"
+                                      if o["threshold"] is not None else f"none of its own ({o['why']})"))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def test_partial_params_fill_in_defaults():
         ({"preprocess": {"max_pixels": 0}}, "preprocess.max_pixels must be an integer >= 1, got 0"),
         ({"split": {"test_size": 1.0}}, "split.test_size must be a number with 0 < x < 1, got 1.0"),
         ({"split": {"group_by": "patient"}}, "split.group_by must be one of slide, none, got 'patient'"),
-        ({"threshold": {"rule": "f1"}}, "threshold.rule must be one of sensitivity, youden, fixed, got 'f1'"),
+        ({"threshold": {"rule": "precision"}}, "threshold.rule must be one of sensitivity, youden, f1, count, fixed, got 'precision'"),
         ({"threshold": {"min_sensitivity": 1.5}}, "threshold.min_sensitivity must be a number with 0 < x <= 1, got 1.5"),
         ({"evaluate": {"bootstrap": 10}}, "evaluate.bootstrap must be an integer >= 100, got 10"),
         ({"train": {"learning_rate": 0}}, "train.learning_rate must be a number > 0, got 0"),

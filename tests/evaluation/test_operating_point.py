@@ -40,6 +40,57 @@ def test_ties_go_to_the_threshold_that_finds_more_parasitized_cells():
     assert operating_point.choose(y, p, ThresholdParams(rule="youden")) == pytest.approx(0.4)
 
 
+def test_f1_rule_weighs_false_calls_at_low_prevalence():
+    """1 parasitized cell in 100: a sensitivity floor of 0.95 calls every cell down to the lowest parasitized
+    score; F1 stops where the false calls start to outnumber what is found."""
+    y = np.r_[np.ones(3), np.zeros(297)].astype(int)
+    p = np.r_[0.9, 0.8, 0.3, np.linspace(0.0, 0.5, 297)]  # the third parasitized cell sits among ~119 uninfected
+    t = operating_point.choose(y, p, ThresholdParams(rule="f1"))
+    called = p >= t
+    assert (called & (y == 1)).sum() == 2 and (called & (y == 0)).sum() == 0  # F1 0.8: 2 found, none false
+    floor = operating_point.choose(y, p, ThresholdParams(rule="sensitivity", min_sensitivity=0.95))
+    assert ((p >= floor) & (y == 0)).sum() > 100
+
+
+def test_count_rule_calls_as_many_cells_as_are_parasitized():
+    t = operating_point.choose(Y, P, ThresholdParams(rule="count"))
+    assert (P >= t).sum() == (Y == 1).sum()  # 10 called: 8 found and 2 false, the share called is the truth's
+    assert _calls(t) == (0.8, 0.8)
+
+
+def test_each_source_gets_its_own_threshold_by_its_own_cells():
+    y = np.r_[Y, 1, 0, 0, 0, 0, 0]
+    p = np.r_[P, 0.2, 0.1, 0.1, 0.05, 0.05, 0.0]
+    sources = np.array(["nih"] * 20 + ["lab"] * 6)
+    slides = np.array([f"{s}/x" for s in sources])
+    own = operating_point.per_source(y, p, slides, sources, ThresholdParams(per_source="f1"))
+    assert set(own) == {"nih", "lab"} and own["lab"]["rule"] == "f1"
+    assert own["lab"]["threshold"] == pytest.approx(0.15) and own["lab"]["precision"] == 1.0  # its one cell, alone
+    assert own["nih"]["threshold"] == operating_point.choose(Y, P, ThresholdParams(rule="f1"))
+    assert own["lab"]["called"] == 1 and own["lab"]["labelled_parasitized"] == 1 and own["lab"]["cells"] == 6
+    lab = sources == "lab"
+    one_class = operating_point.per_source(y[~lab | (y == 0)], p[~lab | (y == 0)], slides[~lab | (y == 0)],
+                                           sources[~lab | (y == 0)], ThresholdParams())
+    assert one_class["lab"]["threshold"] is None and "one class" in one_class["lab"]["why"]
+    assert operating_point.per_source(y, p, slides, sources, ThresholdParams(per_source="none")) == {}
+
+
+def test_a_source_threshold_is_loaded_by_name_or_refused_in_one_line(tmp_path):
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights")
+    path = tmp_path / "threshold.json"
+    own = {"lab": {"threshold": 0.2}, "healthy": {"threshold": None, "why": "its out-of-fold cells are all of one class"}}
+    operating_point.save(path, 0.37, ThresholdParams(), model, {"cells": 20}, None, own)
+    assert operating_point.load(path, model) == 0.37 and operating_point.load(path, model, "lab") == 0.2
+    with pytest.raises(UserError, match=r"--source nih: .* has no threshold of that source \(its sources: lab, healthy"):
+        operating_point.load(path, model, "nih")
+    with pytest.raises(UserError, match="no threshold of its own .its out-of-fold cells are all of one class"):
+        operating_point.load(path, model, "healthy")
+    operating_point.save(path, 0.37, ThresholdParams(), model, {"cells": 20})
+    with pytest.raises(UserError, match="its sources: none: the model was trained on one source"):
+        operating_point.load(path, model, "lab")
+
+
 def test_fixed_rule_ignores_the_data():
     assert operating_point.choose(Y, P, ThresholdParams(rule="fixed", value=0.3)) == 0.3
 

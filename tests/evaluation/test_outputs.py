@@ -36,6 +36,32 @@ def test_every_figure_is_given_per_source_as_well_as_overall(tmp_path, model_dir
     assert parts["nih"]["roc_auc"] > parts["pale"]["roc_auc"]
     line = evaluate.summary(m, cfg)
     assert "\n  source nih: 120 cells from 6 slides" in line and "\n  source pale:" in line
+    assert "own_point" not in parts["pale"]
+
+
+def test_a_source_is_also_scored_at_its_own_threshold_and_slide_rule(tmp_path, model_dir):
+    import dataclasses
+
+    rng = np.random.default_rng(1)
+    slides = np.array([f"{s}/{k}" for s in ("nih", "pale") for k in range(4) for _ in range(50)])
+    sources = np.array([s.split("/")[0] for s in slides])
+    y = (rng.uniform(size=len(slides)) < np.where(sources == "pale", 0.05, 0.5)).astype(np.uint8)
+    prob = np.clip(y * 0.3 + rng.uniform(0, 0.6, len(y)), 0, 1)
+    x = rng.integers(0, 256, (len(y), 24, 24, 3), dtype=np.uint8)
+    model = model_io.load(model_dir / "model.keras")
+    cfg = EvaluateParams(bootstrap=100, gallery=2, gradcam=1, min_slides=2)
+    pale_rule = dataclasses.replace(slide_rule(), count_threshold=0.55)
+    m = outputs.write(outputs.Outputs.under(tmp_path), y, prob, slides, 0.5, slide_rule(), cfg, x, model,
+                      sources=sources, points={"pale": (0.55, pale_rule)})
+    own, pale = m["by_source"]["pale"]["own_point"], sources == "pale"
+    called, positive = prob[pale] >= 0.55, y[pale] == 1
+    assert own["threshold"] == 0.55 and own["called"] == called.sum() and own["labelled_parasitized"] == positive.sum()
+    assert own["precision"] == round((called & positive).sum() / called.sum(), 6)
+    assert own["sensitivity"] == round((called & positive).sum() / positive.sum(), 6)
+    assert own["slides_infected"] + own["slides_uninfected"] == 4
+    assert m["by_source"]["pale"]["sensitivity"] != own["sensitivity"]  # the pooled threshold's figure stays
+    assert "own_point" not in m["by_source"]["nih"]
+    assert "\n    at its own threshold 0.550: sensitivity" in evaluate.summary(m, cfg)
     single = outputs.write(outputs.Outputs.under(tmp_path / "one"), y, prob, slides, 0.5, slide_rule(), cfg, x, model,
                            sources=np.full(len(y), "nih"))
     assert "by_source" not in single

@@ -30,6 +30,18 @@ def test_measured_rates_count_only_slides_with_enough_cells_of_the_class():
     assert rates == ErrorRates((20,), (2,), (10,), (9,))  # b's 2 parasitized and 3 uninfected are too few
 
 
+def test_slides_too_small_alone_are_measured_together():
+    """Smear photos as slides: one or two parasitized cells each, too few alone, enough together."""
+    y = np.r_[1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0].astype(int)
+    prob = np.r_[0.9, 0.1, 0.1, 0.1, 0.9, 0.2, 0.1, 0.1, 0.9, 0.9, np.full(8, 0.1)]
+    slides = np.r_[np.repeat("p1", 4), np.repeat("p2", 4), np.repeat("p3", 10)]
+    rates = ErrorRates.measure(y, prob, slides, 0.5)
+    assert rates.parasitized == (5,) and rates.detected == (4,)  # 1 + 2 + 2 parasitized, 1 missed: one slide
+    assert rates.uninfected == (8, 5) and rates.false_calls == (0, 0)  # p3 alone; p1 and p2's 3 + 2 together
+    assert rates.usable and rates.sensitivity == 0.8
+    assert not ErrorRates.measure(y[:8], prob[:8], slides[:8], 0.5).parasitized  # 3 parasitized: still too few
+
+
 def _population(rng, slides):
     """Per-slide sensitivity and false-call rate of a classifier that varies between slides, as NIH's do."""
     return rng.beta(18, 2, slides), rng.beta(0.8, 40, slides)

@@ -102,6 +102,19 @@ def test_saved_rule_loads_back_for_its_model_only(tmp_path):
         patients.load(tmp_path / "old.json", model)
 
 
+def test_each_source_rule_is_saved_beside_the_pooled_one_and_loaded_by_name(tmp_path):
+    import dataclasses
+
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights")
+    lab = dataclasses.replace(RULE, count_threshold=0.2, boundary=0.05)
+    patients.save(tmp_path / "rule.json", RULE, {}, model, {"lab": (lab, {"slide_sensitivity": None})})
+    assert patients.load(tmp_path / "rule.json", model) == RULE
+    assert patients.load(tmp_path / "rule.json", model, "lab") == lab
+    with pytest.raises(UserError, match=r"--source nih: .* has no slide rule of that source \(its sources: lab\)"):
+        patients.load(tmp_path / "rule.json", model, "nih")
+
+
 def test_a_lab_can_ask_for_a_lower_rule_out_and_gets_referrals_not_false_reassurance():
     """70 cells cannot rule out 1% parasitemia, whatever the model: with patients.rule_out 0.01 every slide
     not called infected is referred; with auto, the healthy OOF slides are answered not infected."""

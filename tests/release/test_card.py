@@ -69,7 +69,9 @@ def test_card_reports_slide_level_answers():
 
 def test_card_names_every_source_its_figures_apart_and_the_model_fine_tuned_from():
     sources = [{"source": "zip", "path": "nih.zip", "name": "nih"}, {"source": "synthetic"}]
-    test = {**TEST, "by_source": {"nih": {**TEST, "cells": 150, "slides": 3, "ppv": 0.75},
+    own = {"threshold": 0.3, "sensitivity": 0.9, "specificity": 0.99, "precision": None, "called": 0,
+           "labelled_parasitized": 2}
+    test = {**TEST, "by_source": {"nih": {**TEST, "cells": 150, "slides": 3, "ppv": 0.75, "own_point": own},
                                   "synthetic": {**TEST, "cells": 50, "slides": 1}}}
     text = card.model_card(from_dict({"data": {"sources": sources}, "train": {"init_from": "models/nih.keras"}}),
                            1, 64, STORED, test, SIZES, "ab" * 32, {}, {})
@@ -77,3 +79,4 @@ def test_card_names_every_source_its_figures_apart_and_the_model_fine_tuned_from
     assert "not for real smears" not in text  # only part of it is synthetic
     assert "| nih | 150 | 3 | 0.900 | 0.900 | 0.750 |" in text and "| synthetic | 50 | 1 |" in text
     assert "one per cross-validation fold, fine-tuned from `models/nih.keras`" in text
+    assert "| nih | 0.300 | 0.900 | 0.990 | n/a | 0 / 2 |" in text and "| synthetic | 0." not in text

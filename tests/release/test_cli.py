@@ -180,3 +180,32 @@ def test_by_slide_keeps_a_colon_in_a_file_name(tmp_path, model_dir, small_cells)
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "p_slides.csv") as fh:
         assert [(r["slide"], r["cells"]) for r in csv.DictReader(fh)] == [("P4", "2")]
+
+
+def test_source_picks_that_training_source_threshold_and_a_wrong_name_is_one_line(tmp_path, ruled_model_dir, small_cells):
+    import dataclasses
+    import shutil
+
+    from malaria_cnn.core.params import ThresholdParams
+    from malaria_cnn.evaluation import operating_point, patients
+
+    from conftest import slide_rule
+
+    models = tmp_path / "models"
+    shutil.copytree(ruled_model_dir, models)
+    model = models / "model.keras"
+    operating_point.save(models / "threshold.json", 0.5, ThresholdParams(), model, {"cells": 1}, None,
+                         {"pale": {"threshold": 0.0}, "nih": {"threshold": 1.0}})
+    patients.save(models / "slide_rule.json", slide_rule(), {}, model,
+                  {"pale": (dataclasses.replace(slide_rule(), count_threshold=0.0), {}),
+                   "nih": (slide_rule(), {})})
+    (tmp_path / "a.png").write_bytes(small_cells[0].read())
+    pale = _run("predict", "a.png", "--model", model, "--source", "pale", cwd=tmp_path)
+    assert pale.returncode == 0, pale.stderr
+    assert "1 Parasitized (100.0%) at threshold 0.000" in pale.stdout and "note:" not in pale.stderr
+    pooled = _run("predict", "a.png", "--model", model, cwd=tmp_path)
+    assert "at threshold 0.500" in pooled.stdout
+    assert "note: the model has a threshold and slide rule of its own for each training source (pale, nih)" in pooled.stderr
+    wrong = _run("predict", "a.png", "--model", model, "--source", "dark", cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+    assert wrong.stderr.startswith("error: --source dark:") and "(its sources: pale, nih)" in wrong.stderr

@@ -50,7 +50,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("plateau", "cosine")
 STAIN_JITTER = ("gain", "hed")
 STAIN_MODES = ("od", "none")
-THRESHOLD_RULES = ("sensitivity", "youden", "fixed")
+THRESHOLD_RULES = ("sensitivity", "youden", "f1", "count", "fixed")
+PER_SOURCE_RULES = ("f1", "count", "sensitivity", "youden", "none")
 DISTRIBUTE = ("auto", "none", "mirrored", "multi_worker")
 FINAL_MODELS = ("ensemble", "refit")
 # dvc.yaml declares a train stage for each of folds 0..4 (cv.folds uses the first ones): each slot costs every
@@ -231,9 +232,13 @@ class PredictParams:
 class ThresholdParams:
     rule: str = param("sensitivity", one_of(*THRESHOLD_RULES),
                       "sensitivity: the highest specificity with sensitivity >= min_sensitivity\n"
-                      "youden: the highest sensitivity + specificity - 1 | fixed: value")
+                      "youden: the highest sensitivity + specificity - 1 | f1: the highest F1 | count: as many\n"
+                      "called as labelled Parasitized | fixed: value")
     min_sensitivity: float = param(0.95, probability())
     value: float = param(0.5, fraction(), "for rule fixed: call a cell Parasitized when P(Parasitized) >= value")
+    per_source: str = param("f1", one_of(*PER_SOURCE_RULES),
+                            "with data.sources: each source's own threshold and slide rule too, by this rule on its\n"
+                            "out-of-fold cells (the commands' --source NAME) | none: the pooled one only")
 
 
 @dataclass(frozen=True)

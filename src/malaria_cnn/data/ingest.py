@@ -27,7 +27,7 @@ from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.core.params import DataParams, source_name
 from malaria_cnn.data import archive, manifest
 from malaria_cnn.data.duplicates import dedupe
-from malaria_cnn.data.slides import slide_of
+from malaria_cnn.data.slides import in_source, slide_of
 from malaria_cnn.data.sources import Cell, below_class_dir, folder, nih, synthetic, zipped
 
 REJECTS_HEADER = ["file", "reason"]
@@ -75,7 +75,7 @@ def _in_folder(cell: Cell, name: str, cfg: DataParams) -> Cell:
     below = below_class_dir(cell.member.replace("\\", "/").split("/"), cfg.class_dirs)
     slide = cell.slide or slide_of(cell.member, cfg.slide_pattern) or cell.member
     return dataclasses.replace(cell, member=archive.member_name(cell.label, f"{name}/{below}"),
-                               origin=f"{name}: {cell.where}", slide=f"{name}/{slide}")
+                               origin=f"{name}: {cell.where}", slide=in_source(name, slide))
 
 
 def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_rejects: str | Path,

@@ -27,3 +27,16 @@ def slide_of(path: str, pattern: str = "") -> str | None:
         return None
     patient = _PATIENT.match(m.group(1))
     return patient.group(0).upper() if patient else m.group(1)
+
+
+def in_source(source: str, slide: str) -> str:
+    """A slide's name in a run of several sources (data.sources): the source's name, a slash, the slide."""
+    return f"{source}/{slide}"
+
+
+def source_of(slide: str, sources: list[str]) -> str:
+    """Which of `sources` a slide named by `in_source` belongs to (the longest name that prefixes it)."""
+    for name in sorted(sources, key=len, reverse=True):
+        if slide.startswith(name + "/"):
+            return name
+    raise ValueError(f"slide {slide!r} is not of any source ({', '.join(sources)})")

@@ -176,4 +176,12 @@ def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
                  f"{fmt(part, 'specificity')}, {fmt(part, 'ppv', 'precision')}")
         if "false_call_rate_slides" in part:
             line += f"; per-slide false calls: {false_calls.describe(part)}"
+        own = part.get("own_point")
+        if own:
+            def num(v):
+                return "n/a" if v is None else f"{v:.3f}"
+
+            line += (f"\n    at its own threshold {own['threshold']:.3f}: sensitivity {num(own['sensitivity'])}, "
+                     f"specificity {num(own['specificity'])}, precision {num(own['precision'])} ({own['called']} "
+                     f"called vs {own['labelled_parasitized']} labelled parasitized); slides: {patients.describe(own)}")
     return line

@@ -4,6 +4,10 @@ A cell is called Parasitized when P(Parasitized) >= threshold. The rules (params
 - `sensitivity`: the highest specificity among thresholds whose sensitivity reaches
   `min_sensitivity` (missing an infected cell costs more than a second look at a clean one);
 - `youden`: the highest sensitivity + specificity - 1;
+- `f1`: the highest F1 (the harmonic mean of precision and recall): at the 1-2% prevalence of a smear's
+  cells it weighs the false calls that a sensitivity floor ignores;
+- `count`: as many cells called as are labelled Parasitized (precision = recall), so the share called is the
+  parasitemia, unbiased where it was chosen;
 - `fixed`: `value`, whatever the validation split says.
 Ties go to the lowest threshold, the one that finds the most parasitized cells. A chosen
 threshold sits halfway between the lowest score it calls Parasitized and the next lower score, so
@@ -13,6 +17,7 @@ how firmly the rule stands: each fold scored at the threshold the other folds ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,14 +40,43 @@ def choose(y: np.ndarray, prob: np.ndarray, p: ThresholdParams) -> float:
         raise UserError(f"threshold.rule {p.rule} needs both classes in the validation split; "
                         "use more slides or threshold.rule=fixed")
     sensitivity, specificity, scores = rates(positive, prob)
+    tp, fp, n_pos = sensitivity * positive.sum(), (1 - specificity) * (~positive).sum(), positive.sum()
     if p.rule == "sensitivity":
         score = np.where(sensitivity >= p.min_sensitivity - 1e-12, specificity, -1.0)
+    elif p.rule == "f1":
+        score = 2 * tp / (tp + fp + n_pos)
+    elif p.rule == "count":
+        score = -np.abs(tp + fp - n_pos)
     else:
         score = sensitivity + specificity - 1
     # Ties go to the lowest threshold, which finds the most parasitized cells.
     k = int(np.flatnonzero(score == score.max())[-1])
     below = scores[k + 1] if k + 1 < len(scores) else 0.0
     return float((scores[k] + below) / 2)
+
+
+def per_source(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, sources: np.ndarray,
+               p: ThresholdParams) -> dict[str, dict]:
+    """Each source's own threshold, by rule `p.per_source` on its cells alone, with what it gives there
+    (on_split, with precision and the cells called against those labelled Parasitized); {} with rule none.
+    A source without both classes gets none (`threshold` None, and why)."""
+    if p.per_source == "none":
+        return {}
+    rule = dataclasses.replace(p, rule=p.per_source)
+    out = {}
+    for name in sorted(set(sources)):
+        sel = sources == name
+        positive = np.asarray(y)[sel] == POSITIVE
+        if positive.all() or not positive.any():
+            out[str(name)] = {"threshold": None, "rule": p.per_source,
+                              "why": "its out-of-fold cells are all of one class"}
+            continue
+        t = choose(y[sel], prob[sel], rule)
+        called = prob[sel] >= t
+        out[str(name)] = {"threshold": t, "rule": p.per_source, **on_split(y[sel], prob[sel], slides[sel], t),
+                          "precision": round(float(np.mean(positive[called])), 6) if called.any() else None,
+                          "called": int(called.sum()), "labelled_parasitized": int(positive.sum())}
+    return out
 
 
 def rates(positive: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,9 +120,9 @@ def fold_report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, folds: np.n
 
 
 def save(path: str | Path, threshold: float, p: ThresholdParams, model_path: str | Path, chosen_on: dict,
-         folds: dict | None = None) -> None:
+         folds: dict | None = None, sources: dict | None = None) -> None:
     """Write the threshold with the rule that chose it, what it gave where it was chosen, how it fared
-    fold by fold, and the checksum of the model it belongs to."""
+    fold by fold, each source's own (per_source), and the checksum of the model it belongs to."""
     atomic.write_json(path, {
         "threshold": threshold,
         "rule": p.rule,
@@ -96,6 +130,7 @@ def save(path: str | Path, threshold: float, p: ThresholdParams, model_path: str
         "model_sha256": file_sha256(model_path),
         "chosen_on": chosen_on,
         "fold_by_fold": folds,
+        **({"by_source": sources} if sources else {}),
     })
 
 
@@ -116,9 +151,19 @@ def load_record(path: str | Path, model_path: str | Path) -> dict:
     return stored
 
 
-def load(path: str | Path, model_path: str | Path) -> float:
-    """The stored threshold, checked against the model it was chosen for."""
-    return float(load_record(path, model_path)["threshold"])
+def load(path: str | Path, model_path: str | Path, source: str | None = None) -> float:
+    """The stored threshold, checked against the model it was chosen for; with `source`, that training
+    source's own (per_source)."""
+    stored = load_record(path, model_path)
+    if source is None:
+        return float(stored["threshold"])
+    mine = stored.get("by_source", {})
+    if source not in mine:
+        have = ", ".join(mine) or "none: the model was trained on one source, or with threshold.per_source none"
+        raise UserError(f"--source {source}: {path} has no threshold of that source (its sources: {have})")
+    if mine[source]["threshold"] is None:
+        raise UserError(f"--source {source}: no threshold of its own ({mine[source]['why']}); leave --source out")
+    return float(mine[source]["threshold"])
 
 
 def cv_metrics(threshold: float, chosen_on: dict, report: dict | None) -> dict:

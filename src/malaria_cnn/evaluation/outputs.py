@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from malaria_cnn.core import atomic, paths
+from malaria_cnn.core.labels import POSITIVE
 from malaria_cnn.core.params import EvaluateParams
 from malaria_cnn.data import images, stain
 from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, patients
@@ -41,15 +42,35 @@ class Outputs:
         return cls(*(Path(folder) / Path(p).name for p in (getattr(cls.pipeline(), f.name) for f in fields(cls))))
 
 
+def own_point(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, rule: patients.SlideRule,
+              referred: list[str], confidence: float) -> dict:
+    """A source's cells at its own threshold (sensitivity, specificity, precision, cells called against those
+    labelled parasitized) and its slides answered by its own rule (patients.slide_metrics)."""
+    positive, called = y == POSITIVE, prob >= threshold
+    _, answers = rule.answers(prob, slides)
+    answers = patients.with_referrals(answers, referred)
+
+    def share(k, n):
+        return round(int(k) / int(n), 6) if n else None
+
+    return {"threshold": round(threshold, 6), "sensitivity": share((called & positive).sum(), positive.sum()),
+            "specificity": share((~called & ~positive).sum(), (~positive).sum()),
+            "precision": share((called & positive).sum(), called.sum()), "called": int(called.sum()),
+            "labelled_parasitized": int(positive.sum()),
+            **patients.slide_metrics(patients.infected_slides(y, slides), [a.answer for a in answers], confidence)}
+
+
 def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float,
           rule: patients.SlideRule, cfg: EvaluateParams, x, model, densities: np.ndarray | None = None,
-          stain_range: stain.StainRange | None = None, sources: np.ndarray | None = None) -> dict:
+          stain_range: stain.StainRange | None = None, sources: np.ndarray | None = None,
+          points: dict[str, tuple[float, patients.SlideRule]] | None = None) -> dict:
     """Write every output; return metrics.json's content. `x` is the crops, or anything that gives
     them by index (x[i], x[[i, j]], x.shape): only the few shown in the sheets are taken. With the cells'
     optical `densities` and the model's `stain_range`, each slide whose stain is unlike the training
     slides' is referred (its cells stay in every cell figure: these are labelled cells, scored to measure
     the model). With each cell's data `sources` (several), metrics.json gives every figure per source as well,
-    under `by_source`."""
+    under `by_source`, and with `points` (a source's own threshold and slide rule) what that point gives on
+    the source's cells and slides (own_point)."""
     names, answers = rule.answers(prob, slides)
     referred = stain.referrals(stain_range if densities is not None else None, densities, slides, names)
     answers = patients.with_referrals(answers, referred)
@@ -63,6 +84,9 @@ def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thr
             part = evaluate.report(y[sel], prob[sel], slides[sel], threshold, cfg, rule,
                                    [a for a, k in zip(answers, mine) if k])
             part["slides_stain_referred"] = sum(bool(r) for r, k in zip(referred, mine) if k)
+            if str(source) in (points or {}):
+                part["own_point"] = own_point(y[sel], prob[sel], slides[sel], *points[str(source)],
+                                              [r for r, k in zip(referred, mine) if k], cfg.confidence)
             m["by_source"][str(source)] = part
     atomic.write_json(out.metrics, m)
     infected = patients.infected_slides(y, slides)

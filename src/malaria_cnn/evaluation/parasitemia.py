@@ -34,7 +34,8 @@ MIN_CELLS = 5  # cells of a class an OOF slide needs to lend its rate of that cl
 class ErrorRates:
     """The cell classifier's errors, slide by slide, where it was measured (the OOF slides): per slide
     with at least MIN_CELLS uninfected cells, those cells and its false calls; per slide with at least
-    MIN_CELLS parasitized cells, those cells and how many were called."""
+    MIN_CELLS parasitized cells, those cells and how many were called. The slides with fewer (a smear photo
+    holds one or two parasitized cells) count as one slide when together they reach MIN_CELLS."""
 
     uninfected: tuple[int, ...]
     false_calls: tuple[int, ...]
@@ -50,8 +51,7 @@ class ErrorRates:
             return np.bincount(index, weights=mask, minlength=len(names)).astype(int)
 
         neg, fp, pos, tp = count(~positive), count(~positive & called), count(positive), count(positive & called)
-        keep_neg, keep_pos = neg >= MIN_CELLS, pos >= MIN_CELLS
-        return cls(*(tuple(int(v) for v in a) for a in (neg[keep_neg], fp[keep_neg], pos[keep_pos], tp[keep_pos])))
+        return cls(*_with_small_pooled(neg, fp), *_with_small_pooled(pos, tp))
 
     @property
     def usable(self) -> bool:
@@ -74,6 +74,17 @@ class ErrorRates:
     def as_dict(self) -> dict:
         return {"uninfected": list(self.uninfected), "false_calls": list(self.false_calls),
                 "parasitized": list(self.parasitized), "detected": list(self.detected)}
+
+
+def _with_small_pooled(totals: np.ndarray, hits: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(totals, hits) of the slides with at least MIN_CELLS, then the others' summed as one slide when that
+    sum reaches MIN_CELLS."""
+    big, small = totals >= MIN_CELLS, (totals > 0) & (totals < MIN_CELLS)
+    t, h = [int(v) for v in totals[big]], [int(v) for v in hits[big]]
+    if totals[small].sum() >= MIN_CELLS:
+        t.append(int(totals[small].sum()))
+        h.append(int(hits[small].sum()))
+    return tuple(t), tuple(h)
 
 
 def one_slide(hits, totals, rng: np.random.Generator, size: int) -> np.ndarray:

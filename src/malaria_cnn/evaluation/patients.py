@@ -230,27 +230,42 @@ def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: 
     return SlideRule(round(float(boundary), 6), round(threshold, 6), band, limit, rates, confidence), m
 
 
-def save(path: str | Path, rule: SlideRule, chosen_on: dict, model_path: str | Path) -> None:
+def save(path: str | Path, rule: SlideRule, chosen_on: dict, model_path: str | Path,
+         sources: dict[str, tuple[SlideRule, dict]] | None = None) -> None:
+    """Write the rule with what it gave where it was chosen and its model's sha256; with `sources`, each
+    training source's own rule (chosen on its cells alone at its own threshold) under `by_source`."""
+    mine = {name: {**r.as_dict(), "rule": r.describe(), "chosen_on": on} for name, (r, on) in (sources or {}).items()}
     atomic.write_json(path, {**rule.as_dict(), "rule": rule.describe(), "chosen_on": chosen_on,
-                             "model_sha256": file_sha256(model_path)})
+                             **({"by_source": mine} if mine else {}), "model_sha256": file_sha256(model_path)})
 
 
-def load(path: str | Path, model_path: str | Path) -> SlideRule:
-    """The stored slide rule, checked against its model; one clear error otherwise."""
+def _from_dict(stored: dict) -> SlideRule:
+    r = stored["rates"]
+    return SlideRule(float(stored["boundary"]), float(stored["count_threshold"]), tuple(map(float, stored["band"])),
+                     float(stored["band_limit"]),
+                     ErrorRates(*(tuple(int(v) for v in r[k]) for k in
+                                  ("uninfected", "false_calls", "parasitized", "detected"))),
+                     float(stored["confidence"]))
+
+
+def load(path: str | Path, model_path: str | Path, source: str | None = None) -> SlideRule:
+    """The stored slide rule, checked against its model (with `source`, that training source's own); one
+    clear error otherwise."""
     try:
         stored = json.loads(Path(path).read_text(encoding="utf-8"))
-        r = stored["rates"]
-        rule = SlideRule(float(stored["boundary"]), float(stored["count_threshold"]), tuple(map(float, stored["band"])),
-                         float(stored["band_limit"]),
-                         ErrorRates(*(tuple(int(v) for v in r[k]) for k in
-                                      ("uninfected", "false_calls", "parasitized", "detected"))),
-                         float(stored["confidence"]))
+        rule = _from_dict(stored)
+        mine = {name: _from_dict(d) for name, d in stored.get("by_source", {}).items()}
         sha = stored["model_sha256"]
     except FileNotFoundError:
         raise UserError(f"{path} not found: run `dvc repro` to choose the model's slide rule") from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise UserError(f"{path} is not a slide rule file written by this version of the project: "
                         "run `dvc repro`") from None
     if sha != file_sha256(model_path):
         raise UserError(f"{path} was chosen for another model than {model_path}: run `dvc repro`")
-    return rule
+    if source is None:
+        return rule
+    if source not in mine:
+        raise UserError(f"--source {source}: {path} has no slide rule of that source (its sources: "
+                        f"{', '.join(mine) or 'none'})")
+    return mine[source]

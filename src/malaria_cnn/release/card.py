@@ -69,8 +69,18 @@ def _by_source(test: dict) -> str:
         return ""
     rows = "\n".join(f"| {name} | {m['cells']:,} | {m['slides']} | {_value(m['sensitivity'])} | "
                      f"{_value(m['specificity'])} | {_value(m['ppv'])} |" for name, m in parts.items())
-    return ("\n\nEach data source's test cells apart (a source that fails is not averaged away):\n\n"
+    text = ("\n\nEach data source's test cells apart (a source that fails is not averaged away):\n\n"
             "| source | cells | slides | sensitivity | specificity | PPV |\n|---|---|---|---|---|---|\n" + rows)
+    own = {name: m["own_point"] for name, m in parts.items() if m.get("own_point")}
+    if own:
+        text += ("\n\nEach source also has a threshold and slide rule of its own, chosen on its out-of-fold cells "
+                 "alone (`malaria-cnn screen --source NAME`); on its test cells:\n\n"
+                 "| source | threshold | sensitivity | specificity | PPV | called / labelled parasitized |\n"
+                 "|---|---|---|---|---|---|\n" +
+                 "\n".join(f"| {name} | {o['threshold']:.3f} | {_value(o['sensitivity'])} | {_value(o['specificity'])} "
+                           f"| {_value(o['precision'])} | {o['called']:,} / {o['labelled_parasitized']:,} |"
+                           for name, o in own.items()))
+    return text
 
 
 def _split_text(p: Params, no_slide: int, test: dict) -> tuple[str, str]:

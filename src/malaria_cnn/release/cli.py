@@ -22,6 +22,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=paths.MODEL, help=f"a model trained by the pipeline (default {paths.MODEL})")
     p.add_argument("--threshold-file", help="the model's threshold (default: threshold.json beside the model)")
     p.add_argument("--threshold", type=float, help="call Parasitized at P >= this, instead of the stored threshold")
+    p.add_argument("--source", metavar="NAME", help="the threshold and slide rule chosen for this training source "
+                                                    "(a model trained on data.sources: see threshold.json's by_source)")
     p.add_argument("--batch-size", type=int, default=BATCH, help=f"crops per forward pass (default {BATCH})")
 
 

@@ -4,6 +4,7 @@ the crop limits, and the trained model with what is stored beside it (threshold,
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,13 +83,20 @@ def scorer(args: argparse.Namespace) -> Scoring:
     from malaria_cnn.evaluation import operating_point, patients
     from malaria_cnn.training import model_io  # TensorFlow: after every check that needs none
 
-    model = model_io.load(args.model)
+    source = getattr(args, "source", None)
+    threshold_file = args.threshold_file or Path(args.model).with_name("threshold.json")
     if args.threshold is not None:
         threshold = args.threshold
     else:
-        threshold = operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
+        threshold = operating_point.load(threshold_file, args.model, source)
     rule_file = Path(args.model).with_name(Path(paths.SLIDE_RULE).name)
-    rule = patients.load(rule_file, args.model) if rule_file.is_file() else None
+    rule = patients.load(rule_file, args.model, source) if rule_file.is_file() else None
+    if source is None and Path(threshold_file).is_file():
+        own = operating_point.load_record(threshold_file, args.model).get("by_source", {})
+        if own:
+            print(f"note: the model has a threshold and slide rule of its own for each training source "
+                  f"({', '.join(own)}); --source NAME uses one, for photos like that source's", file=sys.stderr)
+    model = model_io.load(args.model)
     range_file = Path(args.model).with_name(Path(paths.STAIN_RANGE).name)
     span = stain.StainRange.load(range_file, args.model) if range_file.is_file() else None
     return Scoring(model, model_io.scorer(model, args.batch_size), threshold, rule, span, model_io.image_size(model),
