@@ -6,9 +6,9 @@ arm trains on). The photos are the shared pale (`iml_malaria`) and dark (`iml_ma
 
 - `nih`: data.source zip, nih_train.zip: the model trained on NIH's crops alone.
 - `combined`: data.sources [nih_train.zip, the pale photos, the dark photos], every photo its own slide.
-  Its photos are also scored at a threshold of their own batch's (`<batch>_own_threshold`): the threshold
-  stage's rule on that batch's out-of-fold cells alone, nested (fold k's model at a threshold chosen on the
-  other folds' cells), as a per-source operating point would choose it.
+  Its photos are also scored at an operating point of their own batch's (`<batch>_own_<rule>`): a threshold
+  by that rule (threshold.per_source) and a slide rule, chosen on that batch's out-of-fold cells alone, nested
+  (fold k's model at a point chosen on the other folds' cells), as the threshold stage's `by_source` does.
 - `combined_unweighted`: `combined` with train.class_weights false (the effect of the class weights, with
   photos at 1-2% parasitized beside NIH's crops at 60%).
 - `finetune`: the `nih` arm's model, fine-tuned (train.init_from) on one batch's photos (--batch).
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -127,30 +128,40 @@ def _held_out_photos(run: Path, batch: str) -> dict[str, str]:
 
 
 def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: float | dict[str, float],
-                  rule_from: Path) -> dict:
+                  rule_from: Path | dict) -> dict:
     """Each model screens its photos of `batch`; the photos' scores pooled (truth.summarise) with the pooled
     parasitemia (called / found against labelled parasitized / labelled), the same corrected by the run's
     slide rule (models/slide_rule.json of `rule_from`, from its out-of-fold error rates: what `screen` reports
-    for a slide of these photos), and the worst photo's error."""
+    for a slide of these photos; or {model: its rule}), and the worst photo's error."""
     labelled = truth.load(FIELDS / batch / "annotations.json")
-    rule = patients.load(rule_from / "models" / "slide_rule.json", rule_from / "models" / "model.keras")
-    scores, counted, cells, uncertain = {}, 0, 0, 0
+    rules = rule_from if isinstance(rule_from, dict) else None
+    if rules is None:
+        rule = patients.load(rule_from / "models" / "slide_rule.json", rule_from / "models" / "model.keras")
+    scores, counted, cells, uncertain, corrected_called = {}, 0, 0, 0, 0.0
     for model_path, photos in assignments.items():
         model = model_io.load(model_path)
         size, mode = model_io.image_size(model), model_io.stain_mode(model)
         at = threshold[model_path] if isinstance(threshold, dict) else threshold
+        if rules is not None:
+            rule = rules[model_path]
+        mine = [0, 0, 0]  # this model's counted, cells, uncertain
         for photo in screen(model_io.scorer(model, 256), photos, size, at, stain_mode=mode, progress=False):
             called = np.array([label == PARASITIZED for label in photo.labels], bool)
             scores[photo.file_name] = truth.score_photo(photo.boxes, called, labelled[photo.file_name])
-            counted += int(np.sum(photo.p >= rule.count_threshold))
-            uncertain += int(np.sum((photo.p >= rule.band[0]) & (photo.p < rule.band[1])))
-            cells += len(photo.p)
+            mine[0] += int(np.sum(photo.p >= rule.count_threshold))
+            mine[1] += len(photo.p)
+            mine[2] += int(np.sum((photo.p >= rule.band[0]) & (photo.p < rule.band[1])))
+        counted, cells, uncertain = counted + mine[0], cells + mine[1], uncertain + mine[2]
+        if rules is not None:  # each model's photos corrected by its own rule, weighed by their cells
+            corrected_called += rule.answer(*mine).estimate.corrected * mine[1]
     s = truth.summarise(scores)
     s["pooled_called"] = s["parasitized_called"] / max(1, s["found"])
     s["pooled_true"] = s["parasitized_labelled"] / max(1, s["labelled"])
     s["pooled_relative_error"] = abs(s["pooled_called"] - s["pooled_true"]) / s["pooled_true"]
-    answer = rule.answer(counted, cells, uncertain)
-    s["pooled_corrected"] = float(answer.estimate.corrected)
+    if rules is None:
+        s["pooled_corrected"] = float(rule.answer(counted, cells, uncertain).estimate.corrected)
+    else:
+        s["pooled_corrected"] = corrected_called / max(1, cells)
     s["pooled_corrected_relative_error"] = abs(s["pooled_corrected"] - s["pooled_true"]) / s["pooled_true"]
     worst = max(scores, key=lambda n: scores[n].parasitemia_error or 0)
     s["worst_photo"] = {"name": worst, "abs_error": scores[worst].parasitemia_error,
@@ -160,21 +171,26 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
     return s
 
 
-def per_source_thresholds(run: Path, batch: str, owner: dict[str, str]) -> dict[str, float]:
-    """{model: threshold} chosen as the threshold stage chooses it (threshold.* of the committed params), on the
-    out-of-fold cells of `batch` alone: for fold k's model, on the batch's cells of the other folds (nested: no
-    photo that model scores helped choose its threshold); for the final model, on all of them."""
+def per_source_points(run: Path, batch: str, owner: dict[str, str], rule: str) -> tuple[dict, dict]:
+    """({model: threshold}, {model: slide rule}) chosen as the threshold stage chooses a source's own
+    (threshold.per_source `rule`, then its slide rule) on the out-of-fold cells of `batch` alone: for fold k's
+    model, on the batch's cells of the other folds (nested: no photo that model scores helped choose them);
+    for the final model, on all of them."""
     with open(run / "data" / "oof" / "predictions.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["slide"].startswith(batch + "/")]
+        rows = [r for r in csv.DictReader(fh) if r["slide"].startswith(batch + "/") or "/" not in r["slide"]]
     y = np.array([CLASS_NAMES.index(r["label"]) for r in rows])
     prob, fold = np.array([float(r["p_parasitized"]) for r in rows]), np.array([int(r["fold"]) for r in rows])
-    cfg = params.load(ROOT / "params.yaml").threshold
-    out = {}
+    slides = np.array([r["slide"] for r in rows])
+    p = params.load(ROOT / "params.yaml")
+    cfg = dataclasses.replace(p.threshold, rule=rule)
+    thresholds, rules = {}, {}
     for model in set(owner.values()):
         k = Path(model).parent.name
         use = fold != int(k) if k.isdigit() else np.ones(len(rows), bool)
-        out[model] = operating_point.choose(y[use], prob[use], cfg)
-    return out
+        thresholds[model] = operating_point.choose(y[use], prob[use], cfg)
+        rules[model], _ = patients.choose_rule(y[use], prob[use], slides[use], thresholds[model],
+                                               p.evaluate.confidence, p.patients.min_sensitivity, p.patients.rule_out)
+    return thresholds, rules
 
 
 def holdout_cells(work: Path, held: Path) -> dict:
@@ -219,6 +235,8 @@ def main() -> None:
                                                   "finetune_with_nih"])
     ap.add_argument("--batch", default="iml_malaria_dark", choices=BATCHES, help="the finetune arm's photos")
     ap.add_argument("--finetune-folds", type=int, default=3)
+    ap.add_argument("--own-rules", nargs="*", default=["f1", "count", "sensitivity"],
+                    help="each batch also scored at its own threshold and slide rule by these threshold rules, nested")
     args = ap.parse_args()
     if not DEV_ZIP.is_file() or not all((FIELDS / b / "annotations.json").is_file() for b in BATCHES):
         sys.exit(f"error: needs {DEV_ZIP} and the labelled photos in {FIELDS}")
@@ -264,8 +282,8 @@ def main() -> None:
                 by_model: dict[str, list[Path]] = {}
                 for name, model in owner.items():
                     by_model.setdefault(model, []).append(photos[b][name])
-                report[arm][f"{b}_own_threshold"] = screen_photos(by_model, b, per_source_thresholds(run, b, owner),
-                                                                  run)
+                for rule in args.own_rules:
+                    report[arm][f"{b}_own_{rule}"] = screen_photos(by_model, b, *per_source_points(run, b, owner, rule))
 
     batch_only = {"source": "photos", **{k: v for k, v in photo_source(args.batch).items() if k != "name"}}
     with_nih = {"sources": [combined[0], photo_source(args.batch)]}
@@ -277,6 +295,13 @@ def main() -> None:
             report[arm] = {"batch": args.batch, "minutes": minutes, "threshold": t,
                            "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
             report[arm][args.batch], report[arm]["nih_model"] = held_out(run, args.batch, t)
+            owner = _held_out_photos(run, args.batch)
+            by_model = {}
+            for name, model in owner.items():
+                by_model.setdefault(model, []).append(photos[args.batch][name])
+            for rule in args.own_rules:
+                report[arm][f"{args.batch}_own_{rule}"] = screen_photos(
+                    by_model, args.batch, *per_source_points(run, args.batch, owner, rule))
 
     (args.work / "report.json").write_text(json.dumps(report, indent=1, default=float))
     print(f"NIH holdout: {len(cells['y'])} crops of {HOLDOUT_SLIDES} slides no arm trained on")

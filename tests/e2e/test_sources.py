@@ -40,6 +40,11 @@ def test_exp_run_with_photos_beside_crops_reports_each_source(tmp_path):
     parts = metrics["by_source"]
     assert set(parts) <= {"synthetic", "ours"} and sum(p["cells"] for p in parts.values()) == metrics["cells"]
     assert "  source " in out
+    own = json.loads((repo / "models/threshold.json").read_text())["by_source"]
+    assert set(own) == {"synthetic", "ours"} and all(o["rule"] == "f1" for o in own.values())
+    rules = json.loads((repo / "models/slide_rule.json").read_text()).get("by_source", {})
+    assert set(rules) == {name for name, o in own.items() if o["threshold"] is not None}
+    assert "  source ours: threshold " in out or "  source ours: none of its own" in out
 
     sh([*GIT, "add", "-A"], repo)
     sh([*GIT, "commit", "-qm", "the experiment"], repo)
