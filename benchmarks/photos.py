@@ -11,6 +11,8 @@ arm trains on). The photos are the shared pale (`iml_malaria`) and dark (`iml_ma
   (fold k's model at a point chosen on the other folds' cells), as the threshold stage's `by_source` does.
 - `combined_unweighted`: `combined` with train.class_weights false (the effect of the class weights, with
   photos at 1-2% parasitized beside NIH's crops at 60%).
+- `combined_unboxed`: `combined_unweighted` with data.unboxed uninfected: the photos' found cells that no box
+  matches (debris, clumps, cells cut by the edge, which screen meets and counts) trained on as negatives.
 - `finetune`: the `nih` arm's model, fine-tuned (train.init_from) on one batch's photos (--batch).
 - `finetune_with_nih`: the same, on nih_train.zip's crops as well as the batch's photos.
 
@@ -231,8 +233,8 @@ def _line(name: str, s: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True, help="a folder for the clones and data (kept: reruns reuse it)")
-    ap.add_argument("--arms", nargs="+", default=["nih", "combined", "combined_unweighted", "finetune",
-                                                  "finetune_with_nih"])
+    ap.add_argument("--arms", nargs="+", default=["nih", "combined", "combined_unweighted", "combined_unboxed",
+                                                  "finetune", "finetune_with_nih"])
     ap.add_argument("--batch", default="iml_malaria_dark", choices=BATCHES, help="the finetune arm's photos")
     ap.add_argument("--finetune-folds", type=int, default=3)
     ap.add_argument("--own-rules", nargs="*", default=["f1", "count", "sensitivity"],
@@ -270,9 +272,10 @@ def main() -> None:
                 screen_photos({final: [photos[batch][n] for n in owner]}, batch, t_nih, nih_run))
 
     combined = [{"source": "zip", "path": str(train_zip), "name": "nih"}, *map(photo_source, BATCHES)]
-    for arm, train in (("combined", {}), ("combined_unweighted", {"class_weights": False})):
+    for arm, data, train in (("combined", {}, {}), ("combined_unweighted", {}, {"class_weights": False}),
+                             ("combined_unboxed", {"unboxed": "uninfected"}, {"class_weights": False})):
         if arm in args.arms:
-            run, minutes = pipeline(args.work, arm, {"sources": combined}, train)
+            run, minutes = pipeline(args.work, arm, {"sources": combined, **data}, train)
             t = _threshold(run)
             report[arm] = {"minutes": minutes, "threshold": t,
                            "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}

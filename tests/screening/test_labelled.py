@@ -42,7 +42,7 @@ def _iml(fields: dict, extra: dict | None = None) -> list:
 
 def _ingest(tmp_path: Path, **cfg) -> tuple[str, list[manifest.ManifestRow], dict[str, str]]:
     out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     line = ingest(DataParams(source="photos", **cfg), out / "raw.zip", out / "manifest.csv", out / "rejects.csv",
                   photos=photos.cells)
     with open(out / "rejects.csv", newline="") as fh:
@@ -66,10 +66,36 @@ def test_each_labelled_cell_is_the_crop_screen_cuts_and_preprocess_gives_the_mod
         screened = prepare(Item(name, data), 48)  # what `malaria-cnn screen` gives the model for this photo
         pairs, _ = truth.match(screened.boxes, f.cells)
         for found, box in pairs:
-            x = by_file[photos._member(photos.LABELS[f.cells[box].kind], name, box)]
+            x = by_file[photos._member(photos.LABELS[f.cells[box].kind], name, f"box_{box + 1:04d}")]
             assert np.array_equal(x, screened.inputs[found])  # bit for bit
             compared += 1
     assert compared == len(rows) and compared >= 0.8 * sum(len(f.cells) for f in fields.values())
+
+
+def test_unboxed_found_cells_become_uninfected_crops_when_asked(tmp_path, fields):
+    """Every red cell is boxed, so a found cell in no box is something screen meets that is not a red cell
+    of either class: with data.unboxed uninfected it is a crop of the negative class, cut as screen cuts it;
+    cells on white-cell or difficult boxes stay out."""
+    _write_fields(tmp_path / "photos", fields)
+    first = next(iter(fields))
+    doc = _iml(fields)
+    dropped = [o for o in doc[0]["objects"] if o["type"] == "red blood cell"][:3]
+    doc[0]["objects"] = [o for o in doc[0]["objects"] if o not in dropped]  # three red cells left unboxed
+    (tmp_path / "boxes.json").write_text(json.dumps(doc))
+    cfg = {"path": str(tmp_path / "photos"), "boxes": str(tmp_path / "boxes.json")}
+    _, skipped, _ = _ingest(tmp_path / "skip", **cfg)
+    _, rows, _ = _ingest(tmp_path / "with", **cfg, unboxed="uninfected")
+    extra = [r for r in rows if "_found_" in r.file]
+    assert len(rows) == len(skipped) + len(extra) and all(r.label == "Uninfected" for r in extra)
+    screened = {n: prepare(Item(n, (tmp_path / "photos" / n).read_bytes()), 48) for n in fields}
+    for n, f in fields.items():
+        boxes = truth.load(tmp_path / "boxes.json", not_red=True)[n]
+        anywhere, on_difficult = truth.match(screened[n].boxes, boxes)
+        loose = len(screened[n].boxes) - len({i for i, _ in anywhere} | on_difficult)
+        assert sum(r.slide == n for r in extra) == loose, n
+    assert sum(r.slide == first for r in extra) >= 2  # the dropped boxes' cells, found again
+    with pytest.raises(ParamsError, match="data.unboxed must be one of skip, uninfected"):
+        from_dict({"data": {"unboxed": "negative"}})
 
 
 def test_labels_rejects_and_slides(tmp_path, fields, capsys):

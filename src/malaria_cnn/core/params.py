@@ -101,6 +101,10 @@ class DataParams:
                                   "or absolute)")
     boxes: str = param("", text(), "for source photos: the labelled boxes, IML's JSON list or COCO (the review "
                                    "page's export\nboxes.coco.json is COCO)")
+    unboxed: str = param("skip", one_of("skip", "uninfected"),
+                         "for source photos: a found cell no box matches (debris, a clump, a cell cut by the\n"
+                         "edge: what screen meets and every red cell is boxed) | skip | uninfected: a crop of the\n"
+                         "negative class")
     class_dirs: ClassDirs = section(ClassDirs, "the folder of each class, found anywhere beneath data.path, any case")
     slide_pattern: str = param("", regex(),
                                "regex on file names naming the slide (group 1); empty: NIH's C<n>..._IMG_ naming")

@@ -5,7 +5,9 @@ screening/, which builds on it).
 A photo goes through screen's own path (`screening.screen.prepare`: decode, segment, cut); each labelled box
 is paired one to one with a found cell as `screen --truth` pairs them (`truth.match`); the crop is that found
 cell's cut, trimmed (`crops.trim`), so preprocess makes of it exactly the input screen gives the model for the
-same cell. Boxes of a parasite stage are Parasitized, plain red cells Uninfected. Difficult boxes, boxes of
+same cell. Boxes of a parasite stage are Parasitized, plain red cells Uninfected; with data.unboxed uninfected,
+the found cells no box matches (debris, clumps, cells cut by the photo's edge: objects screen meets and
+counts) are Uninfected crops too. Difficult boxes, boxes of
 white blood cells (or "not a red cell" in the review page's export), boxes no found cell matches, photos
 without boxes and photos that cannot be read are left out, each with its reason. The slide is the photo's
 `slide` in a COCO file (the review page's export gives it), else `data.slide_pattern` on the photo's name,
@@ -18,7 +20,7 @@ import posixpath
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -36,7 +38,8 @@ from malaria_cnn.data.sources import Cell
 from malaria_cnn.screening import crops, truth
 from malaria_cnn.screening.screen import MAX_PIXELS, prepare, relative_path
 
-LABELS = {"parasitized": CLASS_NAMES[POSITIVE], "uninfected": CLASS_NAMES[1 - POSITIVE]}
+UNINFECTED = CLASS_NAMES[1 - POSITIVE]
+LABELS = {"parasitized": CLASS_NAMES[POSITIVE], "uninfected": UNINFECTED}
 LEFT_OUT = {"difficult": "difficult box: left out, as in scoring",
             truth.NOT_RED: "not a red cell (a white blood cell, or so answered): left out"}
 UNMATCHED = "no cell found by screen's segmentation matches this box"
@@ -45,15 +48,19 @@ NO_BOXES = "photo without boxes in data.boxes"
 
 @dataclass
 class Cut:
-    """One photo's cells, cut: (label, box index, PNG bytes) and its boxes' rejects, or why it failed."""
+    """One photo's cells, cut: (label, box index, PNG bytes) and its boxes' rejects, or why it failed;
+    `unboxed`: (found cell index, box (x, y, w, h), PNG bytes) of the found cells no box matches."""
 
     cells: list[tuple[str, int, bytes]]
     rejects: list[tuple[int, str]]
     error: str = ""
+    unboxed: list[tuple[int, tuple, bytes]] = field(default_factory=list)
 
 
-def cut_labelled(item: Item, relative: str, boxes: list[truth.Box], max_pixels: int = MAX_PIXELS) -> Cut:
-    """The labelled cells of one photo, each the trimmed cut of the found cell its box is paired with."""
+def cut_labelled(item: Item, relative: str, boxes: list[truth.Box], max_pixels: int = MAX_PIXELS,
+                 unboxed: bool = False) -> Cut:
+    """The labelled cells of one photo, each the trimmed cut of the found cell its box is paired with; with
+    `unboxed`, also the found cells that no box (of any kind, difficult ones included) matches."""
     photo = prepare(item, size=8, relative=relative, max_pixels=max_pixels)  # the inputs are not kept: any size
     if photo.error:
         return Cut([], [], photo.error)
@@ -68,16 +75,22 @@ def cut_labelled(item: Item, relative: str, boxes: list[truth.Box], max_pixels: 
             rejects.append((i, UNMATCHED))
         else:
             cells.append((LABELS[box.kind], i, crops.to_png(crops.trim(photo.cut[paired[i]]))))
-    return Cut(cells, rejects)
+    loose = []
+    if unboxed:
+        anywhere, on_difficult = truth.match(photo.boxes, boxes)
+        taken = {f for f, _ in anywhere} | on_difficult | set(paired.values())
+        loose = [(f, tuple(photo.boxes[f]), crops.to_png(crops.trim(photo.cut[f])))
+                 for f in range(len(photo.cut)) if f not in taken]
+    return Cut(cells, rejects, unboxed=loose)
 
 
 def _box_name(where: str, i: int, box: truth.Box) -> str:
     return f"{where}#box{i + 1} ({box.x:g},{box.y:g},{box.w:g},{box.h:g})"
 
 
-def _member(label: str, relative: str, i: int) -> str:
+def _member(label: str, relative: str, what: str) -> str:
     stem = posixpath.splitext(relative)[0].replace("/", "__")
-    return archive.member_name(label, f"{stem}_box_{i + 1:04d}.png")
+    return archive.member_name(label, f"{stem}_{what}.png")
 
 
 def _chunks(seq: Iterator, n: int) -> Iterator[list]:
@@ -112,7 +125,8 @@ def cells(cfg: DataParams, progress: bool | None = None) -> tuple[list[Cell], li
                     todo.append((item, rel, labelled[keys[item.name]]))
                 else:
                     rejects.append((rel, item.problem or NO_BOXES))
-            for (item, rel, boxes), result in zip(todo, pool.map(lambda t: cut_labelled(*t), todo)):
+            cut = partial(cut_labelled, unboxed=cfg.unboxed == "uninfected")
+            for (item, rel, boxes), result in zip(todo, pool.map(lambda t: cut(*t), todo)):
                 bar.update(1)
                 if result.error:
                     rejects.append((rel, result.error))
@@ -122,8 +136,12 @@ def cells(cfg: DataParams, progress: bool | None = None) -> tuple[list[Cell], li
                 for i, reason in result.rejects:
                     rejects.append((_box_name(rel, i, boxes[i]), reason))
                 for label, i, png in result.cells:
-                    found.append(Cell(_member(label, rel, i), label, partial(bytes, png),
+                    found.append(Cell(_member(label, rel, f"box_{i + 1:04d}"), label, partial(bytes, png),
                                       origin=_box_name(rel, i, boxes[i]), slide=slide or rel))
+                for f, (x, y, w, h), png in result.unboxed:
+                    found.append(Cell(_member(UNINFECTED, rel, f"found_{f + 1:04d}"), UNINFECTED, partial(bytes, png),
+                                      origin=f"{rel}#found{f + 1} ({x:g},{y:g},{w:g},{h:g}), in no box",
+                                      slide=slide or rel))
     for name in sorted(set(labelled) - set(keys.values())):
         rejects.append((f"{cfg.boxes}: {name}", "labelled in data.boxes, but no such photo under data.path"))
     if unnamed:
