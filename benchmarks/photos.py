@@ -237,6 +237,8 @@ def main() -> None:
                                                   "finetune", "finetune_with_nih"])
     ap.add_argument("--batch", default="iml_malaria_dark", choices=BATCHES, help="the finetune arm's photos")
     ap.add_argument("--finetune-folds", type=int, default=3)
+    ap.add_argument("--nih-seeds", nargs="*", type=int, default=[1, 2],
+                    help="the nih arm again with these train.seed values (the seed noise of NIH's accuracy)")
     ap.add_argument("--own-rules", nargs="*", default=["f1", "count", "sensitivity"],
                     help="each batch also scored at its own threshold and slide rule by these threshold rules, nested")
     args = ap.parse_args()
@@ -259,6 +261,10 @@ def main() -> None:
                      "nih_holdout_fold_models": [nih_figures(nih_run / "models" / "folds" / str(k) / "model.keras",
                                                              cells, t_nih) for k in range(5)]}
     final = str(nih_run / "models" / "model.keras")
+    for seed in args.nih_seeds:  # the same run with another training seed: the noise of NIH's held-out accuracy
+        run, _ = pipeline(args.work, f"nih_seed{seed}", {"source": "zip", "path": str(train_zip)}, {"seed": seed})
+        report["nih"].setdefault("nih_holdout_other_seeds", {})[seed] = nih_figures(
+            run / "models" / "model.keras", cells, _threshold(run))
     for b in BATCHES:
         report["nih"][b] = screen_photos({final: list(photos[b].values())}, b, t_nih, nih_run)
 
@@ -319,6 +325,9 @@ def main() -> None:
         if arm == "nih":
             acc = [f["accuracy"] for f in r["nih_holdout_fold_models"]]
             print(f"  NIH holdout, the 5 fold models: accuracy {min(acc):.3f}-{max(acc):.3f}")
+            for seed, f in r.get("nih_holdout_other_seeds", {}).items():
+                print(f"  NIH holdout, trained with train.seed {seed}: accuracy {f['accuracy']:.3f} (worst slide "
+                      f"{f['worst_slide']} {f['worst_slide_accuracy']:.3f})")
         for key, s in r.items():
             if isinstance(s, dict) and "parasitized" in s:
                 print(_line(key, s))

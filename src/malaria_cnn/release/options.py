@@ -38,6 +38,7 @@ class Scoring:
     stain_range: object  # the training slides' stains (stain.StainRange), or None without stain_range.json
     size: int  # the side of the crops it takes
     stain_mode: str  # how its crops are prepared (stain.standardised)
+    source: str | None = None  # the training source whose threshold and slide rule these are (--source), or pooled
 
 
 def checked(args: argparse.Namespace):
@@ -100,4 +101,4 @@ def scorer(args: argparse.Namespace) -> Scoring:
     range_file = Path(args.model).with_name(Path(paths.STAIN_RANGE).name)
     span = stain.StainRange.load(range_file, args.model) if range_file.is_file() else None
     return Scoring(model, model_io.scorer(model, args.batch_size), threshold, rule, span, model_io.image_size(model),
-                   model_io.stain_mode(model))
+                   model_io.stain_mode(model), source)

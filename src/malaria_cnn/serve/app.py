@@ -191,7 +191,7 @@ def create_app(s: Settings) -> FastAPI:
     def status():
         m = s.scoring
         return {"model": {"path": str(s.model_path), "sha256": s.model_sha256, "threshold": m.threshold,
-                          "size": m.size, "rule": m.rule is not None},
+                          "size": m.size, "rule": m.rule is not None, "source": m.source},
                 "queued": store.queued(), "limits": s.limits.as_dict()}
 
     @app.get("/api/slides", summary="Every slide with its summary")
