@@ -56,7 +56,7 @@ from measure import DEV_ZIP  # noqa: E402
 
 from malaria_cnn.core import params  # noqa: E402
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE  # noqa: E402
-from malaria_cnn.data import cells_npz  # noqa: E402
+from malaria_cnn.data import cells_npz, split  # noqa: E402
 from malaria_cnn.data.ingest import ingest  # noqa: E402
 from malaria_cnn.data.preprocess import preprocess  # noqa: E402
 from malaria_cnn.data.slides import slide_of  # noqa: E402
@@ -141,7 +141,7 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
         rule = patients.load(rule_from / "models" / "slide_rule.json", rule_from / "models" / "model.keras")
     scores, counted, cells, uncertain, corrected_called = {}, 0, 0, 0, 0.0
     for model_path, photos in assignments.items():
-        model = model_io.load(model_path)
+        model = model_io.load(model_path.partition("::")[0])  # "path::k": the model at fold k's point
         size, mode = model_io.image_size(model), model_io.stain_mode(model)
         at = threshold[model_path] if isinstance(threshold, dict) else threshold
         if rules is not None:
@@ -173,22 +173,36 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
     return s
 
 
-def per_source_points(run: Path, batch: str, owner: dict[str, str], rule: str) -> tuple[dict, dict]:
-    """({model: threshold}, {model: slide rule}) chosen as the threshold stage chooses a source's own
-    (threshold.per_source `rule`, then its slide rule) on the out-of-fold cells of `batch` alone: for fold k's
-    model, on the batch's cells of the other folds (nested: no photo that model scores helped choose them);
-    for the final model, on all of them."""
+def _oof_cells(run: Path, batch: str) -> dict[str, np.ndarray]:
+    """The run's out-of-fold cells of `batch` (y, prob, slide, fold), as the threshold stage reads them."""
     with open(run / "data" / "oof" / "predictions.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["slide"].startswith(batch + "/") or "/" not in r["slide"]]
-    y = np.array([CLASS_NAMES.index(r["label"]) for r in rows])
-    prob, fold = np.array([float(r["p_parasitized"]) for r in rows]), np.array([int(r["fold"]) for r in rows])
-    slides = np.array([r["slide"] for r in rows])
+    return {"y": np.array([CLASS_NAMES.index(r["label"]) for r in rows]),
+            "prob": np.array([float(r["p_parasitized"]) for r in rows]),
+            "slide": np.array([r["slide"] for r in rows]), "fold": np.array([int(r["fold"]) for r in rows])}
+
+
+def _cells_scored_by(run: Path, batch: str, model_path: str) -> dict[str, np.ndarray]:
+    """The same cells of `batch` as `_oof_cells`, scored instead by another model (one that saw none of them)."""
+    arrays = cells_npz.load(run / "data" / "processed" / "cells.npz")
+    assigned, fold = split.read(run / "data" / "split" / "splits.csv", arrays["filename"])
+    sel = (assigned != "test") & np.array([s.startswith(batch + "/") or "/" not in s for s in arrays["slide"]])
+    prob = model_io.parasitized_probability(model_io.load(model_path), arrays["x"][sel], 256)
+    return {"y": arrays["y"][sel], "prob": prob, "slide": arrays["slide"][sel], "fold": fold[sel]}
+
+
+def per_source_points(cells: dict[str, np.ndarray], owner: dict[str, str], rule: str) -> tuple[dict, dict]:
+    """({model: threshold}, {model: slide rule}) chosen as the threshold stage chooses a source's own
+    (threshold.per_source `rule`, then its slide rule) on one batch's out-of-fold `cells` alone: for fold k's
+    model, on the batch's cells of the other folds (nested: no photo that model scores helped choose them);
+    for the final model, on all of them."""
+    y, prob, slides, fold = cells["y"], cells["prob"], cells["slide"], cells["fold"]
     p = params.load(ROOT / "params.yaml")
     cfg = dataclasses.replace(p.threshold, rule=rule)
     thresholds, rules = {}, {}
     for model in set(owner.values()):
-        k = Path(model).parent.name
-        use = fold != int(k) if k.isdigit() else np.ones(len(rows), bool)
+        k = model.rpartition("::")[2] if "::" in model else Path(model).parent.name  # "path::k": fold k's photos
+        use = fold != int(k) if k.isdigit() else np.ones(len(y), bool)
         thresholds[model] = operating_point.choose(y[use], prob[use], cfg)
         rules[model], _ = patients.choose_rule(y[use], prob[use], slides[use], thresholds[model],
                                                p.evaluate.confidence, p.patients.min_sensitivity, p.patients.rule_out)
@@ -292,7 +306,8 @@ def main() -> None:
                 for name, model in owner.items():
                     by_model.setdefault(model, []).append(photos[b][name])
                 for rule in args.own_rules:
-                    report[arm][f"{b}_own_{rule}"] = screen_photos(by_model, b, *per_source_points(run, b, owner, rule))
+                    report[arm][f"{b}_own_{rule}"] = screen_photos(by_model, b, *per_source_points(_oof_cells(run, b), owner,
+                                                                                               rule))
 
     batch_only = {"source": "photos", **{k: v for k, v in photo_source(args.batch).items() if k != "name"}}
     with_nih = {"sources": [combined[0], photo_source(args.batch)]}
@@ -310,7 +325,16 @@ def main() -> None:
                 by_model.setdefault(model, []).append(photos[args.batch][name])
             for rule in args.own_rules:
                 report[arm][f"{args.batch}_own_{rule}"] = screen_photos(
-                    by_model, args.batch, *per_source_points(run, args.batch, owner, rule))
+                    by_model, args.batch, *per_source_points(_oof_cells(run, args.batch), owner, rule))
+            if arm == "finetune":  # the NIH model itself at the batch's own point: a threshold and rule, no training
+                as_nih = _cells_scored_by(run, args.batch, final)
+                nih_owner = {name: f"{final}::{Path(m).parent.name}" for name, m in owner.items()}
+                by_fold: dict[str, list[Path]] = {}
+                for name, key in nih_owner.items():
+                    by_fold.setdefault(key, []).append(photos[args.batch][name])
+                for rule in args.own_rules:
+                    report[arm][f"nih_model_own_{rule}"] = screen_photos(
+                        by_fold, args.batch, *per_source_points(as_nih, nih_owner, rule))
 
     (args.work / "report.json").write_text(json.dumps(report, indent=1, default=float))
     print(f"NIH holdout: {len(cells['y'])} crops of {HOLDOUT_SLIDES} slides no arm trained on")
