@@ -15,6 +15,7 @@ arm trains on). The photos are the shared pale (`iml_malaria`) and dark (`iml_ma
   matches (debris, clumps, cells cut by the edge, which screen meets and counts) trained on as negatives.
 - `finetune`: the `nih` arm's model, fine-tuned (train.init_from) on one batch's photos (--batch).
 - `finetune_with_nih`: the same, on nih_train.zip's crops as well as the batch's photos.
+- `finetune_with_nih_slow`: the same at a third of the fine-tuning rate (train.finetune.learning_rate 3e-5).
 
 A photo is scored only by a model that never trained on it: in a run that trained on photos, the photos of
 cross-validation fold k by fold k's model, and the test split's photos by the final model; the `nih` arm's
@@ -311,9 +312,11 @@ def main() -> None:
 
     batch_only = {"source": "photos", **{k: v for k, v in photo_source(args.batch).items() if k != "name"}}
     with_nih = {"sources": [combined[0], photo_source(args.batch)]}
-    for arm, data in (("finetune", batch_only), ("finetune_with_nih", with_nih)):
+    slow = {"finetune": {"learning_rate": 3e-5}}
+    for arm, data, train in (("finetune", batch_only, {}), ("finetune_with_nih", with_nih, {}),
+                             ("finetune_with_nih_slow", with_nih, slow)):
         if arm in args.arms:
-            run, minutes = pipeline(args.work, f"{arm}_{args.batch}", data, {"init_from": final},
+            run, minutes = pipeline(args.work, f"{arm}_{args.batch}", data, {"init_from": final, **train},
                                     folds=args.finetune_folds)
             t = _threshold(run)
             report[arm] = {"batch": args.batch, "minutes": minutes, "threshold": t,
