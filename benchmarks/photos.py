@@ -24,9 +24,11 @@ the photo is segmented, every found cell is scored at the run's out-of-fold thre
 with the labelled boxes; parasitized-cell recall and precision count every found cell, unlabelled ones and
 white cells included. No stain check (`stain_range`) is applied, so every photo counts: the figures measure
 the cells, not the referral. NIH's side: the 10 held-out slides' crops, scored by each arm's final model (and
-by the `nih` arm's fold models, whose spread is the noise of a retrained model).
+by the `nih` arm's fold models, and by the `nih` arm retrained with other seeds (--nih-seeds): the noise of a
+retrained model). The finetune arm also scores the NIH model itself at the batch's own nested point
+(`nih_model_own_<rule>`): what a lab gets from labelled photos without training.
 
-    python benchmarks/photos.py --work /tmp/photos-bench                    # all arms (about 40 min on 2 cores)
+    python benchmarks/photos.py --work /tmp/photos-bench                    # all arms (about 100 min on 2 cores)
     python benchmarks/photos.py --work /tmp/photos-bench --arms nih finetune --batch iml_malaria_dark
 """
 
@@ -249,7 +251,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True, help="a folder for the clones and data (kept: reruns reuse it)")
     ap.add_argument("--arms", nargs="+", default=["nih", "combined", "combined_unweighted", "combined_unboxed",
-                                                  "finetune", "finetune_with_nih"])
+                                                  "finetune", "finetune_with_nih", "finetune_with_nih_slow"])
     ap.add_argument("--batch", default="iml_malaria_dark", choices=BATCHES, help="the finetune arm's photos")
     ap.add_argument("--finetune-folds", type=int, default=3)
     ap.add_argument("--nih-seeds", nargs="*", type=int, default=[1, 2],
