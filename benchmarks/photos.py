@@ -285,14 +285,24 @@ def main() -> None:
     for b in BATCHES:
         report["nih"][b] = screen_photos({final: list(photos[b].values())}, b, t_nih, nih_run)
 
-    def held_out(run: Path, batch: str, threshold: float) -> tuple[dict, dict]:
-        """(the run's held-out figures on `batch`, the nih model's on the same photos)."""
-        owner = _held_out_photos(run, batch)
-        by_model: dict[str, list[Path]] = {}
+    def grouped(owner: dict[str, str], batch: str) -> dict[str, list[Path]]:
+        """{model: its photos of `batch`} from {photo name: model}."""
+        out: dict[str, list[Path]] = {}
         for name, model in owner.items():
-            by_model.setdefault(model, []).append(photos[batch][name])
-        return (screen_photos(by_model, batch, threshold, run),
-                screen_photos({final: [photos[batch][n] for n in owner]}, batch, t_nih, nih_run))
+            out.setdefault(model, []).append(photos[batch][name])
+        return out
+
+    def held_out(run: Path, batch: str, threshold: float) -> dict:
+        """The run's held-out figures on `batch` at its pooled point, the nih model's on the same photos, and the
+        run's at the batch's own nested point by each of --own-rules."""
+        owner = _held_out_photos(run, batch)
+        by_model = grouped(owner, batch)
+        out = {batch: screen_photos(by_model, batch, threshold, run),
+               f"{batch}_nih_model": screen_photos({final: [photos[batch][n] for n in owner]}, batch, t_nih, nih_run)}
+        for rule in args.own_rules:
+            out[f"{batch}_own_{rule}"] = screen_photos(by_model, batch,
+                                                       *per_source_points(_oof_cells(run, batch), owner, rule))
+        return out
 
     combined = [{"source": "zip", "path": str(train_zip), "name": "nih"}, *map(photo_source, BATCHES)]
     for arm, data, train in (("combined", {}, {}), ("combined_unweighted", {}, {"class_weights": False}),
@@ -303,14 +313,7 @@ def main() -> None:
             report[arm] = {"minutes": minutes, "threshold": t,
                            "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
             for b in BATCHES:
-                report[arm][b], report[arm][f"{b}_nih_model"] = held_out(run, b, t)
-                owner = _held_out_photos(run, b)
-                by_model: dict[str, list[Path]] = {}
-                for name, model in owner.items():
-                    by_model.setdefault(model, []).append(photos[b][name])
-                for rule in args.own_rules:
-                    report[arm][f"{b}_own_{rule}"] = screen_photos(by_model, b, *per_source_points(_oof_cells(run, b), owner,
-                                                                                               rule))
+                report[arm].update(held_out(run, b, t))
 
     batch_only = {"source": "photos", **{k: v for k, v in photo_source(args.batch).items() if k != "name"}}
     with_nih = {"sources": [combined[0], photo_source(args.batch)]}
@@ -323,23 +326,14 @@ def main() -> None:
             t = _threshold(run)
             report[arm] = {"batch": args.batch, "minutes": minutes, "threshold": t,
                            "nih_holdout": nih_figures(run / "models" / "model.keras", cells, t)}
-            report[arm][args.batch], report[arm]["nih_model"] = held_out(run, args.batch, t)
-            owner = _held_out_photos(run, args.batch)
-            by_model = {}
-            for name, model in owner.items():
-                by_model.setdefault(model, []).append(photos[args.batch][name])
-            for rule in args.own_rules:
-                report[arm][f"{args.batch}_own_{rule}"] = screen_photos(
-                    by_model, args.batch, *per_source_points(_oof_cells(run, args.batch), owner, rule))
+            report[arm].update(held_out(run, args.batch, t))
             if arm == "finetune":  # the NIH model itself at the batch's own point: a threshold and rule, no training
                 as_nih = _cells_scored_by(run, args.batch, final)
+                owner = _held_out_photos(run, args.batch)
                 nih_owner = {name: f"{final}::{Path(m).parent.name}" for name, m in owner.items()}
-                by_fold: dict[str, list[Path]] = {}
-                for name, key in nih_owner.items():
-                    by_fold.setdefault(key, []).append(photos[args.batch][name])
                 for rule in args.own_rules:
                     report[arm][f"nih_model_own_{rule}"] = screen_photos(
-                        by_fold, args.batch, *per_source_points(as_nih, nih_owner, rule))
+                        grouped(nih_owner, args.batch), args.batch, *per_source_points(as_nih, nih_owner, rule))
 
     (args.work / "report.json").write_text(json.dumps(report, indent=1, default=float))
     print(f"NIH holdout: {len(cells['y'])} crops of {HOLDOUT_SLIDES} slides no arm trained on")

@@ -16,11 +16,11 @@ def main() -> None:
     p = params.load()
     test = split.load_cells(paths.CELLS_NPZ, paths.SPLITS_CSV, "test")["test"]
     model = model_io.load(paths.MODEL)
-    threshold = operating_point.load(paths.THRESHOLD, paths.MODEL)
-    rule = patients.load(paths.SLIDE_RULE, paths.MODEL)
-    own = operating_point.load_record(paths.THRESHOLD, paths.MODEL).get("by_source", {})
-    points = {name: (o["threshold"], patients.load(paths.SLIDE_RULE, paths.MODEL, name))
-              for name, o in own.items() if o["threshold"] is not None}
+    stored = operating_point.load_record(paths.THRESHOLD, paths.MODEL)
+    threshold = operating_point.pick(stored, paths.THRESHOLD)
+    rule, rules = patients.load_all(paths.SLIDE_RULE, paths.MODEL)
+    points = {name: (o["threshold"], rules[name]) for name, o in stored.get("by_source", {}).items()
+              if o["threshold"] is not None}  # each source's own threshold and slide rule
     span = stain.StainRange.load(paths.STAIN_RANGE, paths.MODEL)
     prob = model_io.parasitized_probability(model, test["x"], p.predict.batch_size)
     m = outputs.write(outputs.Outputs.pipeline(), test["y"], prob, test["slide"], threshold, rule, p.evaluate,

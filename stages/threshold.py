@@ -40,11 +40,8 @@ def main() -> None:
           f"{false_calls.describe(calls, 'oof_', median=False)} -> {paths.THRESHOLD}; "
           f"slides: {rule.describe()}; out of fold: {patients.describe(on_slides)} -> {paths.SLIDE_RULE}")
     for name, o in own.items():
-        print(f"  source {name}: " + (f"threshold {o['threshold']:.4f} by rule {o['rule']} on its {o['cells']} "
-                                      f"out-of-fold cells (sensitivity {o['sensitivity']:.3f}, precision "
-                                      f"{o['precision'] or 0:.3f}, {o['called']} called vs {o['labelled_parasitized']} "
-                                      f"labelled parasitized); slides: {rules[name][0].describe()}"
-                                      if o["threshold"] is not None else f"none of its own ({o['why']})"))
+        print(f"  {operating_point.describe_source(name, o)}" + (f"; slides: {rules[name][0].describe()}"
+                                                                 if name in rules else ""))
 
 
 if __name__ == "__main__":

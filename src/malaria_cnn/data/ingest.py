@@ -70,10 +70,15 @@ def blocks(cfg: DataParams) -> list[tuple[str, DataParams]]:
             for b in cfg.sources]
 
 
+def _slide(cell: Cell, pattern: str) -> str | None:
+    """The cell's slide: the one its source gives, else the one its file name gives (slide_of), else None."""
+    return cell.slide or slide_of(cell.member, pattern)
+
+
 def _in_folder(cell: Cell, name: str, cfg: DataParams) -> Cell:
     """A cell of one of several sources, under the source's folder in the archive, its slide named for it."""
     below = below_class_dir(cell.member.replace("\\", "/").split("/"), cfg.class_dirs)
-    slide = cell.slide or slide_of(cell.member, cfg.slide_pattern) or cell.member
+    slide = _slide(cell, cfg.slide_pattern) or cell.member
     return dataclasses.replace(cell, member=archive.member_name(cell.label, f"{name}/{below}"),
                                origin=f"{name}: {cell.where}", slide=in_source(name, slide))
 
@@ -88,7 +93,7 @@ def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_r
         cells, rejects, skipped, pack, no_slide = [], [], 0, True, 0
         for name, block in sources:
             found, refused, quiet, pack = _gather(block, out_zip, stack, len(sources) == 1, photos)
-            no_slide += sum(not (c.slide or slide_of(c.member, block.slide_pattern)) for c in found)
+            no_slide += sum(not _slide(c, block.slide_pattern) for c in found)
             if len(sources) > 1:
                 found = [_in_folder(c, name, block) for c in found]
                 refused = [(f"{name}: {where}", reason) for where, reason in refused]
@@ -116,7 +121,7 @@ def ingest(cfg: DataParams, out_zip: str | Path, out_manifest: str | Path, out_r
 
     records = []
     for cell, digest in kept:  # several sources' cells carry their slide (_in_folder)
-        slide = cell.slide or slide_of(cell.member, cfg.slide_pattern) or cell.member
+        slide = _slide(cell, cfg.slide_pattern) or cell.member
         records.append(manifest.ManifestRow(cell.member, cell.label, slide, digest, cell.source))
     manifest.write(out_manifest, records)
     atomic.write_csv(out_rejects, REJECTS_HEADER, sorted(rejects) + duplicates)

@@ -72,11 +72,25 @@ def per_source(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, sources: np.
                               "why": "its out-of-fold cells are all of one class"}
             continue
         t = choose(y[sel], prob[sel], rule)
-        called = prob[sel] >= t
         out[str(name)] = {"threshold": t, "rule": p.per_source, **on_split(y[sel], prob[sel], slides[sel], t),
-                          "precision": round(float(np.mean(positive[called])), 6) if called.any() else None,
-                          "called": int(called.sum()), "labelled_parasitized": int(positive.sum())}
+                          **calls(y[sel], prob[sel], t)}
     return out
+
+
+def calls(y: np.ndarray, prob: np.ndarray, threshold: float) -> dict:
+    """The precision of the cells a threshold calls Parasitized, how many it calls and how many are labelled so."""
+    positive, called = np.asarray(y) == POSITIVE, np.asarray(prob) >= threshold
+    return {"precision": round(float(np.mean(positive[called])), 6) if called.any() else None,
+            "called": int(called.sum()), "labelled_parasitized": int(positive.sum())}
+
+
+def describe_source(name: str, own: dict) -> str:
+    """One source's own threshold (per_source's entry) in a few words."""
+    if own["threshold"] is None:
+        return f"source {name}: none of its own ({own['why']})"
+    return (f"source {name}: threshold {own['threshold']:.4f} by rule {own['rule']} on its {own['cells']} out-of-fold "
+            f"cells (sensitivity {own['sensitivity']:.3f}, precision {own['precision'] or 0:.3f}, {own['called']} "
+            f"called vs {own['labelled_parasitized']} labelled parasitized)")
 
 
 def rates(positive: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,7 +168,12 @@ def load_record(path: str | Path, model_path: str | Path) -> dict:
 def load(path: str | Path, model_path: str | Path, source: str | None = None) -> float:
     """The stored threshold, checked against the model it was chosen for; with `source`, that training
     source's own (per_source)."""
-    stored = load_record(path, model_path)
+    return pick(load_record(path, model_path), path, source)
+
+
+def pick(stored: dict, path: str | Path, source: str | None = None) -> float:
+    """A loaded threshold file's threshold (load_record), or with `source` that source's own; one line if it has
+    none."""
     if source is None:
         return float(stored["threshold"])
     mine = stored.get("by_source", {})

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from malaria_cnn.core import atomic, paths
-from malaria_cnn.core.labels import POSITIVE
 from malaria_cnn.core.params import EvaluateParams
 from malaria_cnn.data import images, stain
-from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, patients
+from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, operating_point, patients
 
 SLIDES_HEADER = ["slide", "cells", "parasitized", "called_parasitized", "correct", "accuracy", "mean_probability",
                  "infected", *patients.SLIDE_COLUMNS, *false_calls.COLUMNS]
@@ -46,17 +45,11 @@ def own_point(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: fl
               referred: list[str], confidence: float) -> dict:
     """A source's cells at its own threshold (sensitivity, specificity, precision, cells called against those
     labelled parasitized) and its slides answered by its own rule (patients.slide_metrics)."""
-    positive, called = y == POSITIVE, prob >= threshold
     _, answers = rule.answers(prob, slides)
     answers = patients.with_referrals(answers, referred)
-
-    def share(k, n):
-        return round(int(k) / int(n), 6) if n else None
-
-    return {"threshold": round(threshold, 6), "sensitivity": share((called & positive).sum(), positive.sum()),
-            "specificity": share((~called & ~positive).sum(), (~positive).sum()),
-            "precision": share((called & positive).sum(), called.sum()), "called": int(called.sum()),
-            "labelled_parasitized": int(positive.sum()),
+    at = operating_point.on_split(y, prob, slides, threshold)
+    return {"threshold": round(threshold, 6), "sensitivity": at["sensitivity"], "specificity": at["specificity"],
+            **operating_point.calls(y, prob, threshold),
             **patients.slide_metrics(patients.infected_slides(y, slides), [a.answer for a in answers], confidence)}
 
 

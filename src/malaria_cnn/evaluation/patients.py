@@ -248,8 +248,8 @@ def _from_dict(stored: dict) -> SlideRule:
                      float(stored["confidence"]))
 
 
-def load(path: str | Path, model_path: str | Path, source: str | None = None) -> SlideRule:
-    """The stored slide rule, checked against its model (with `source`, that training source's own); one
+def load_all(path: str | Path, model_path: str | Path) -> tuple[SlideRule, dict[str, SlideRule]]:
+    """The stored slide rule and each training source's own (by_source), checked against their model; one
     clear error otherwise."""
     try:
         stored = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -263,6 +263,13 @@ def load(path: str | Path, model_path: str | Path, source: str | None = None) ->
                         "run `dvc repro`") from None
     if sha != file_sha256(model_path):
         raise UserError(f"{path} was chosen for another model than {model_path}: run `dvc repro`")
+    return rule, mine
+
+
+def load(path: str | Path, model_path: str | Path, source: str | None = None) -> SlideRule:
+    """The stored slide rule, checked against its model (with `source`, that training source's own); one
+    clear error otherwise."""
+    rule, mine = load_all(path, model_path)
     if source is None:
         return rule
     if source not in mine:

@@ -86,17 +86,17 @@ def scorer(args: argparse.Namespace) -> Scoring:
 
     source = getattr(args, "source", None)
     threshold_file = args.threshold_file or Path(args.model).with_name("threshold.json")
-    if args.threshold is not None:
-        threshold = args.threshold
+    if args.threshold is None:
+        stored = operating_point.load_record(threshold_file, args.model)
+        threshold = operating_point.pick(stored, threshold_file, source)
     else:
-        threshold = operating_point.load(threshold_file, args.model, source)
+        stored, threshold = {}, args.threshold
     rule_file = Path(args.model).with_name(Path(paths.SLIDE_RULE).name)
     rule = patients.load(rule_file, args.model, source) if rule_file.is_file() else None
-    if source is None and Path(threshold_file).is_file():
-        own = operating_point.load_record(threshold_file, args.model).get("by_source", {})
-        if own:
-            print(f"note: the model has a threshold and slide rule of its own for each training source "
-                  f"({', '.join(own)}); --source NAME uses one, for photos like that source's", file=sys.stderr)
+    if source is None and stored.get("by_source"):
+        print(f"note: the model has a threshold and slide rule of its own for each training source "
+              f"({', '.join(stored['by_source'])}); --source NAME uses one, for photos like that source's",
+              file=sys.stderr)
     model = model_io.load(args.model)
     range_file = Path(args.model).with_name(Path(paths.STAIN_RANGE).name)
     span = stain.StainRange.load(range_file, args.model) if range_file.is_file() else None
