@@ -22,7 +22,8 @@ cross-validation fold k by fold k's model, and the test split's photos by the fi
 model scores every photo. Scoring is `malaria-cnn screen --truth`'s own (screening.screen, truth.score_photo):
 the photo is segmented, every found cell is scored at the run's out-of-fold threshold, found cells are paired
 with the labelled boxes; parasitized-cell recall and precision count every found cell, unlabelled ones and
-white cells included. No stain check (`stain_range`) is applied, so every photo counts: the figures measure
+white cells included. Each photo is also answered as a slide of its own by the rule in use (infected / not
+infected / refer), beside its truth (healthy: no parasitized box). No stain check (`stain_range`) is applied, so every photo counts: the figures measure
 the cells, not the referral. NIH's side: the 10 held-out slides' crops, scored by each arm's final model (and
 by the `nih` arm's fold models, and by the `nih` arm retrained with other seeds (--nih-seeds): the noise of a
 retrained model). The finetune arm also scores the NIH model itself at the batch's own nested point
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +145,7 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
     if rules is None:
         rule = patients.load(rule_from / "models" / "slide_rule.json", rule_from / "models" / "model.keras")
     scores, counted, cells, uncertain, corrected_called = {}, 0, 0, 0, 0.0
+    answers: Counter = Counter()  # (the rule's answer for the photo alone, its truth)
     for model_path, photos in assignments.items():
         model = model_io.load(model_path.partition("::")[0])  # "path::k": the model at fold k's point
         size, mode = model_io.image_size(model), model_io.stain_mode(model)
@@ -153,13 +156,16 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
         for photo in screen(model_io.scorer(model, 256), photos, size, at, stain_mode=mode, progress=False):
             called = np.array([label == PARASITIZED for label in photo.labels], bool)
             scores[photo.file_name] = truth.score_photo(photo.boxes, called, labelled[photo.file_name])
-            mine[0] += int(np.sum(photo.p >= rule.count_threshold))
-            mine[1] += len(photo.p)
-            mine[2] += int(np.sum((photo.p >= rule.band[0]) & (photo.p < rule.band[1])))
+            here = (int(np.sum(photo.p >= rule.count_threshold)), len(photo.p),
+                    int(np.sum((photo.p >= rule.band[0]) & (photo.p < rule.band[1]))))
+            mine = [a + b for a, b in zip(mine, here)]
+            sick = scores[photo.file_name].parasitized_labelled > 0  # each photo answered as a slide of its own
+            answers[(rule.answer(*here).answer, "infected" if sick else "healthy")] += 1
         counted, cells, uncertain = counted + mine[0], cells + mine[1], uncertain + mine[2]
         if rules is not None:  # each model's photos corrected by its own rule, weighed by their cells
             corrected_called += rule.answer(*mine).estimate.corrected * mine[1]
     s = truth.summarise(scores)
+    s["photo_answers"] = {f"{truth_} {answer}": n for (answer, truth_), n in sorted(answers.items())}
     s["pooled_called"] = s["parasitized_called"] / max(1, s["found"])
     s["pooled_true"] = s["parasitized_labelled"] / max(1, s["labelled"])
     s["pooled_relative_error"] = abs(s["pooled_called"] - s["pooled_true"]) / s["pooled_true"]
@@ -244,7 +250,8 @@ def _line(name: str, s: dict) -> str:
             f"({s['parasitized_hits']}/{s['parasitized_called']}); pooled parasitemia {s['pooled_called']:.2%} "
             f"vs {s['pooled_true']:.2%} true ({s['pooled_relative_error']:.0%} off), corrected "
             f"{s['pooled_corrected']:.2%} ({s['pooled_corrected_relative_error']:.0%} off); worst photo {w['name']} "
-            f"{w['called']}/{w['found']} called vs {w['true']} true")
+            f"{w['called']}/{w['found']} called vs {w['true']} true; each photo alone: "
+            + ", ".join(f"{k} {n}" for k, n in s["photo_answers"].items()))
 
 
 def main() -> None:
