@@ -150,8 +150,9 @@ def create_app(s: Settings) -> FastAPI:
             raise HTTPException(404, f"no slide {slide_id}")
         return row
 
-    def slide_record(row: dict) -> dict:
-        return summary.slide(row, store.photos(row["id"]), store.cells(slide_id=row["id"]), rule)
+    def slide_record(row: dict, photos: list[dict] | None = None) -> dict:
+        photos = store.photos(row["id"]) if photos is None else photos
+        return summary.slide(row, photos, store.cells(slide_id=row["id"]), rule)
 
     def photo_record(row: dict) -> dict:
         return {k: row[k] for k in ("id", "slide_id", "name", "state", "error", "referred", "width", "height",
@@ -214,7 +215,8 @@ def create_app(s: Settings) -> FastAPI:
     @app.get("/api/slides/{slide_id}", summary="A slide with its summary and photos")
     def get_slide(slide_id: int):
         row = _slide_or_404(slide_id)
-        return {**slide_record(row), "photos": [photo_record(p) for p in store.photos(slide_id)]}
+        photos = store.photos(slide_id)  # read once: the summary and the list agree while photos are screened
+        return {**slide_record(row, photos), "photos": [photo_record(p) for p in photos]}
 
     @app.post("/api/slides/{slide_id}/photos", summary="Upload photos (or zips of photos) to a slide")
     def upload(slide_id: int, files: list[UploadFile] = File(description="photos, or zips of photos")):
