@@ -33,7 +33,7 @@ from cross_validation import DEV_ZIP, load_dev  # noqa: E402
 from malaria_cnn.core import params  # noqa: E402
 from malaria_cnn.core.labels import POSITIVE  # noqa: E402
 from malaria_cnn.data import split  # noqa: E402
-from malaria_cnn.evaluation import operating_point, parasitemia, patients  # noqa: E402
+from malaria_cnn.evaluation import fit_rule, operating_point, parasitemia, patients  # noqa: E402
 from malaria_cnn.evaluation.intervals import effective_size  # noqa: E402
 from malaria_cnn.evaluation.parasitemia import ErrorRates  # noqa: E402
 
@@ -116,7 +116,7 @@ def cell(m: dict, name: str) -> str:
 def pooled_line(r: int, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, rule: patients.SlideRule) -> str:
     names, answers = rule.answers(prob, slides)
     kept = np.isin(slides, names[[a.answer != patients.REFER for a in answers]])
-    _, cells, called, _ = patients.counts(prob[kept], slides[kept], rule.count_threshold, rule.band)
+    _, cells, called = patients.counts(prob[kept], slides[kept], rule.count_threshold)
     e = parasitemia.estimate(int(called.sum()), int(cells.sum()), rule.rates, rule.confidence,
                              effective_size(called, cells))
     true = float(np.mean(y[kept] == POSITIVE))
@@ -135,8 +135,9 @@ def report(s: dict, seed: int, rule_out: str | None = None) -> None:
         rest, test = ~np.isnan(s["oof"][r]), rounds == r
         oof = s["oof"][r][rest]
         threshold = operating_point.choose(y[rest], oof, p.threshold)
-        rule, chosen = patients.choose_rule(y[rest], oof, slides[rest], threshold, confidence,
-                                            p.patients.min_sensitivity, rule_out or p.patients.rule_out)
+        rule, chosen = fit_rule.choose_rule(y[rest], oof, slides[rest], threshold, confidence,
+                                            p.patients.min_sensitivity, rule_out or p.patients.rule_out,
+                                            p.patients.review_recall)
         print(f"outer {r + 1}: cell threshold {threshold:.4f}, cells counted from {rule.count_threshold:.4f}, "
               f"boundary {rule.boundary:.2%}, uncertain band {rule.band[0]:.3f}-{rule.band[1]:.3f} (OOF slides at "
               f"most {rule.band_limit:.1%} in it); on its own OOF slides: {patients.describe(chosen)}")

@@ -65,7 +65,7 @@ from malaria_cnn.data import cells_npz, split  # noqa: E402
 from malaria_cnn.data.ingest import ingest  # noqa: E402
 from malaria_cnn.data.preprocess import preprocess  # noqa: E402
 from malaria_cnn.data.slides import slide_of  # noqa: E402
-from malaria_cnn.evaluation import metrics, operating_point, patients  # noqa: E402
+from malaria_cnn.evaluation import fit_rule, metrics, operating_point, patients  # noqa: E402
 from malaria_cnn.screening import truth  # noqa: E402
 from malaria_cnn.screening.report import PARASITIZED  # noqa: E402
 from malaria_cnn.screening.screen import screen  # noqa: E402
@@ -156,21 +156,20 @@ def screen_photos(assignments: dict[str, list[Path]], batch: str, threshold: flo
         for photo in screen(model_io.scorer(model, 256), photos, size, at, stain_mode=mode, progress=False):
             called = np.array([label == PARASITIZED for label in photo.labels], bool)
             scores[photo.file_name] = truth.score_photo(photo.boxes, called, labelled[photo.file_name])
-            here = (int(np.sum(photo.p >= rule.count_threshold)), len(photo.p),
-                    int(np.sum((photo.p >= rule.band[0]) & (photo.p < rule.band[1]))))
-            mine = [a + b for a, b in zip(mine, here)]
+            here = rule.slide(photo.p, photos=1)
+            mine = [a + b for a, b in zip(mine, (here.counted, here.cells, here.uncertain))]
             sick = scores[photo.file_name].parasitized_labelled > 0  # each photo answered as a slide of its own
-            answers[(rule.answer(*here).answer, "infected" if sick else "healthy")] += 1
+            answers[(rule.answer(here).answer, "infected" if sick else "healthy")] += 1
         counted, cells, uncertain = counted + mine[0], cells + mine[1], uncertain + mine[2]
         if rules is not None:  # each model's photos corrected by its own rule, weighed by their cells
-            corrected_called += rule.answer(*mine).estimate.corrected * mine[1]
+            corrected_called += rule.answer(patients.Slide(mine[1], mine[0], mine[2], 0)).estimate.corrected * mine[1]
     s = truth.summarise(scores)
     s["photo_answers"] = {f"{truth_} {answer}": n for (answer, truth_), n in sorted(answers.items())}
     s["pooled_called"] = s["parasitized_called"] / max(1, s["found"])
     s["pooled_true"] = s["parasitized_labelled"] / max(1, s["labelled"])
     s["pooled_relative_error"] = abs(s["pooled_called"] - s["pooled_true"]) / s["pooled_true"]
     if rules is None:
-        s["pooled_corrected"] = float(rule.answer(counted, cells, uncertain).estimate.corrected)
+        s["pooled_corrected"] = float(rule.answer(patients.Slide(cells, counted, uncertain, 0)).estimate.corrected)
     else:
         s["pooled_corrected"] = corrected_called / max(1, cells)
     s["pooled_corrected_relative_error"] = abs(s["pooled_corrected"] - s["pooled_true"]) / s["pooled_true"]
@@ -213,8 +212,9 @@ def per_source_points(cells: dict[str, np.ndarray], owner: dict[str, str], rule:
         k = model.rpartition("::")[2] if "::" in model else Path(model).parent.name  # "path::k": fold k's photos
         use = fold != int(k) if k.isdigit() else np.ones(len(y), bool)
         thresholds[model] = operating_point.choose(y[use], prob[use], cfg)
-        rules[model], _ = patients.choose_rule(y[use], prob[use], slides[use], thresholds[model],
-                                               p.evaluate.confidence, p.patients.min_sensitivity, p.patients.rule_out)
+        rules[model], _ = fit_rule.choose_rule(y[use], prob[use], slides[use], thresholds[model],
+                                               p.evaluate.confidence, p.patients.min_sensitivity, p.patients.rule_out,
+                                               p.patients.review_recall, smear_like_slides=False)
     return thresholds, rules
 
 

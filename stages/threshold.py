@@ -11,7 +11,7 @@ import numpy as np
 from malaria_cnn.core import atomic, params, paths
 from malaria_cnn.core.errors import run_main
 from malaria_cnn.data.slides import source_of
-from malaria_cnn.evaluation import false_calls, oof, operating_point, patients
+from malaria_cnn.evaluation import false_calls, fit_rule, oof, operating_point, patients
 
 
 def main() -> None:
@@ -26,13 +26,18 @@ def main() -> None:
     own = operating_point.per_source(y, prob, slides, sources, p.threshold) if names else {}
     operating_point.save(paths.THRESHOLD, chosen, p.threshold, paths.MODEL, on_oof, report, own)
 
-    def slide_rule(sel, threshold):
-        return patients.choose_rule(y[sel], prob[sel], slides[sel], threshold, p.evaluate.confidence,
-                                    p.patients.min_sensitivity, p.patients.rule_out)
+    photos = {params.source_name(b) for b in p.data.sources if b.source == "photos"}
+
+    def slide_rule(sel, threshold, smears):  # smear photos are fitted on as they are, others made smear-like
+        return fit_rule.choose_rule(y[sel], prob[sel], slides[sel], threshold, p.evaluate.confidence,
+                                    p.patients.min_sensitivity, p.patients.rule_out, p.patients.review_recall,
+                                    smear_like_slides=not smears)
 
     calls = {f"oof_{k}": v for k, v in false_calls.summary(y, prob, slides, chosen).items()}
-    rule, on_slides = slide_rule(np.ones(len(y), bool), chosen)
-    rules = {name: slide_rule(sources == name, o["threshold"]) for name, o in own.items() if o["threshold"] is not None}
+    all_photos = p.data.source == "photos" if not names else set(names) == photos
+    rule, on_slides = slide_rule(np.ones(len(y), bool), chosen, all_photos)
+    rules = {name: slide_rule(sources == name, o["threshold"], name in photos) for name, o in own.items()
+             if o["threshold"] is not None}
     patients.save(paths.SLIDE_RULE, rule, on_slides, paths.MODEL, rules)
     answers = {f"oof_{k}": v for k, v in on_slides.items()}
     atomic.write_json(paths.CV_METRICS, {**operating_point.cv_metrics(chosen, on_oof, report), **calls, **answers})

@@ -90,13 +90,17 @@ def dark_patch_cells(n=32, size=16, seed=0):
 
 def slide_rule():
     """A slide rule as the threshold stage stores one: cells counted from 0.5, boundary 10%, uncertain band
-    0.3-0.7 (at most 20% of an OOF slide's cells in it), OOF sensitivity 0.9, false-call rates 0-4/70."""
+    0.3-0.7 (at most 20% of an OOF slide's cells in it), OOF sensitivity 0.9, false-call rates 0-4/70; cells
+    flagged for review from 0.6 (at most 25% of a slide's cells), holding 90% of the parasites (lower bound 80%)."""
     from malaria_cnn.evaluation import patients
     from malaria_cnn.evaluation.parasitemia import ErrorRates
+    from malaria_cnn.evaluation.review import ReviewSet
 
     rates = ErrorRates((70,) * 10, (0, 1, 1, 1, 2, 0, 4, 1, 0, 2), (30,) * 10, (27,) * 10)
-    return patients.SlideRule(boundary=0.1, count_threshold=0.5, band=(0.3, 0.7), band_limit=0.2, rates=rates,
-                              confidence=0.95)
+    review = ReviewSet(threshold=0.6, recall=0.9, recall_lower=0.8, healthy_median=0.01, healthy_p90=0.03,
+                       healthy_max=0.05, confidence=0.95)
+    return patients.SlideRule(boundary=0.1, count_threshold=0.5, band=(0.3, 0.7), band_limit=0.2, flag_limit=0.25,
+                              rates=rates, review=review, confidence=0.95)
 
 
 @pytest.fixture(scope="session")

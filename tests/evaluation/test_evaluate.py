@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
@@ -5,6 +7,8 @@ from sklearn.metrics import average_precision_score
 from malaria_cnn.core.params import EvaluateParams
 from malaria_cnn.evaluation import evaluate, false_calls, metrics, patients
 from malaria_cnn.evaluation.parasitemia import ErrorRates
+
+from conftest import slide_rule
 
 CFG = EvaluateParams(bootstrap=200, min_slides=8)
 
@@ -103,18 +107,18 @@ def test_slide_level_calls_are_reported_with_intervals():
     y = np.r_[np.ones(10), np.zeros(10), np.r_[np.ones(3), np.zeros(7)], np.zeros(20)].astype(int)
     prob = np.r_[np.full(10, 0.9), np.full(10, 0.1), np.full(3, 0.8), np.full(7, 0.2), np.full(10, 0.1),
                  np.r_[0.7, np.full(9, 0.1)]]
-    rule = patients.SlideRule(0.5, 0.5, (0.4, 0.6), 0.2, ErrorRates((10,) * 4, (0, 0, 0, 1), (10,) * 4, (10,) * 4),
-                              0.95)
+    rule = dataclasses.replace(slide_rule(), boundary=0.5, band=(0.4, 0.6), flag_limit=1.0,
+                               rates=ErrorRates((10,) * 4, (0, 0, 0, 1), (10,) * 4, (10,) * 4))
     _, answers = rule.answers(prob, slides)
     # c's 3 calls in 10 cells could be false calls: a slide of 10 cells is too few to tell
     assert [a.answer for a in answers] == ["infected", "not infected", "refer", "not infected", "not infected"]
-    answers[1] = patients.Answer(patients.REFER, "stain unlike the training data", answers[1].estimate, 0)
+    answers[1] = patients.Answer(patients.REFER, "stain unlike the training data", answers[1].estimate, 0, 0, 0.1)
     m = evaluate.report(y, prob, slides, 0.5, CFG, rule, answers)
     assert (m["slides_infected"], m["slides_uninfected"], m["slides_referred"]) == (2, 3, 2)
     assert (m["slide_sensitivity"], m["slide_specificity"], m["slide_refer_rate"]) == (1.0, 1.0, 0.4)
     assert m["slide_refer_rate_ci_lower"] < 0.4 < m["slide_refer_rate_ci_upper"]
     line = evaluate.summary(m, CFG)
-    assert "; slides (2 infected, 3 uninfected): sensitivity 1.000 (" in line and "2 of 5 referred" in line
+    assert "; slides (2 infected, 3 uninfected), the model alone: sensitivity 1.000 (" in line and "2 of 5 referred" in line
 
 
 def test_report_and_summary_carry_the_per_slide_false_call_rate():

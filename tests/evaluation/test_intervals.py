@@ -32,3 +32,24 @@ def test_photos_as_clusters_are_worth_fewer_cells_by_hand():
     # share 0.1 over 200 cells; between-photo variance 2 * (10^2 + 10^2) / 200^2 = 0.01 against 0.1 * 0.9 / 200
     assert effective_size([0, 20], [100, 100]) == pytest.approx(200 * 0.00045 / 0.01)
     assert effective_size([3], [50]) == 50
+
+
+def test_wilson_refuses_more_successes_than_trials():
+    """A count over an effective size must be scaled with it: 200 uncertain cells of 40 effective ones gave a
+    NaN bound that read as 0 and switched the band check off."""
+    with pytest.raises(ValueError, match="200 successes out of 40"):
+        wilson(200, 40, 0.95)
+    low, _ = wilson(200 * 40 / 300, 40, 0.95)
+    assert 0.5 < low < 0.67
+
+
+def test_a_photo_or_photos_alike_count_for_fewer_cells_than_they_have():
+    """One photo cannot show the spread between photos, nor can photos whose shares happen to agree: the
+    floor on the design effect holds for both; a spread larger than the floor still counts."""
+    from malaria_cnn.evaluation.intervals import PHOTO_DESIGN_EFFECT
+
+    assert effective_size([3], [120]) == 120  # crops: no floor
+    assert effective_size([3], [120], PHOTO_DESIGN_EFFECT) == pytest.approx(120 / PHOTO_DESIGN_EFFECT)
+    assert effective_size([2, 2, 2], [100] * 3, PHOTO_DESIGN_EFFECT) == pytest.approx(300 / PHOTO_DESIGN_EFFECT)
+    spread = effective_size([0, 0, 20, 0], [100] * 4, PHOTO_DESIGN_EFFECT)
+    assert spread < 400 / PHOTO_DESIGN_EFFECT

@@ -22,24 +22,29 @@ def test_estimate_corrects_with_the_pooled_rates_and_keeps_the_called_share():
     assert np.isnan(parasitemia.estimate(0, 0, RATES, 0.95).corrected)
 
 
-def test_measured_rates_count_only_slides_with_enough_cells_of_the_class():
-    y = np.r_[np.ones(10), np.zeros(20), np.ones(2), np.zeros(3)].astype(int)
-    prob = np.r_[np.full(9, 0.9), 0.1, np.full(2, 0.9), np.full(18, 0.1), 0.9, 0.9, 0.9, 0.1, 0.1]
-    slides = np.r_[np.repeat("a", 30), np.repeat("b", 5)]
-    rates = ErrorRates.measure(y, prob, slides, 0.5)
-    assert rates == ErrorRates((20,), (2,), (10,), (9,))  # b's 2 parasitized and 3 uninfected are too few
-
-
-def test_slides_too_small_alone_are_measured_together():
-    """Smear photos as slides: one or two parasitized cells each, too few alone, enough together."""
+def test_every_slide_is_a_draw_of_its_own_however_few_its_cells():
+    """Smear photos as slides, one or two parasitized cells each: each is measured alone (merged into one
+    pseudo-slide, a photo whose parasites were all missed would vanish into the pool)."""
     y = np.r_[1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0].astype(int)
     prob = np.r_[0.9, 0.1, 0.1, 0.1, 0.9, 0.2, 0.1, 0.1, 0.9, 0.9, np.full(8, 0.1)]
     slides = np.r_[np.repeat("p1", 4), np.repeat("p2", 4), np.repeat("p3", 10)]
     rates = ErrorRates.measure(y, prob, slides, 0.5)
-    assert rates.parasitized == (5,) and rates.detected == (4,)  # 1 + 2 + 2 parasitized, 1 missed: one slide
-    assert rates.uninfected == (8, 5) and rates.false_calls == (0, 0)  # p3 alone; p1 and p2's 3 + 2 together
+    assert rates.parasitized == (1, 2, 2) and rates.detected == (1, 1, 2)
+    assert rates.uninfected == (3, 2, 8) and rates.false_calls == (0, 0, 0)
     assert rates.usable and rates.sensitivity == 0.8
-    assert not ErrorRates.measure(y[:8], prob[:8], slides[:8], 0.5).parasitized  # 3 parasitized: still too few
+    # the draws of Se carry p2's miss: a slide drawn from it has Se about 1/2, not the pool's 4/5
+    se, _ = rates.draws(np.random.default_rng(0), 20000)
+    assert np.quantile(se, 0.1) < 0.45
+
+
+def test_detection_limit_divides_by_a_low_quantile_of_sensitivity_not_the_pooled_one():
+    """Half the slides find 95% of their parasites, half 40%: a slide of the weak half needs more than
+    twice the parasitemia to show; the pooled sensitivity (0.675) hides it."""
+    rates = ErrorRates((1000,) * 10, (20,) * 10, (200,) * 10, (190,) * 5 + (80,) * 5)
+    f_high = np.quantile(rates.draws(np.random.default_rng(0), parasitemia.DRAWS)[1], 0.975)
+    limit = parasitemia.detection_limit(rates, 0.95)
+    assert limit > f_high / rates.sensitivity * 1.5
+    assert f_high / 0.4 < limit < f_high / 0.3  # the weak slides' 0.4, less the doubt of their 200 cells
 
 
 def _population(rng, slides):

@@ -120,15 +120,15 @@ def test_a_photo_has_cells_outlined_in_its_pixels_a_display_copy_crops_and_gradc
     assert c.get(f"/api/photos/{sent[1]['id']}/image").status_code == 404  # the broken one has no picture
 
 
-def test_review_lists_the_cells_in_doubt_largest_doubt_first_and_answers_and_undo_change_the_summary(screened):
+def test_review_lists_the_cells_flagged_largest_doubt_first_and_answers_and_undo_change_the_summary(screened):
     c, s, sid, _, slide = screened
     review = c.get(f"/api/slides/{sid}/review").json()
     cells = review["cells"]
-    assert cells and all(cell["in_doubt"] for cell in cells)
+    assert cells and all(cell["flagged"] for cell in cells)
     rule = s.scoring.rule
     doubt = [abs(cell["p"] - rule.count_threshold) for cell in cells]
     assert doubt == sorted(doubt)
-    assert len(cells) == review["summary"]["review"]["in_doubt"]
+    assert len(cells) == review["summary"]["review"]["flagged"]
     first, second = cells[0]["id"], cells[1]["id"]
     before = review["summary"]["review"]
     a = c.put(f"/api/cells/{first}/answer", json={"answer": "not_cell"}).json()

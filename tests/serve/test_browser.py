@@ -111,11 +111,11 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
                     truth[c["id"]] = _true_answer(c["box"], _truth(seed))
         page.goto(f"{server.url}slides/{slide_id}/review")
         page.wait_for_selector("[data-cell-id].current")
-        in_doubt = page.locator("[data-cell-id]").count()
-        assert in_doubt == _json(f"{server.url}api/slides/{slide_id}/review")["summary"]["review"]["in_doubt"] > 0
+        flagged = page.locator("[data-cell-id]").count()
+        assert flagged == _json(f"{server.url}api/slides/{slide_id}/review")["summary"]["review"]["flagged"] > 0
         keys = {"parasitized": "p", "uninfected": "u", "not_cell": "n"}
         first = True
-        for _ in range(in_doubt):
+        for _ in range(flagged):
             current = int(page.locator("[data-cell-id].current").get_attribute("data-cell-id"))
             answer = truth[current]
             if first:  # a wrong answer, taken back at once

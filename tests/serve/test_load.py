@@ -57,7 +57,7 @@ def test_concurrent_uploads_and_answers(tmp_path, ruled_model_dir, photos):
                     screening = not all(f.done() for f in sent) or review["summary"]["photos_queued"] > 0
                     fresh = [cell for cell in review["cells"] if cell["id"] not in given]
                     for cell in review["cells"]:
-                        assert cell["in_doubt"] and cell["answer"] == given.get(cell["id"]), cell
+                        assert cell["flagged"] and cell["answer"] == given.get(cell["id"]), cell
                     room = PER_CLIENT - len(given)
                     for cell in fresh[:min(PER_ROUND, room)]:
                         value = ANSWERS[len(given) % len(ANSWERS)]
@@ -67,7 +67,7 @@ def test_concurrent_uploads_and_answers(tmp_path, ruled_model_dir, photos):
                         answered_while_screening += screening
                         # the reply: the cell with its answer, and its slide's summary counting every answer so far
                         assert (reply["cell"]["id"], reply["cell"]["answer"]) == (cell["id"], value)
-                        assert reply["cell"]["in_doubt"]
+                        assert reply["cell"]["flagged"]
                         counts = reply["summary"]["review"]
                         assert reply["summary"]["id"] == slide_id
                         assert {a: counts[a] for a in ANSWERS[:3]} == {a: tally[a] for a in ANSWERS[:3]}

@@ -35,10 +35,10 @@ def photo(pid: int, slide_id: int = 1, slide: str = "Ward 3", width: int = 200, 
     return ExportPhoto(id=pid, slide_id=slide_id, slide=slide, name=f"IMG_{pid:04d}.jpg", width=width, height=height)
 
 
-def cell(cid: int, on: ExportPhoto, answer: str | None = None, in_doubt: bool = False, label: str = "Uninfected",
+def cell(cid: int, on: ExportPhoto, answer: str | None = None, flagged: bool = False, label: str = "Uninfected",
          box: tuple[int, int, int, int] = (10, 10, 30, 30), crop: bytes | None = None) -> ExportCell:
     return ExportCell(id=cid, photo_id=on.id, slide_id=on.slide_id, slide=on.slide, n=cid, box=box,
-                      p=0.9 if label == "Parasitized" else 0.1, model_label=label, answer=answer, in_doubt=in_doubt,
+                      p=0.9 if label == "Parasitized" else 0.1, model_label=label, answer=answer, flagged=flagged,
                       crop_png=png(cid) if crop is None else crop)
 
 
@@ -114,8 +114,8 @@ def test_a_slide_counts_as_complete_only_when_the_backend_says_so(tmp_path, revi
     both = write(tmp_path / "both.zip", photos, cells, {1, 2})
     assert both["accepted"] == 2 and both["left_out"] == 2  # cell 7 now; 9 stays out: it is in doubt
     lone = photo(4)
-    parasitized_not_in_doubt = cell(10, lone, None, False, "Parasitized")  # cannot happen; never made Uninfected
-    assert write(tmp_path / "odd.zip", [lone], [parasitized_not_in_doubt], {1})["left_out"] == 1
+    parasitized_not_flagged = cell(10, lone, None, False, "Parasitized")  # cannot happen; never made Uninfected
+    assert write(tmp_path / "odd.zip", [lone], [parasitized_not_flagged], {1})["left_out"] == 1
 
 
 def test_coco_is_valid(tmp_path, reviewed):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from malaria_cnn.serve import summary
@@ -19,12 +21,13 @@ PHOTOS = [{"id": 1, "name": "a", "state": "done", "referred": ""}, {"id": 2, "na
                                                                            "referred": ""}]
 
 
-def test_cells_in_doubt_are_those_counted_called_or_in_the_uncertain_band():
-    rule = summary.Rule(0.5, slide_rule())  # counts from 0.5, band 0.3-0.7
-    assert [rule.in_doubt(p, cell(1, p)["label"]) for p in (0.1, 0.29, 0.3, 0.5, 0.69, 0.95)] == [
-        False, False, True, True, True, True]
+def test_cells_flagged_are_the_slide_rules_review_set_or_without_one_those_called():
+    rule = summary.Rule(0.5, slide_rule())  # flags cells from 0.6
+    assert [rule.flagged(p, cell(1, p)["label"]) for p in (0.1, 0.3, 0.5, 0.59, 0.6, 0.95)] == [
+        False, False, False, False, True, True]
+    assert sorted([0.7, 0.95, 0.6], key=rule.review_order) == [0.95, 0.7, 0.6]  # most likely parasite first
     plain = summary.Rule(0.8, None)  # no slide rule: the cells called parasitized
-    assert [plain.in_doubt(p, "Parasitized" if p >= 0.8 else "Uninfected") for p in (0.5, 0.79, 0.8)] == [
+    assert [plain.flagged(p, "Parasitized" if p >= 0.8 else "Uninfected") for p in (0.5, 0.79, 0.8)] == [
         False, False, True]
 
 
@@ -34,18 +37,38 @@ def test_the_review_counts_confirmed_cells_and_the_models_counted_cells_not_yet_
              cell(1, 0.1), cell(2, 0.55, "skip"), cell(2, 0.2), cell(2, 0.2), cell(3, 0.99)]
     s = summary.slide(SLIDE, PHOTOS, cells, rule)
     r = s["review"]
-    assert (r["in_doubt"], r["answered"], r["skipped"], r["not_cell"]) == (5, 3, 1, 1)
-    # photo a: 1 confirmed + 1 counted, not answered (0.6), of 4 red cells; b: the skipped 0.55 still counts, of 3
-    assert r["red_cells"] == 7 and r["parasitemia"] == pytest.approx(3 / 7)
-    assert 0 <= r["lower"] < 3 / 7 < r["upper"] <= 1 and not r["complete"]
+    assert (r["flagged"], r["answered"], r["skipped"], r["not_cell"]) == (3, 2, 1, 1)
+    # photo a: 1 confirmed + 1 flagged and counted, not answered (0.6), of 4 red cells; b: none of 3
+    assert r["red_cells"] == 7 and r["parasitemia"] == pytest.approx(2 / 7)
+    assert 0 <= r["lower"] < 2 / 7 < r["upper"] <= 1 and not r["complete"]
     assert s["photos_total"] == 4 and s["photos_referred"] == 1 and s["photos_failed"] == 1
     assert s["cells"] == 8 and s["called"] == 4  # the referred photo's cells are counted apart, as screen does
     assert s["model"]["answer"] in ("infected", "not infected", "refer") and s["model"]["reason"]
+    assert s["answer"]["answer"] == "infected" and s["answer"]["reason"] == "1 parasitized cell confirmed"
+    assert not s["provisional"]
 
 
-def test_the_review_is_complete_when_every_cell_in_doubt_has_an_answer_other_than_skip():
+def test_the_answer_after_a_complete_review_says_what_it_rules_out():
+    """2,000 cells in 10 photos, 20 flagged: every one answered uninfected rules out what 2,000 cells can
+    (0.19% at a review recall's lower bound of 0.8), not the clinical 0.1%: referred, with the photos to add;
+    a skip leaves it incomplete."""
+    rule = summary.Rule(0.5, dataclasses.replace(slide_rule(), boundary=0.001))
+    photos = [{"id": i, "name": f"p{i}", "state": "done", "referred": ""} for i in range(10)]
+    cells = [cell(i, 0.9 if j < 2 else 0.1, "uninfected" if j < 2 else None) for i in range(10) for j in range(200)]
+    s = summary.slide(SLIDE, photos, cells, rule)
+    assert s["review"]["complete"] and s["answer"]["answer"] == "refer"
+    assert "no parasite among 2,000 cells screened" in s["answer"]["reason"] and "more photos" in s["answer"]["reason"]
+    assert s["answer"]["detection_limit"] == pytest.approx((1 - 0.05 ** (1 / 2000)) / 0.8)
+    assert s["model"]["answer"] != "not infected"
+    cells[0]["answer"] = "skip"
+    s = summary.slide(SLIDE, photos + [{"id": 99, "name": "q", "state": "queued", "referred": ""}], cells, rule)
+    assert not s["review"]["complete"] and "review the 1 cell flagged of 20" in s["answer"]["reason"]
+    assert s["provisional"]
+
+
+def test_the_review_is_complete_when_every_cell_flagged_has_an_answer_other_than_skip():
     rule = summary.Rule(0.5, slide_rule())
-    cells = [cell(1, 0.9, "parasitized"), cell(1, 0.35, "uninfected"), cell(1, 0.1)]
+    cells = [cell(1, 0.9, "parasitized"), cell(1, 0.65, "uninfected"), cell(1, 0.1)]
     assert summary.slide(SLIDE, PHOTOS[:1], cells, rule)["review"]["complete"]
     cells[1]["answer"] = "skip"
     assert not summary.slide(SLIDE, PHOTOS[:1], cells, rule)["review"]["complete"]

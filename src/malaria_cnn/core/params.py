@@ -247,10 +247,14 @@ class ThresholdParams:
 
 @dataclass(frozen=True)
 class PatientsParams:
-    rule_out: Any = param("auto", auto_or_fraction(),
-                          "not infected only when the corrected parasitemia's interval lies below this | auto: the\n"
-                          "largest whose out-of-fold slide sensitivity among the slides answered is min_sensitivity")
-    min_sensitivity: float = param(0.97, probability(), "for rule_out auto (evaluation/patients.py)")
+    rule_out: Any = param(0.001, auto_or_fraction(),
+                          "the parasitemia a \"not infected\" rules out: after a review of the flagged cells, when\n"
+                          "no parasite is among enough cells (0.001: clinical; counts alone never reach it, so the\n"
+                          "model alone answers infected or refer) | auto: fitted on smear-like out-of-fold slides")
+    min_sensitivity: float = param(0.97, probability(), "for rule_out auto: the fitted boundary's out-of-fold slide\n"
+                                   "sensitivity, at its lower confidence bound (evaluation/fit_rule.py)")
+    review_recall: float = param(0.9, probability(), "the share of parasitized out-of-fold cells the cells flagged for\n"
+                                 "review hold (evaluation/review.py)")
 
 
 @dataclass(frozen=True)

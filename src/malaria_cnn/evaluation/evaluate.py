@@ -11,7 +11,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.evaluation import bootstrap, false_calls, metrics, patients
+from malaria_cnn.evaluation import bootstrap, false_calls, metrics, patients, reviewed
 from malaria_cnn.evaluation.intervals import korn_graubard
 
 # proportions of cells whose interval is Korn-Graubard's over slides: (hits, denominator) by tp, fp, fn, tn
@@ -24,10 +24,12 @@ def _num(v: float) -> float | None:
 
 
 def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, cfg: EvaluateParams,
-           rule: patients.SlideRule | None = None, answers: list[patients.Answer] | None = None) -> dict:
+           rule: patients.SlideRule | None = None, answers: list[patients.Answer] | None = None,
+           after_review: tuple[list[patients.Answer], list[tuple]] | None = None) -> dict:
     """metrics.json: each metric with its interval, the counts, the per-slide false-call rate's summary
     (false_calls.summary), and with the slide `rule` and its `answers` (one per slide, in np.unique order)
-    the slide-level figures (patients.slide_metrics).
+    the slide-level figures (patients.slide_metrics), and with `after_review` (the answers after a labelled
+    review and their reviewed.COLUMNS rows) its figures (reviewed.summary).
 
     Intervals: Korn-Graubard over slides for the proportions (PROPORTIONS), the percentile interval of
     `cfg.bootstrap` slide resamples for the others; below `cfg.min_slides` slides they are marked
@@ -64,6 +66,9 @@ def report(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float
         out.update(patients.slide_metrics(patients.infected_slides(y, slides), [a.answer for a in answers],
                                           cfg.confidence))
         out["slide_rule"] = rule.describe()
+    if rule is not None and after_review is not None:
+        _, cells, _ = patients.counts(prob, slides, threshold)
+        out.update(reviewed.summary(patients.infected_slides(y, slides), *after_review, cells, cfg.confidence))
     return out
 
 
@@ -161,8 +166,10 @@ def summary(m: dict, cfg: EvaluateParams, split: str = "test") -> str:
     line = (f"evaluate: {m['cells']} {split} cells from {m['slides']} slides at threshold {m['threshold']:.3f}: "
             f"{fmt(m, 'sensitivity')}, {fmt(m, 'specificity')}, {fmt(m, 'roc_auc')}")
     if "slide_rule" in m:
-        line += (f"; slides ({m['slides_infected']} infected, {m['slides_uninfected']} uninfected): "
-                 f"{patients.describe(m)}")
+        line += (f"; slides ({m['slides_infected']} infected, {m['slides_uninfected']} uninfected), the model "
+                 f"alone: {patients.describe(m)}")
+    if f"{reviewed.PREFIX}recall" in m:
+        line += f"; {reviewed.describe(m)}"
     if m.get("slides_stain_referred"):
         n = m["slides_stain_referred"]
         line += f", {n} of them for a stain unlike the training data (slides.csv says why)"

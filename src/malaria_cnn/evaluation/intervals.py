@@ -15,9 +15,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+# The design effect of a share counted in smear photos, at least: the cells of one photo share a field, a
+# focus and a patch of stain, so a slide of one photo (or of a few alike) counts for fewer independent cells
+# than it has, though it cannot show that spread itself. MEASURED_LATER
+PHOTO_DESIGN_EFFECT = 2.0
+
 
 def wilson(k: float, n: float, confidence: float) -> tuple[float, float]:
-    """Wilson's score interval for k successes out of n independent trials; (nan, nan) when n is 0."""
+    """Wilson's score interval for k successes out of n independent trials; (nan, nan) when n is 0. A share
+    of clustered units goes in at its effective size, k scaled with n (k > n is refused: it is a bug)."""
+    if k < 0 or k > n * (1 + 1e-9):
+        raise ValueError(f"wilson: {k} successes out of {n} trials")
     if n <= 0:
         return float("nan"), float("nan")
     z = stats.norm.ppf(1 - (1 - confidence) / 2)
@@ -27,19 +35,21 @@ def wilson(k: float, n: float, confidence: float) -> tuple[float, float]:
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
-def effective_size(hits: np.ndarray, totals: np.ndarray) -> float:
+def effective_size(hits: np.ndarray, totals: np.ndarray, min_design_effect: float = 1.0) -> float:
     """The units of some clusters (cells of slides or photos, one count each) divided by their design
-    effect: the between-cluster variance of the pooled share over that of as many independent units.
-    How many independent units they are worth, never more than they are."""
+    effect: the between-cluster variance of the pooled share over that of as many independent units, at
+    least `min_design_effect` (one photo, or a few alike, cannot show the spread between photos: see
+    PHOTO_DESIGN_EFFECT). How many independent units they are worth, never more than they are."""
     hits, totals = np.asarray(hits, float), np.asarray(totals, float)
     hits, totals = hits[totals > 0], totals[totals > 0]
     k, n = len(totals), totals.sum()
     if k < 2 or n == 0:
-        return float(n)
+        return float(n) / min_design_effect
     p = hits.sum() / n
     between = k / (k - 1) * np.sum((hits - p * totals) ** 2) / n**2  # linearised variance of the ratio
     independent = p * (1 - p) / n
-    return float(n if between <= independent or independent <= 0 else n * independent / between)
+    deff = 1.0 if between <= independent or independent <= 0 else between / independent
+    return float(n / max(deff, min_design_effect))
 
 
 def korn_graubard(hits: np.ndarray, totals: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -11,10 +11,10 @@ import numpy as np
 from malaria_cnn.core import atomic, paths
 from malaria_cnn.core.params import EvaluateParams
 from malaria_cnn.data import images, stain
-from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, operating_point, patients
+from malaria_cnn.evaluation import evaluate, false_calls, gallery, gradcam, operating_point, patients, reviewed
 
 SLIDES_HEADER = ["slide", "cells", "parasitized", "called_parasitized", "correct", "accuracy", "mean_probability",
-                 "infected", *patients.SLIDE_COLUMNS, *false_calls.COLUMNS]
+                 "infected", *patients.SLIDE_COLUMNS, *reviewed.COLUMNS, *false_calls.COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,14 @@ def own_point(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: fl
     labelled parasitized) and its slides answered by its own rule (patients.slide_metrics)."""
     _, answers = rule.answers(prob, slides)
     answers = patients.with_referrals(answers, referred)
+    after, rows = reviewed.slides(rule, y, prob, slides, referred)
     at = operating_point.on_split(y, prob, slides, threshold)
+    infected = patients.infected_slides(y, slides)
+    _, cells, _ = patients.counts(prob, slides, threshold)
     return {"threshold": round(threshold, 6), "sensitivity": at["sensitivity"], "specificity": at["specificity"],
             **operating_point.calls(y, prob, threshold),
-            **patients.slide_metrics(patients.infected_slides(y, slides), [a.answer for a in answers], confidence)}
+            **patients.slide_metrics(infected, [a.answer for a in answers], confidence),
+            **reviewed.summary(infected, after, rows, cells, confidence)}
 
 
 def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float,
@@ -67,7 +71,8 @@ def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thr
     names, answers = rule.answers(prob, slides)
     referred = stain.referrals(stain_range if densities is not None else None, densities, slides, names)
     answers = patients.with_referrals(answers, referred)
-    m = evaluate.report(y, prob, slides, threshold, cfg, rule, answers)
+    after, review_rows = reviewed.slides(rule, y, prob, slides, referred)
+    m = evaluate.report(y, prob, slides, threshold, cfg, rule, answers, (after, review_rows))
     m["slides_stain_referred"] = sum(map(bool, referred))
     if sources is not None and len(set(sources)) > 1:
         m["by_source"] = {}
@@ -75,7 +80,8 @@ def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thr
             sel = sources == source
             mine = np.isin(names, slides[sel])  # a slide belongs to one source (ingest names it so)
             part = evaluate.report(y[sel], prob[sel], slides[sel], threshold, cfg, rule,
-                                   [a for a, k in zip(answers, mine) if k])
+                                   [a for a, k in zip(answers, mine) if k],
+                                   ([a for a, k in zip(after, mine) if k], [r for r, k in zip(review_rows, mine) if k]))
             part["slides_stain_referred"] = sum(bool(r) for r, k in zip(referred, mine) if k)
             if str(source) in (points or {}):
                 part["own_point"] = own_point(y[sel], prob[sel], slides[sel], *points[str(source)],
@@ -83,8 +89,8 @@ def write(out: Outputs, y: np.ndarray, prob: np.ndarray, slides: np.ndarray, thr
             m["by_source"][str(source)] = part
     atomic.write_json(out.metrics, m)
     infected = patients.infected_slides(y, slides)
-    per_slide = [row + (int(sick),) + a.row() + fc for row, sick, a, fc in zip(
-        evaluate.per_slide_rows(y, prob, slides, threshold), infected, answers,
+    per_slide = [row + (int(sick),) + a.row() + r + fc for row, sick, a, r, fc in zip(
+        evaluate.per_slide_rows(y, prob, slides, threshold), infected, answers, review_rows,
         false_calls.slide_rows(y, prob, slides, threshold))]
     atomic.write_csv(out.per_slide, SLIDES_HEADER, per_slide)
     atomic.write_csv(out.confusion, ["actual", "predicted"], evaluate.confusion_rows(y, prob, threshold))

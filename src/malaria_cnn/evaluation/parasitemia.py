@@ -27,15 +27,15 @@ import numpy as np
 from malaria_cnn.core.labels import POSITIVE
 
 DRAWS = 4000  # Monte Carlo draws behind an interval: its ends move by about 0.1 percentage point between seeds
-MIN_CELLS = 5  # cells of a class an OOF slide needs to lend its rate of that class to the draws
 
 
 @dataclass(frozen=True)
 class ErrorRates:
     """The cell classifier's errors, slide by slide, where it was measured (the OOF slides): per slide
-    with at least MIN_CELLS uninfected cells, those cells and its false calls; per slide with at least
-    MIN_CELLS parasitized cells, those cells and how many were called. The slides with fewer (a smear photo
-    holds one or two parasitized cells) count as one slide when together they reach MIN_CELLS."""
+    with uninfected cells, those cells and its false calls; per slide with parasitized cells, those cells
+    and how many were called. A slide with one or two parasitized cells (a smear photo) is a draw of its
+    own, its few cells' doubt carried by the draw's Beta: pooled with others, it would hide the spread
+    between photos."""
 
     uninfected: tuple[int, ...]
     false_calls: tuple[int, ...]
@@ -51,7 +51,7 @@ class ErrorRates:
             return np.bincount(index, weights=mask, minlength=len(names)).astype(int)
 
         neg, fp, pos, tp = count(~positive), count(~positive & called), count(positive), count(positive & called)
-        return cls(*_with_small_pooled(neg, fp), *_with_small_pooled(pos, tp))
+        return cls(*_measured(neg, fp), *_measured(pos, tp))
 
     @property
     def usable(self) -> bool:
@@ -76,15 +76,10 @@ class ErrorRates:
                 "parasitized": list(self.parasitized), "detected": list(self.detected)}
 
 
-def _with_small_pooled(totals: np.ndarray, hits: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(totals, hits) of the slides with at least MIN_CELLS, then the others' summed as one slide when that
-    sum reaches MIN_CELLS."""
-    big, small = totals >= MIN_CELLS, (totals > 0) & (totals < MIN_CELLS)
-    t, h = [int(v) for v in totals[big]], [int(v) for v in hits[big]]
-    if totals[small].sum() >= MIN_CELLS:
-        t.append(int(totals[small].sum()))
-        h.append(int(hits[small].sum()))
-    return tuple(t), tuple(h)
+def _measured(totals: np.ndarray, hits: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(totals, hits) of the slides with at least one cell of the class."""
+    some = totals > 0
+    return tuple(int(v) for v in totals[some]), tuple(int(v) for v in hits[some])
 
 
 def one_slide(hits, totals, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -104,15 +99,11 @@ class Estimate:
 
 
 def detection_limit(rates: ErrorRates, confidence: float, seed: int = 0) -> float:
-    """The least parasitemia a slide needs before its counted share clears the false calls of all but the
-    (1 - confidence) / 2 most error-prone new slides: that quantile of the drawn f over the pooled Se."""
-    _, f = rates.draws(np.random.default_rng(seed), DRAWS)
-    return float(np.quantile(f, 1 - (1 - confidence) / 2) / rates.sensitivity)
-
-
-def separation(rates: ErrorRates, confidence: float, seed: int = 0) -> float:
-    """The high quantile of the drawn f over the low quantile of the drawn Se: how far the worst likely
-    false calls sit from the fewest likely parasites found (lower is better; patients.count_threshold)."""
+    """The least parasitemia whose counted share clears the false calls of all but the (1 - confidence) / 2
+    most error-prone new slides even on a slide of low sensitivity: the high quantile of the drawn f over
+    the low quantile of the drawn Se (a slide of pooled sensitivity would understate it). Counting alone
+    tells no lower parasitemia from none, however many cells are counted; the fitting picks the counting
+    threshold that makes it lowest (fit_rule.count_threshold)."""
     se, f = rates.draws(np.random.default_rng(seed), DRAWS)
     tail = (1 - confidence) / 2
     return float(np.quantile(f, 1 - tail) / np.quantile(se, tail))

@@ -44,12 +44,12 @@ class Tally:
         """One row per slide, answered by `rule`; a slide whose stain is outside `stain_range` is referred
         with that reason. Without a rule, only the share called."""
         slides, prob = np.array(self.slides, dtype=str), np.array(self.probs, dtype=float)
-        names, cells, called, _ = patients.counts(prob, slides, threshold)
+        names, cells, called = patients.counts(prob, slides, threshold)
         reasons = stain.referrals(stain_range, np.array(self.densities).reshape(-1, 3), slides, names)
         if rule is not None:
             extra = [a.row() for a in patients.with_referrals(rule.answers(prob, slides)[1], reasons)]
         else:
-            extra = [(int(k), "" if why else round(k / n, 6), "", "", "", patients.REFER if why else "", why)
+            extra = [(int(k), "" if why else round(k / n, 6), "", "", "", "", "", patients.REFER if why else "", why)
                      for k, n, why in zip(called, cells, reasons)]  # not corrected
         atomic.write_csv(dest, COLUMNS, [(name, int(n), int(k), *e) for name, n, k, e in zip(names, cells, called, extra)])
         self.dest, self.rule, self.referred = dest, rule, sum(map(bool, reasons))

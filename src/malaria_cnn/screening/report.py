@@ -13,13 +13,14 @@ from malaria_cnn.core import atomic
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.evaluation import patients
 from malaria_cnn.evaluation.gallery import TILE, contact_sheet
-from malaria_cnn.evaluation.intervals import effective_size
+from malaria_cnn.evaluation.intervals import PHOTO_DESIGN_EFFECT, effective_size
 from malaria_cnn.screening.screen import Photo
 
 CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
-# parasitized: cells called Parasitized (the outlines' colour); counted / uncertain: cells at or above the slide
-# rule's counting threshold / in its uncertain band (evaluation/patients.py)
-IMAGES = ["image", "slide", "cells", "parasitized", "called_share", "counted", "uncertain", "referred", "error"]
+# parasitized: cells called Parasitized (the outlines' colour); counted / uncertain / flagged: cells at or above the
+# slide rule's counting threshold / in its uncertain band / flagged for review (evaluation/patients.py)
+IMAGES = ["image", "slide", "cells", "parasitized", "called_share", "counted", "uncertain", "flagged", "referred",
+          "error"]
 SLIDES = ["slide", "images", "cells", "parasitized", *patients.SLIDE_COLUMNS, "images_referred"]
 SHEET_MAX = 200  # cells shown on the parasitized sheet, most probable first
 SHEET_COLUMNS = 10
@@ -38,28 +39,27 @@ def cell_rows(photo: Photo) -> list[tuple]:
 
 def image_row(photo: Photo, rule: patients.SlideRule | None) -> tuple:
     """IMAGES' row of a photo; a referred photo has its counts but no share. Without a slide rule, `counted`
-    is the cells called Parasitized and `uncertain` is empty."""
+    is the cells called Parasitized and `uncertain` and `flagged` are empty."""
     if photo.error:
-        return (photo.name, photo.slide, "", "", "", "", "", "", photo.error)
+        return (photo.name, photo.slide, "", "", "", "", "", "", "", photo.error)
     k, n = sum(label == PARASITIZED for label in photo.labels), len(photo.labels)
-    p = np.asarray(photo.p, float)
-    counted = int(np.sum(p >= rule.count_threshold)) if rule else k
-    uncertain = int(np.sum((p >= rule.band[0]) & (p < rule.band[1]))) if rule else ""
+    s = rule.slide(photo.p) if rule else None
     share = "" if photo.referred else _share(k, n)
-    return (photo.name, photo.slide, n, k, share, counted, uncertain, photo.referred, "")
+    return (photo.name, photo.slide, n, k, share, s.counted if s else k, s.uncertain if s else "",
+            s.flagged if s else "", photo.referred, "")
 
 
-def _counts(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per photo row (read, not referred): (cells, counted, uncertain)."""
-    at = [IMAGES.index(c) for c in ("cells", "counted", "uncertain")]
-    return tuple(np.array([r[i] or 0 for r in rows], int) for i in at)
+def slide_of_rows(rows: list[tuple]) -> patients.Slide:
+    """The cells of these photo rows (read, not referred) as one slide, the photos as clusters."""
+    cells, counted, uncertain, flagged = (np.array([r[IMAGES.index(c)] or 0 for r in rows], int)
+                                          for c in ("cells", "counted", "uncertain", "flagged"))
+    return patients.Slide(int(cells.sum()), int(counted.sum()), int(uncertain.sum()), int(flagged.sum()),
+                          effective_size(counted, cells, PHOTO_DESIGN_EFFECT), len(rows))
 
 
-def pooled(rows: list[tuple], rule: patients.SlideRule) -> patients.Answer:
-    """The answer for the cells of these photo rows together, the photos as clusters."""
-    cells, counted, uncertain = _counts(rows)
-    return rule.answer(int(counted.sum()), int(cells.sum()), int(uncertain.sum()),
-                       effective_size(counted, cells))
+def pooled(rows: list[tuple], rule: patients.SlideRule, review: patients.Review | None = None) -> patients.Answer:
+    """The answer for the cells of these photo rows together (after `review`)."""
+    return rule.answer(slide_of_rows(rows), review)
 
 
 def slide_rows(image_rows: list[tuple], rule: patients.SlideRule | None) -> list[tuple]:
@@ -76,9 +76,9 @@ def slide_rows(image_rows: list[tuple], rule: patients.SlideRule | None) -> list
         counted = [r for r in rows if not r[referred]]
         cells, k = sum(r[2] for r in counted), sum(r[3] for r in counted)
         if not counted:
-            extra = (0, "", "", "", "", patients.REFER, rows[0][referred])
+            extra = (0, "", "", "", "", "", "", patients.REFER, rows[0][referred])
         elif rule is None:
-            extra = (k, _share(k, cells), "", "", "", "", "no slide_rule.json beside the model: not corrected")
+            extra = (k, _share(k, cells), "", "", "", "", "", "", "no slide_rule.json beside the model: not corrected")
         else:
             extra = pooled(counted, rule).row()
         out.append((slide, len(counted), cells, k, *extra, len(rows) - len(counted)))

@@ -161,7 +161,7 @@ def create_app(s: Settings) -> FastAPI:
     def cell_record(row: dict) -> dict:
         out = {"id": row["id"], "photo_id": row["photo_id"], "n": row["n"],
                "box": [row["x"], row["y"], row["w"], row["h"]], "p": row["p"], "label": row["label"],
-               "in_doubt": row["photo_state"] == "done" and rule.in_doubt(row["p"], row["label"]),
+               "flagged": row["photo_state"] == "done" and rule.flagged(row["p"], row["label"]),
                "answer": row["answer"]}
         if "outline" in row:
             out["outline"] = row["outline"]
@@ -288,12 +288,12 @@ def create_app(s: Settings) -> FastAPI:
             png = gradcam_png(s.scoring.model, store.cell_image(cell_id, "input"), cell["label"])
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
-    @app.get("/api/slides/{slide_id}/review", summary="The cells in doubt, largest doubt first")
+    @app.get("/api/slides/{slide_id}/review", summary="The cells flagged for review, most likely parasite first")
     def review(slide_id: int):
         row = _slide_or_404(slide_id)
         cells = [c for c in store.cells(slide_id=slide_id) if c["photo_state"] == "done"
-                 and rule.in_doubt(c["p"], c["label"])]
-        cells.sort(key=lambda c: (rule.doubt_order(c["p"]), c["id"]))
+                 and rule.flagged(c["p"], c["label"])]
+        cells.sort(key=lambda c: (rule.review_order(c["p"]), c["id"]))
         return {"cells": [cell_record(c) for c in cells], "summary": slide_record(row)}
 
     @app.put("/api/cells/{cell_id}/answer", summary="A person's answer for a cell (saved before the reply)")
@@ -332,12 +332,12 @@ def _export_records(store: Store, rule: summary.Rule, slides: list[dict]):
               for sid in names for p in store.photos(sid) if p["state"] == "done"]
     cells = [export.ExportCell(c["id"], c["photo_id"], c["slide_id"], names[c["slide_id"]], c["n"],
                                (c["x"], c["y"], c["w"], c["h"]), c["p"], c["label"], c["answer"],
-                               rule.in_doubt(c["p"], c["label"]), bytes(c["crop"]))
+                               rule.flagged(c["p"], c["label"]), bytes(c["crop"]))
              for c in store.export_cells(list(names))]
     complete = set()  # reviewed: a person answered every cell in doubt (and at least one cell)
     for sid in names:
         mine = [c for c in cells if c.slide_id == sid]
         answered = [c for c in mine if c.answer is not None]
-        if answered and all(c.answer in ("parasitized", "uninfected", "not_cell") for c in mine if c.in_doubt):
+        if answered and all(c.answer in ("parasitized", "uninfected", "not_cell") for c in mine if c.flagged):
             complete.add(sid)
     return photos, cells, complete

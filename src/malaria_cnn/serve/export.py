@@ -67,7 +67,7 @@ class ExportCell:
     p: float  # the model's P(Parasitized)
     model_label: str  # "Parasitized" | "Uninfected"
     answer: str | None  # None or one of ANSWERS
-    in_doubt: bool
+    flagged: bool
     crop_png: bytes  # the cut cell on black
 
 
@@ -86,7 +86,7 @@ def category(cell: ExportCell, complete: set[int]) -> str | None:
     """What the export makes of a cell: "parasitized", "uninfected", "not_cell", or None (left out)."""
     if cell.answer in _CATEGORY_ID:
         return cell.answer
-    accepted = cell.answer is None and not cell.in_doubt and cell.slide_id in complete
+    accepted = cell.answer is None and not cell.flagged and cell.slide_id in complete
     return "uninfected" if accepted and cell.model_label == "Uninfected" else None
 
 

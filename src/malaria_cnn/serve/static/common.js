@@ -230,10 +230,10 @@ const MC = (() => {
 
   function reviewProgress(review) {
     if (!review) return "—";
-    if (!review.in_doubt) return "no cells in doubt";
-    const remain = review.in_doubt - review.answered;
-    return review.complete ? `${review.answered}/${review.in_doubt} answered, complete`
-      : `${review.answered}/${review.in_doubt} answered, ${remain} to go`;
+    if (!review.flagged) return "no cells in doubt";
+    const remain = review.flagged - review.answered;
+    return review.complete ? `${review.answered}/${review.flagged} answered, complete`
+      : `${review.answered}/${review.flagged} answered, ${remain} to go`;
   }
 
   function dl(rows) {
@@ -258,17 +258,17 @@ const MC = (() => {
         ["Photos", photoCounts(slide)],
       ]));
     let status;
-    if (!review.in_doubt) status = el("span", { class: "badge badge-clear", text: "Nothing to review" });
+    if (!review.flagged) status = el("span", { class: "badge badge-clear", text: "Nothing to review" });
     else if (review.complete) status = el("span", { class: "badge badge-clear", text: "Complete" });
     else {
-      const remain = review.in_doubt - review.answered;
-      status = el("span", { class: "badge badge-refer", text: `${remain} of ${review.in_doubt} in doubt to answer` });
+      const remain = review.flagged - review.answered;
+      status = el("span", { class: "badge badge-refer", text: `${remain} of ${review.flagged} in doubt to answer` });
     }
     const reviewRows = [
       ["Parasitized, confirmed", String(review.parasitized ?? "—")],
       ["Red cells", String(review.red_cells ?? "—")],
       ["Parasitemia", interval(review.parasitemia, review.lower, review.upper)],
-      ["Answered", `${review.answered ?? 0} of ${review.in_doubt ?? 0} in doubt` +
+      ["Answered", `${review.answered ?? 0} of ${review.flagged ?? 0} in doubt` +
         (review.skipped ? `, ${review.skipped} skipped` : "") +
         (review.not_cell ? `, ${review.not_cell} not a red cell` : "")],
     ];
@@ -276,7 +276,7 @@ const MC = (() => {
       el("h3", { text: "Review" }),
       el("p", {}, status),
       dl(reviewRows));
-    if (options.reviewLink && review.in_doubt) {
+    if (options.reviewLink && review.flagged) {
       reviewPart.append(el("p", {}, el("a", { href: `/slides/${slide.id}/review`, text: review.complete ? "Change answers" : "Review the cells in doubt" })));
     }
     return el("div", { class: "summary-grid" }, modelPart, reviewPart);

@@ -23,7 +23,7 @@
 
   function cellLabel(cell) {
     const parts = [`Cell ${cell.n}`, `model: ${cell.label}`, `p ${MC.p3(cell.p)}`];
-    if (cell.in_doubt) parts.push("in doubt");
+    if (cell.flagged) parts.push("in doubt");
     if (cell.answer && cell.answer !== "skip") parts.push(`answered: ${MC.answerLabel(cell.answer)}`);
     return parts.join(", ");
   }
@@ -115,7 +115,7 @@
         const outline = cell.outline && cell.outline.length >= 3 ? cell.outline
           : [[bx, by], [bx + bw, by], [bx + bw, by + bh], [bx, by + bh]];
         const cls = ["cell", cell.label === "Parasitized" ? "par" : "uni"];
-        if (cell.in_doubt) cls.push("doubt");
+        if (cell.flagged) cls.push("doubt");
         const answered = cell.answer && cell.answer !== "skip";
         if (answered) cls.push("answered", `ans-${cell.answer}`);
         const g = svg("g", { class: cls.join(" "), "data-cell-id": cell.id, tabindex: "0", role: "button", "aria-label": cellLabel(cell) });
@@ -170,10 +170,10 @@
         MC.dl([
           ["p (parasitized)", MC.p3(cell.p)],
           ["Model's call", cell.label],
-          ["In doubt", cell.in_doubt ? "yes" : "no"],
+          ["In doubt", cell.flagged ? "yes" : "no"],
           ["Person's answer", cell.answer ? MC.answerLabel(cell.answer) : "none"],
         ]),
-        cell.in_doubt ? el("p", {}, el("a", { href: `/slides/${id}/review`, text: "Answer it on the review page" })) : null);
+        cell.flagged ? el("p", {}, el("a", { href: `/slides/${id}/review`, text: "Answer it on the review page" })) : null);
     }
 
     /* ---- zoom and pan: one CSS transform on the stage ---- */

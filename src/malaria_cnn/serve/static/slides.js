@@ -40,8 +40,8 @@
       updateExport();
     });
     const reviewCell = el("td", { class: "review-cell" }, MC.reviewProgress(review));
-    if (review.in_doubt && review.complete) {
-      reviewCell.textContent = `${review.answered}/${review.in_doubt} answered `;
+    if (review.flagged && review.complete) {
+      reviewCell.textContent = `${review.answered}/${review.flagged} answered `;
       reviewCell.append(el("span", { class: "badge badge-clear", text: "complete" }));
     }
     return el("tr", { dataset: { slideId: slide.id } },
@@ -55,7 +55,7 @@
       el("td", { text: model ? MC.interval(model.parasitemia, model.lower, model.upper) : "—" }),
       el("td", {}, MC.answerBadge(model)),
       reviewCell,
-      el("td", {}, review.in_doubt
+      el("td", {}, review.flagged
         ? el("a", { href: `/slides/${slide.id}/review`, "aria-label": `Review ${slide.name}`, text: "Review" })
         : el("a", { href: `/slides/${slide.id}`, "aria-label": `Open ${slide.name}`, text: "Open" })));
   }
