@@ -137,7 +137,7 @@ def report(s: dict, seed: int, rule_out: str | None = None) -> None:
         threshold = operating_point.choose(y[rest], oof, p.threshold)
         rule, chosen = fit_rule.choose_rule(y[rest], oof, slides[rest], threshold, confidence,
                                             p.patients.min_sensitivity, rule_out or p.patients.rule_out,
-                                            p.patients.review_recall)
+                                            p.patients.review_recall, p.patients.review_share)
         print(f"outer {r + 1}: cell threshold {threshold:.4f}, cells counted from {rule.count_threshold:.4f}, "
               f"boundary {rule.boundary:.2%}, uncertain band {rule.band[0]:.3f}-{rule.band[1]:.3f} (OOF slides at "
               f"most {rule.band_limit:.1%} in it); on its own OOF slides: {patients.describe(chosen)}")

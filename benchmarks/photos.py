@@ -214,7 +214,7 @@ def per_source_points(cells: dict[str, np.ndarray], owner: dict[str, str], rule:
         thresholds[model] = operating_point.choose(y[use], prob[use], cfg)
         rules[model], _ = fit_rule.choose_rule(y[use], prob[use], slides[use], thresholds[model],
                                                p.evaluate.confidence, p.patients.min_sensitivity, p.patients.rule_out,
-                                               p.patients.review_recall, smear_like_slides=False)
+                                               p.patients.review_recall, p.patients.review_share, smear_like_slides=False)
     return thresholds, rules
 
 

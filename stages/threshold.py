@@ -31,7 +31,7 @@ def main() -> None:
     def slide_rule(sel, threshold, smears):  # smear photos are fitted on as they are, others made smear-like
         return fit_rule.choose_rule(y[sel], prob[sel], slides[sel], threshold, p.evaluate.confidence,
                                     p.patients.min_sensitivity, p.patients.rule_out, p.patients.review_recall,
-                                    smear_like_slides=not smears)
+                                    p.patients.review_share, smear_like_slides=not smears)
 
     calls = {f"oof_{k}": v for k, v in false_calls.summary(y, prob, slides, chosen).items()}
     all_photos = p.data.source == "photos" if not names else set(names) == photos

@@ -97,7 +97,7 @@ def slide_rule():
     from malaria_cnn.evaluation.review import ReviewSet
 
     rates = ErrorRates((70,) * 10, (0, 1, 1, 1, 2, 0, 4, 1, 0, 2), (30,) * 10, (27,) * 10)
-    review = ReviewSet(threshold=0.6, recall=0.9, recall_lower=0.8, healthy_median=0.01, healthy_p90=0.03,
+    review = ReviewSet(threshold=0.6, min_share=0.0, recall=0.9, recall_lower=0.8, healthy_median=0.01, healthy_p90=0.03,
                        healthy_max=0.05, confidence=0.95)
     return patients.SlideRule(boundary=0.1, count_threshold=0.5, band=(0.3, 0.7), band_limit=0.2, flag_limit=0.25,
                               rates=rates, review=review, confidence=0.95)

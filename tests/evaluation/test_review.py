@@ -1,10 +1,12 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from malaria_cnn.evaluation import review
 from malaria_cnn.evaluation.review import ReviewSet
 
-SET = ReviewSet(threshold=0.6, recall=0.9, recall_lower=0.8, healthy_median=0.01, healthy_p90=0.03,
+SET = ReviewSet(threshold=0.6, min_share=0.0, recall=0.9, recall_lower=0.8, healthy_median=0.01, healthy_p90=0.03,
                 healthy_max=0.05, confidence=0.95)
 
 
@@ -32,6 +34,20 @@ def test_flagged_cells_come_most_likely_parasite_first():
     prob = np.array([0.61, 0.1, 0.95, 0.6, 0.59, 0.8])
     assert list(SET.order(prob)) == [2, 5, 0, 3]
     assert SET.flagged(prob).sum() == 4
+
+
+def test_the_top_of_the_ranking_is_flagged_whatever_the_scores():
+    """A stain the model never saw: every score sinks below the threshold, the parasite still ranks first.
+    2% of 200 cells: the 4 highest are flagged, and the cells above the threshold as well (when 2 are, they
+    are 2 of those 4)."""
+    ranked = dataclasses.replace(SET, min_share=0.02)
+    prob = np.linspace(0.0, 0.3, 200)
+    assert list(ranked.order(prob)) == [199, 198, 197, 196]
+    prob[:10] = 0.9
+    assert ranked.flagged(prob).sum() == 10
+    prob[2:10] = 0.0
+    assert list(ranked.order(prob)) == [0, 1, 199, 198]
+    assert not dataclasses.replace(SET, min_share=0.02).flagged(np.full(20, 0.1)).any()  # 2% of 20: none
 
 
 def test_detection_limit_scales_with_the_cells_screened():

@@ -251,10 +251,13 @@ class PatientsParams:
                           "the parasitemia a \"not infected\" rules out: after a review of the flagged cells, when\n"
                           "no parasite is among enough cells (0.001: clinical; counts alone never reach it, so the\n"
                           "model alone answers infected or refer) | auto: fitted on smear-like out-of-fold slides")
-    min_sensitivity: float = param(0.97, probability(), "for rule_out auto: the fitted boundary's out-of-fold slide\n"
-                                   "sensitivity, at its lower confidence bound (evaluation/fit_rule.py)")
-    review_recall: float = param(0.9, probability(), "the share of parasitized out-of-fold cells the cells flagged for\n"
-                                 "review hold (evaluation/review.py)")
+    min_sensitivity: float = param(0.97, probability(), "for rule_out auto: the out-of-fold slide sensitivity at its\n"
+                                   "lower confidence bound (evaluation/fit_rule.py)")
+    review_recall: float = param(0.9, probability(), "cells flagged for a person's review: those scored at least the\n"
+                                 "threshold that holds this share of the parasitized out-of-fold cells\n"
+                                 "(evaluation/review.py) ...")
+    review_share: float = param(0.02, fraction(), "... and this share of each photo's cells (or a slide of crops'),\n"
+                                "the highest scored: on a stain unlike training's the scores sink, the ranking holds")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def _largest_share(mask: np.ndarray, slides: np.ndarray) -> float:
 
 
 def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: float, confidence: float,
-                min_sensitivity: float, rule_out: float | str, review_recall: float,
+                min_sensitivity: float, rule_out: float | str, review_recall: float, review_share: float = 0.0,
                 smear_like_slides: bool = True) -> tuple[SlideRule, dict]:
     """The slide rule fitted on these (OOF) cells, and what the model alone gives with it on the smear-like
     slides (patients.slide_metrics; on the slides as they are with `smear_like_slides` False)."""
@@ -61,10 +61,10 @@ def choose_rule(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, threshold: 
     threshold = count_threshold(y, prob, slides, threshold, confidence)
     band = (float(np.quantile(prob[~positive], BAND_QUANTILE)) if (~positive).any() else 1.0,
             float(np.quantile(prob[positive], 1 - BAND_QUANTILE)) if positive.any() else 0.0)
-    flags = review.choose(y, prob, slides, review_recall, confidence)
+    flags = review.choose(y, prob, slides, review_recall, confidence, review_share)
     sy, sp, ss = smear_like.resample(y, prob, slides) if smear_like_slides else (y, prob, slides)
     band_limit = _largest_share((sp >= band[0]) & (sp < band[1]), ss) if band[0] < band[1] else 0.0
-    flag_limit = _largest_share(flags.flagged(sp), ss)
+    flag_limit = max((float(np.mean(flags.flagged(sp[ss == name]))) for name in np.unique(ss)), default=0.0)
     rates = ErrorRates.measure(y, prob, slides, threshold)
     rule = SlideRule(1.0, round(threshold, 6), band, band_limit, flag_limit, rates, flags, confidence)
     _, first = rule.answers(sp, ss)  # each slide's interval once; the boundary only decides not infected or refer

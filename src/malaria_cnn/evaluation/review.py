@@ -3,14 +3,18 @@ rules out.
 
 A slide's parasitemia runs from about 0.001% to a few percent; no count of the model's calls alone tells
 0.05% from none (a healthy slide's false calls vary more than that). But the model ranks: most parasites
-score above most plain cells. So every cell at or above the review threshold is *flagged*, and a person
-confirms or rejects the flagged cells, highest score first. One confirmed parasite makes the slide
+score above most plain cells. So every cell at or above the review threshold is *flagged*, and so are the top
+`min_share` of the cells of each photo (or of a slide of crops) by score, whatever their score: on a stain the
+model never saw, its scores sink below the threshold while the parasites stay near the top of the ranking
+(benchmarks/README.md). A person confirms or rejects the flagged cells, highest score first. One confirmed parasite makes the slide
 infected. A slide whose flagged cells are all answered and none is a parasite was screened down to a
 *detection limit*: with review recall R (the share of parasitized cells the set holds, at its lower
-bound), a slide of N red cells at parasitemia x shows at least one flagged parasite with probability
-1 - (1 - x R)^N, so a slide at x = (1 - (1 - c)^(1/N)) / R or more would have shown one with probability c.
+bound, measured for the threshold alone: the ranked share only adds to it), a slide of N red cells at
+parasitemia x shows at least one flagged parasite with probability 1 - (1 - x R)^N, so a slide at x = (1 - (1 - c)^(1/N)) / R or more would have shown one with probability c.
 At R = 0.8 and c = 0.95 that is about 0.037% for 10,000 cells and 0.0037% for 100,000 (it scales as 1/N).
-Cells the segmentation never found are not in N: the limit speaks of the cells screened.
+Cells the segmentation never found are not in N: the limit speaks of the cells screened. On a stain unlike
+the out-of-fold cells' the recall may fall short of R, and the limit is then optimistic (benchmarks/README.md):
+a lab's own labelled photos, as a source of their own, measure R there.
 
 The threshold is chosen on out-of-fold (OOF) cells, pooled or per source as the cell threshold is: the
 highest whose flagged share of the parasitized OOF cells reaches `patients.review_recall`; that recall's
@@ -33,6 +37,7 @@ from malaria_cnn.evaluation.intervals import korn_graubard, wilson
 @dataclass(frozen=True)
 class ReviewSet:
     threshold: float  # a cell is flagged for review when its P(Parasitized) is at least this
+    min_share: float  # ... or it is among this share of a photo's (or a slide of crops') cells, by score
     recall: float  # the share of the OOF parasitized cells flagged
     recall_lower: float  # its lower confidence bound, over the OOF slides
     healthy_median: float  # the share of an OOF slide's uninfected cells flagged: median
@@ -41,13 +46,18 @@ class ReviewSet:
     confidence: float
 
     def flagged(self, prob: np.ndarray) -> np.ndarray:
-        """Whether each cell is flagged."""
-        return np.asarray(prob, float) >= self.threshold
+        """Whether each cell of one photo (or one slide of crops) is flagged."""
+        prob = np.asarray(prob, float)
+        out = prob >= self.threshold
+        top = int(round(self.min_share * len(prob)))
+        if top:
+            out[np.argsort(-prob, kind="stable")[:top]] = True
+        return out
 
     def order(self, prob: np.ndarray) -> np.ndarray:
         """The indices of the flagged cells, most likely parasite first (the order a person sees them)."""
         prob = np.asarray(prob, float)
-        idx = np.flatnonzero(prob >= self.threshold)
+        idx = np.flatnonzero(self.flagged(prob))
         return idx[np.argsort(-prob[idx], kind="stable")]
 
     def detection_limit(self, cells: int) -> float:
@@ -66,9 +76,10 @@ class ReviewSet:
         return math.ceil(math.log(1 - self.confidence) / math.log1p(-hit))
 
     def describe(self) -> str:
-        return (f"cells flagged for review from P(Parasitized) {self.threshold:.3f}: {self.recall:.1%} of the "
-                f"out-of-fold parasitized cells (lower bound {self.recall_lower:.1%}), {self.healthy_median:.1%} "
-                f"of a healthy slide's cells at the median ({self.healthy_p90:.1%} at p90)")
+        return (f"cells flagged for review from P(Parasitized) {self.threshold:.3f} and the top {self.min_share:.0%} "
+                f"of each photo's: {self.recall:.1%} of the out-of-fold parasitized cells (lower bound "
+                f"{self.recall_lower:.1%}), {self.healthy_median:.1%} of a healthy slide's cells at the median "
+                f"({self.healthy_p90:.1%} at p90)")
 
     def as_dict(self) -> dict:
         return {k: round(v, 6) for k, v in asdict(self).items()}
@@ -78,9 +89,11 @@ class ReviewSet:
         return cls(**{k: float(stored[k]) for k in cls.__dataclass_fields__})
 
 
-def choose(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, recall: float, confidence: float) -> ReviewSet:
+def choose(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, recall: float, confidence: float,
+           min_share: float = 0.0) -> ReviewSet:
     """The review set chosen on these (OOF) cells: the highest threshold flagging at least `recall` of the
-    parasitized cells, halfway to the next lower parasitized score (so it rests on no one cell's score)."""
+    parasitized cells, halfway to the next lower parasitized score (so it rests on no one cell's score), with
+    `min_share` of each slide's cells by rank; its cost on healthy cells measured per slide, both counted."""
     positive, prob, slides = np.asarray(y) == POSITIVE, np.asarray(prob, float), np.asarray(slides)
     scores = np.sort(prob[positive])[::-1]
     if len(scores) == 0:
@@ -88,8 +101,12 @@ def choose(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, recall: float, c
     else:
         k = min(len(scores), max(1, math.ceil(recall * len(scores) - 1e-9)))
         threshold = float((scores[k - 1] + scores[k]) / 2) if k < len(scores) else float(scores[-1])
-    flagged = prob >= threshold
     _, index = np.unique(slides, return_inverse=True)
+    ranked = ReviewSet(threshold, min_share, 0, 0, 0, 0, 0, confidence)
+    flagged = prob >= threshold
+    for i in range(index.max() + 1 if len(index) else 0):
+        mine = np.flatnonzero((index == i) & ~positive)  # a healthy slide made of this slide's uninfected cells
+        flagged[mine] |= ranked.flagged(prob[mine])
     per_slide = [np.bincount(index, weights=m, minlength=index.max() + 1) for m in
                  (positive & flagged, positive, ~positive & flagged, ~positive)] if len(prob) else [np.zeros(0)] * 4
     hits, parasitized, false_flags, healthy = per_slide
@@ -102,4 +119,4 @@ def choose(y: np.ndarray, prob: np.ndarray, slides: np.ndarray, recall: float, c
             lower = wilson(hits.sum(), parasitized.sum(), confidence)[0]
     shares = false_flags[healthy > 0] / healthy[healthy > 0]
     q = np.quantile(shares, [0.5, 0.9, 1.0]) if len(shares) else np.zeros(3)
-    return ReviewSet(float(threshold), found, float(lower), *map(float, q), confidence)
+    return ReviewSet(float(threshold), float(min_share), found, float(lower), *map(float, q), confidence)

@@ -158,10 +158,13 @@ def create_app(s: Settings) -> FastAPI:
         return {k: row[k] for k in ("id", "slide_id", "name", "state", "error", "referred", "width", "height",
                                     "display_scale", "cells", "called", "created", "done")}
 
-    def cell_record(row: dict) -> dict:
+    def cell_record(row: dict, flagged: set[int] | None = None) -> dict:
+        """A cell's JSON; `flagged`: the ids flagged among its photo's cells (read when not given)."""
+        if flagged is None:
+            flagged = rule.flagged(store.cells(photo_id=row["photo_id"]))
         out = {"id": row["id"], "photo_id": row["photo_id"], "n": row["n"],
                "box": [row["x"], row["y"], row["w"], row["h"]], "p": row["p"], "label": row["label"],
-               "flagged": row["photo_state"] == "done" and rule.flagged(row["p"], row["label"]),
+               "flagged": row["photo_state"] == "done" and row["id"] in flagged,
                "answer": row["answer"]}
         if "outline" in row:
             out["outline"] = row["outline"]
@@ -255,7 +258,9 @@ def create_app(s: Settings) -> FastAPI:
         row = store.photo(photo_id)
         if row is None:
             raise HTTPException(404, f"no photo {photo_id}")
-        return {**photo_record(row), "cells": [cell_record(c) for c in store.cells(photo_id=photo_id, outlines=True)]}
+        cells = store.cells(photo_id=photo_id, outlines=True)
+        flagged = rule.flagged(cells)
+        return {**photo_record(row), "cells": [cell_record(c, flagged) for c in cells]}
 
     @app.get("/api/photos/{photo_id}/image", summary="The photo as JPEG (its display copy)",
              response_class=FileResponse)
@@ -278,6 +283,26 @@ def create_app(s: Settings) -> FastAPI:
         return Response(store.cell_image(cell_id, "crop"), media_type="image/png",
                         headers={"Cache-Control": "private, max-age=86400"})
 
+    @app.get("/api/cells/{cell_id}/context", summary="The cell among its neighbours, in the photo's colours (PNG)",
+             response_class=Response)
+    def context_image(cell_id: int):
+        from malaria_cnn.serve.explain import context_png
+
+        cell = _cell_or_404(cell_id)
+        photo = store.photo(cell["photo_id"])
+        path = s.workspace / "display" / f"{cell['photo_id']}.jpg"
+        if not path.is_file():
+            raise HTTPException(404, f"photo {cell['photo_id']} has no picture")
+        png = context_png(path.read_bytes(), (cell["x"], cell["y"], cell["w"], cell["h"]), photo["display_scale"] or 1.0)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.get("/api/cells/{cell_id}/input", summary="The cell as the model sees it: its standardised input (PNG)",
+             response_class=Response)
+    def input_image(cell_id: int):
+        _cell_or_404(cell_id)
+        return Response(store.cell_image(cell_id, "input"), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=86400"})
+
     @app.get("/api/cells/{cell_id}/gradcam", summary="Grad-CAM over the model's input for the cell (PNG)",
              response_class=Response)
     def gradcam_image(cell_id: int):
@@ -291,10 +316,10 @@ def create_app(s: Settings) -> FastAPI:
     @app.get("/api/slides/{slide_id}/review", summary="The cells flagged for review, most likely parasite first")
     def review(slide_id: int):
         row = _slide_or_404(slide_id)
-        cells = [c for c in store.cells(slide_id=slide_id) if c["photo_state"] == "done"
-                 and rule.flagged(c["p"], c["label"])]
-        cells.sort(key=lambda c: (rule.review_order(c["p"]), c["id"]))
-        return {"cells": [cell_record(c) for c in cells], "summary": slide_record(row)}
+        done = [c for c in store.cells(slide_id=slide_id) if c["photo_state"] == "done"]
+        flagged = rule.flagged(done)
+        cells = sorted((c for c in done if c["id"] in flagged), key=lambda c: (rule.review_order(c["p"]), c["id"]))
+        return {"cells": [cell_record(c, flagged) for c in cells], "summary": slide_record(row)}
 
     @app.put("/api/cells/{cell_id}/answer", summary="A person's answer for a cell (saved before the reply)")
     def answer(cell_id: int, body: NewAnswer):
@@ -330,10 +355,12 @@ def _export_records(store: Store, rule: summary.Rule, slides: list[dict]):
     names = {r["id"]: r["name"] for r in slides}
     photos = [export.ExportPhoto(p["id"], p["slide_id"], names[p["slide_id"]], p["name"], p["width"], p["height"])
               for sid in names for p in store.photos(sid) if p["state"] == "done"]
+    rows = store.export_cells(list(names))
+    flagged = rule.flagged(rows)
     cells = [export.ExportCell(c["id"], c["photo_id"], c["slide_id"], names[c["slide_id"]], c["n"],
                                (c["x"], c["y"], c["w"], c["h"]), c["p"], c["label"], c["answer"],
-                               rule.flagged(c["p"], c["label"]), bytes(c["crop"]))
-             for c in store.export_cells(list(names))]
+                               c["id"] in flagged, bytes(c["crop"]))
+             for c in rows]
     complete = set()  # reviewed: a person answered every cell in doubt (and at least one cell)
     for sid in names:
         mine = [c for c in cells if c.slide_id == sid]

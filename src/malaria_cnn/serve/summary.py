@@ -34,8 +34,19 @@ class Rule:
     def counted(self, p: float, label: str) -> bool:
         return p >= self.count_at if self.rule else label == PARASITIZED
 
-    def flagged(self, p: float, label: str) -> bool:
-        return p >= self.rule.review.threshold if self.rule else label == PARASITIZED
+    def flagged(self, cells: list[dict]) -> set[int]:
+        """The ids of the cells flagged for review among these (whole photos' cells: the review set takes
+        the top of each photo's ranking)."""
+        if self.rule is None:
+            return {c["id"] for c in cells if c["label"] == PARASITIZED}
+        by_photo: dict[int, list[dict]] = {}
+        for c in cells:
+            by_photo.setdefault(c["photo_id"], []).append(c)
+        out = set()
+        for mine in by_photo.values():
+            mask = self.rule.review.flagged(np.array([c["p"] for c in mine], float))
+            out.update(c["id"] for c, f in zip(mine, mask) if f)
+        return out
 
     @staticmethod
     def review_order(p: float) -> float:
@@ -50,14 +61,14 @@ def _fraction(value) -> float | None:
     return None if value is None or value == "" or (isinstance(value, float) and np.isnan(value)) else float(value)
 
 
-def _image_rows(rule: Rule, done: list[dict], cells_by_photo: dict[int, list[dict]]) -> list[tuple]:
+def _image_rows(rule: Rule, done: list[dict], cells_by_photo: dict[int, list[dict]], flagged: set[int]) -> list[tuple]:
     """report.IMAGES rows of the photos done, as `screen` writes them."""
     rows = []
     for ph in done:
         cells = cells_by_photo.get(ph["id"], [])
         rows.append((ph["name"], "", len(cells), sum(c["label"] == PARASITIZED for c in cells), "",
                      sum(rule.counted(c["p"], c["label"]) for c in cells), sum(rule.uncertain(c["p"]) for c in cells),
-                     sum(rule.flagged(c["p"], c["label"]) for c in cells), "", ""))
+                     sum(c["id"] in flagged for c in cells), "", ""))
     return rows
 
 
@@ -67,7 +78,7 @@ def _answer(a: patients.Answer) -> dict:
             "upper": _fraction(e.upper), "detection_limit": _fraction(a.review_limit)}
 
 
-def answers(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]],
+def answers(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]], flagged: set[int],
             review: patients.Review) -> tuple[dict | None, dict | None]:
     """(the model's answer alone, the answer after `review`) for the slide's photos done; None before any."""
     done = [ph for ph in photos if ph["state"] == "done"]
@@ -78,7 +89,7 @@ def answers(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]
                      "upper": None, "detection_limit": None}
             return blank, blank
         return None, None
-    rows = _image_rows(rule, done, cells_by_photo)
+    rows = _image_rows(rule, done, cells_by_photo, flagged)
     if rule.rule is None:
         n, k = sum(r[2] for r in rows), sum(r[3] for r in rows)
         plain = {"answer": "", "reason": "no slide_rule.json beside the model: not corrected",
@@ -88,7 +99,8 @@ def answers(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]
     return _answer(rule.rule.answer(slide)), _answer(rule.rule.answer(slide, review))
 
 
-def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]]) -> tuple[dict, patients.Review]:
+def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]],
+           flagged: set[int]) -> tuple[dict, patients.Review]:
     """What a person has confirmed of the slide's photos done (see the module's docstring)."""
     counts = dict.fromkeys(("flagged", "answered", "skipped", "parasitized", "uninfected", "not_cell"), 0)
     hits, totals = [], []
@@ -97,15 +109,15 @@ def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]]
             continue
         k = n = 0
         for c in cells_by_photo.get(ph["id"], []):
-            flagged, answer = rule.flagged(c["p"], c["label"]), c["answer"]
-            counts["flagged"] += flagged
+            shown, answer = c["id"] in flagged, c["answer"]
+            counts["flagged"] += shown
             if answer in ANSWERED:
-                counts["answered"] += flagged
+                counts["answered"] += shown
                 counts[answer] += 1
             elif answer == "skip":
                 counts["skipped"] += 1
             n += answer != "not_cell"
-            k += answer == "parasitized" or (answer in (None, "skip") and flagged and rule.counted(c["p"], c["label"]))
+            k += answer == "parasitized" or (answer in (None, "skip") and shown and rule.counted(c["p"], c["label"]))
         hits.append(k)
         totals.append(n)
     red = int(sum(totals))
@@ -125,8 +137,9 @@ def slide(slide: dict, photos: list[dict], cells: list[dict], rule: Rule) -> dic
     n = sum(len(by_photo.get(ph["id"], [])) for ph in done)
     k = sum(c["label"] == PARASITIZED for ph in done for c in by_photo.get(ph["id"], []))
     states = [ph["state"] for ph in photos]
-    reviewed, given = review(rule, photos, by_photo)
-    model, after = answers(rule, photos, by_photo, given)
+    flagged = rule.flagged([c for ph in done for c in by_photo.get(ph["id"], [])])
+    reviewed, given = review(rule, photos, by_photo, flagged)
+    model, after = answers(rule, photos, by_photo, flagged, given)
     queued = sum(s in ("queued", "screening") for s in states)
     return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos": len(photos),
             "photos_total": len(photos), "photos_queued": queued, "photos_done": states.count("done"),

@@ -167,7 +167,7 @@ const MC = (() => {
 
   /* ---- formatting ---- */
   const isNum = (x) => typeof x === "number" && Number.isFinite(x);
-  const pctNumber = (x) => (x * 100).toFixed(2);
+  const pctNumber = (x, digits = 2) => (x * 100).toFixed(digits);
 
   function pct(x) {
     return isNum(x) ? `${pctNumber(x)}%` : "—";
@@ -199,8 +199,8 @@ const MC = (() => {
     return answer ? ANSWER_LABEL[answer] || String(answer) : "";
   }
 
-  /** The model's answer as a badge with its reason as text (never colour alone). */
-  function answerBadge(model) {
+  /** An answer as a badge with its reason as text (never colour alone); "(so far)" while photos wait. */
+  function answerBadge(model, provisional) {
     const wrap = el("span", { class: "answer" });
     let cls = "badge-none";
     let label;
@@ -210,8 +210,11 @@ const MC = (() => {
     else if (model.answer === "refer") { cls = "badge-refer"; label = "Refer"; }
     else if (!model.answer) label = "No slide rule";
     else label = String(model.answer);
-    wrap.append(el("span", { class: `badge ${cls}`, text: label }));
+    wrap.append(el("span", { class: `badge ${cls}`, text: label + (model && provisional ? " (so far)" : "") }));
     if (model && model.reason) wrap.append(" ", el("span", { class: "reason", text: model.reason }));
+    if (model && provisional) {
+      wrap.append(" ", el("span", { class: "hint provisional", text: "photos are still being screened" }));
+    }
     return wrap;
   }
 
@@ -230,7 +233,7 @@ const MC = (() => {
 
   function reviewProgress(review) {
     if (!review) return "—";
-    if (!review.flagged) return "no cells in doubt";
+    if (!review.flagged) return "no cells flagged";
     const remain = review.flagged - review.answered;
     return review.complete ? `${review.answered}/${review.flagged} answered, complete`
       : `${review.answered}/${review.flagged} answered, ${remain} to go`;
@@ -244,13 +247,20 @@ const MC = (() => {
     return list;
   }
 
-  /** The slide summary: the model's answer beside the confirmed review figures. */
+  /** The slide summary: its answer after the review so far, the model's alone beside it. */
   function summary(slide, options = {}) {
     const model = slide.model;
     const review = slide.review || {};
-    const modelPart = el("section", { class: "sum-model", "aria-label": "The model's answer" },
-      el("h3", { text: "Model" }),
-      el("p", {}, answerBadge(model)),
+    const after = slide.answer;
+    const answerPart = el("section", { class: "sum-answer", "aria-label": "The slide's answer" },
+      el("h3", { text: "Answer" }),
+      el("p", { id: "slide-answer" }, answerBadge(after, slide.provisional)),
+      dl([["Review reaches", after && isNum(after.detection_limit)
+        ? `${pctNumber(after.detection_limit, 3)}% (once every flagged cell is answered and none is a parasite)`
+        : "—"]]));
+    const modelPart = el("section", { class: "sum-model", "aria-label": "The model's answer alone" },
+      el("h3", { text: "Model alone" }),
+      el("p", {}, answerBadge(model, slide.provisional)),
       dl([
         ["Corrected parasitemia", model ? interval(model.parasitemia, model.lower, model.upper) : "—"],
         ["Red cells found", String(slide.cells)],
@@ -258,17 +268,17 @@ const MC = (() => {
         ["Photos", photoCounts(slide)],
       ]));
     let status;
-    if (!review.flagged) status = el("span", { class: "badge badge-clear", text: "Nothing to review" });
+    if (!review.flagged) status = el("span", { class: "badge badge-clear", text: "Nothing flagged" });
     else if (review.complete) status = el("span", { class: "badge badge-clear", text: "Complete" });
     else {
       const remain = review.flagged - review.answered;
-      status = el("span", { class: "badge badge-refer", text: `${remain} of ${review.flagged} in doubt to answer` });
+      status = el("span", { class: "badge badge-refer", text: `${remain} of ${review.flagged} flagged to answer` });
     }
     const reviewRows = [
       ["Parasitized, confirmed", String(review.parasitized ?? "—")],
       ["Red cells", String(review.red_cells ?? "—")],
       ["Parasitemia", interval(review.parasitemia, review.lower, review.upper)],
-      ["Answered", `${review.answered ?? 0} of ${review.flagged ?? 0} in doubt` +
+      ["Answered", `${review.answered ?? 0} of ${review.flagged ?? 0} flagged` +
         (review.skipped ? `, ${review.skipped} skipped` : "") +
         (review.not_cell ? `, ${review.not_cell} not a red cell` : "")],
     ];
@@ -277,9 +287,9 @@ const MC = (() => {
       el("p", {}, status),
       dl(reviewRows));
     if (options.reviewLink && review.flagged) {
-      reviewPart.append(el("p", {}, el("a", { href: `/slides/${slide.id}/review`, text: review.complete ? "Change answers" : "Review the cells in doubt" })));
+      reviewPart.append(el("p", {}, el("a", { href: `/slides/${slide.id}/review`, text: review.complete ? "Change answers" : "Review the flagged cells" })));
     }
-    return el("div", { class: "summary-grid" }, modelPart, reviewPart);
+    return el("div", { class: "summary-grid" }, answerPart, reviewPart, modelPart);
   }
 
   /* ---- wiring for every page ---- */

@@ -1,4 +1,4 @@
-/* Review (/slides/{id}/review): answer the cells in doubt with the keyboard or the buttons.
+/* Review (/slides/{id}/review): answer the flagged cells, most likely parasite first, by keyboard or buttons.
    Keys: P parasitized, U uninfected, N not a red cell, S / Space skip, Z / Backspace / Ctrl+Z undo. */
 "use strict";
 
@@ -14,7 +14,7 @@
   const buttons = document.querySelectorAll(".answer-buttons button");
   const wide = window.matchMedia("(min-width: 1001px)");
 
-  let cells = [];              // Cell, in the server's order (largest doubt first)
+  let cells = [];              // Cell, in the server's order (most likely parasite first)
   const tiles = new Map();     // cell id -> tile button
   let current = null;          // the current cell id, or null
   let chain = Promise.resolve(); // answers and undos go to the server one after another, in order
@@ -98,7 +98,7 @@
     if (!cell) {
       currentBody.replaceChildren(el("p", { class: "hint", text: cells.length
         ? "No cell left to answer. Pick a tile to change its answer."
-        : "No cells in doubt on this slide." }));
+        : "No cells flagged on this slide." }));
       currentBody.dataset.currentCellId = "";
       return;
     }
@@ -109,8 +109,11 @@
     grad.addEventListener("error", () => { gradNote.textContent = "Grad-CAM unavailable"; grad.remove(); });
     currentBody.replaceChildren(
       el("div", { class: "current-images" },
-        el("figure", {}, el("img", { src: `/api/cells/${cell.id}/crop`, alt: `Crop of cell ${cell.n}`, class: "big" }),
-          el("figcaption", { text: "Cell" })),
+        el("figure", { class: "context" }, el("img", { src: `/api/cells/${cell.id}/context`,
+          alt: `Cell ${cell.n} among its neighbours`, class: "context-img" }),
+          el("figcaption", { text: "In the photo (boxed)" })),
+        el("figure", {}, el("img", { src: `/api/cells/${cell.id}/input`, alt: `What the model saw of cell ${cell.n}`,
+          class: "big pixelated" }), el("figcaption", { text: "The model's input" })),
         el("figure", {}, grad, gradNote, el("figcaption", { text: "Grad-CAM" }))),
       MC.dl([
         ["p (parasitized)", MC.p3(cell.p)],
@@ -122,7 +125,9 @@
 
   function preloadNext() {
     const next = current === null ? null : nextAfter(current);
-    if (next !== null && next !== current) new Image().src = `/api/cells/${next}/gradcam`;
+    if (next !== null && next !== current) {
+      for (const view of ["context", "input", "gradcam"]) new Image().src = `/api/cells/${next}/${view}`;
+    }
   }
 
   /* ---- status and summary ---- */
@@ -130,11 +135,13 @@
     const answered = cells.filter(isAnswered).length;
     const all = cells.length > 0 && answered === cells.length;
     const saved = inflight === 0 && lastSummary && lastSummary.review && lastSummary.review.complete;
-    reviewStatus.textContent = `${answered} of ${cells.length} answered${all && saved ? ", complete" : ""}`;
+    const confirmed = lastSummary && lastSummary.review && lastSummary.review.parasitized > 0;
+    reviewStatus.textContent = `${answered} of ${cells.length} answered${all && saved ? ", complete" : ""}` +
+      (confirmed ? ". A parasite is confirmed: the slide is infected. Go on to count, or stop here." : "");
     done.hidden = !all && cells.length > 0;
     if (!done.hidden) {
       done.replaceChildren(
-        el("strong", { text: cells.length ? `All ${cells.length} cells in doubt are answered.` : "No cells in doubt on this slide." }), " ",
+        el("strong", { text: cells.length ? `All ${cells.length} flagged cells are answered.` : "No cells flagged on this slide." }), " ",
         el("a", { href: `/slides/${id}`, text: "Open the slide" }), " · ",
         el("a", { href: `/api/export?slide=${id}`, class: "export", text: "Export the corrections" }));
       done.querySelector("a.export").addEventListener("click", (e) => {
@@ -266,7 +273,7 @@
       renderStatus();
       setCurrent(firstOpen(), false);
     } catch (_) {
-      reviewStatus.textContent = "Could not load the cells in doubt.";
+      reviewStatus.textContent = "Could not load the flagged cells.";
     }
   }
 

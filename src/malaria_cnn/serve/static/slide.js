@@ -23,7 +23,7 @@
 
   function cellLabel(cell) {
     const parts = [`Cell ${cell.n}`, `model: ${cell.label}`, `p ${MC.p3(cell.p)}`];
-    if (cell.flagged) parts.push("in doubt");
+    if (cell.flagged) parts.push("flagged for review");
     if (cell.answer && cell.answer !== "skip") parts.push(`answered: ${MC.answerLabel(cell.answer)}`);
     return parts.join(", ");
   }
@@ -170,7 +170,7 @@
         MC.dl([
           ["p (parasitized)", MC.p3(cell.p)],
           ["Model's call", cell.label],
-          ["In doubt", cell.flagged ? "yes" : "no"],
+          ["Flagged for review", cell.flagged ? "yes" : "no"],
           ["Person's answer", cell.answer ? MC.answerLabel(cell.answer) : "none"],
         ]),
         cell.flagged ? el("p", {}, el("a", { href: `/slides/${id}/review`, text: "Answer it on the review page" })) : null);

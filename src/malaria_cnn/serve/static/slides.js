@@ -53,7 +53,7 @@
       el("td", { class: "num", text: String(slide.cells) }),
       el("td", { class: "num", text: `${slide.called} (${MC.pct(slide.called_share)})` }),
       el("td", { text: model ? MC.interval(model.parasitemia, model.lower, model.upper) : "—" }),
-      el("td", {}, MC.answerBadge(model)),
+      el("td", {}, MC.answerBadge(slide.answer, slide.provisional)),
       reviewCell,
       el("td", {}, review.flagged
         ? el("a", { href: `/slides/${slide.id}/review`, "aria-label": `Review ${slide.name}`, text: "Review" })
