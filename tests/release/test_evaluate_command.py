@@ -74,15 +74,17 @@ def test_the_command_agrees_with_the_evaluate_stage_on_the_same_cells(tmp_path, 
     ours, theirs = (list(csv.reader(open(tmp_path / d / "slides.csv"))) for d in ("report", "stage"))
     assert ours[0] == theirs[0] and len(ours) == len(theirs) == 7
     head = ours[0]
-    assert head[-4:] == ["answer", "reason", "uninfected", "false_call_rate"]
+    assert head[-9:] == ["answer", "reason", "parasites_labelled", "parasites_flagged", "flagged_per_1000",
+                         "answer_after_review", "reason_after_review", "uninfected", "false_call_rate"]
     answer, reason = head.index("answer"), head.index("reason")
+    text = {answer, reason, head.index("answer_after_review"), head.index("reason_after_review")}
     stained = [r for r in ours[1:] if r[reason].startswith("stain unlike the training data: ")]
     assert 0 < command["slides_stain_referred"] == stage["slides_stain_referred"] == len(stained)
     assert all(r[answer] == "refer" for r in stained) and command["slides_referred"] >= len(stained)
     for a, b in zip(ours[1:], theirs[1:]):  # the same up to float32's last digit in the mean probability
         assert a[0] == b[0] and [v == "" for v in a] == [v == "" for v in b], (a, b)
-        assert a[answer:reason + 1] == b[answer:reason + 1]  # the answer, and why
-        numbers = [i for i in range(1, len(head)) if i not in (answer, reason)]
+        assert [a[i] for i in sorted(text)] == [b[i] for i in sorted(text)]  # the answers, and why
+        numbers = [i for i in range(1, len(head)) if i not in text]
         assert np.allclose(np.float64([a[i] or "nan" for i in numbers]), np.float64([b[i] or "nan" for i in numbers]),
                            atol=2e-6, equal_nan=True), (a, b)
     assert sum(int(row[-2]) for row in ours[1:]) == sum(c.label == "Uninfected" for c in small_cells)

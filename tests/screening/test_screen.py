@@ -69,21 +69,21 @@ def _csv(path):
 def test_every_input_file_has_its_row_with_the_reason_it_failed(screened, photos):
     out, code = screened
     rows = _csv(out / "images.csv")
-    assert rows[0] == ["image", "slide", "cells", "parasitized", "called_share", "counted", "uncertain", "referred",
+    assert rows[0] == ["image", "slide", "cells", "parasitized", "called_share", "counted", "uncertain", "flagged", "referred",
                        "error"]
     by_name = {Path(r[0].split(":")[-1]).name: r for r in rows[1:]}
     assert sorted(by_name) == sorted(["P1_a.png", "P1_b.jpg", "P2_c.tif", "truncated.jpg", "notes.jpg", "bomb.png",
                                       "P3_a.png", "evil.png"])  # the hidden file is skipped, as predict does
-    assert by_name["truncated.jpg"][8] == "truncated file"
-    assert by_name["notes.jpg"][8] == "not a readable image"
-    assert by_name["bomb.png"][8].startswith("too large: 20000x20000 pixels")
-    assert by_name["evil.png"][8].startswith("unsafe path")
+    assert by_name["truncated.jpg"][9] == "truncated file"
+    assert by_name["notes.jpg"][9] == "not a readable image"
+    assert by_name["bomb.png"][9].startswith("too large: 20000x20000 pixels")
+    assert by_name["evil.png"][9].startswith("unsafe path")
     cells = _csv(out / "cells.csv")[1:]
     for name in ("P1_a.png", "P1_b.jpg", "P2_c.tif", "P3_a.png"):
         r = by_name[name]
-        assert r[7] == r[8] == "" and int(r[2]) >= 30 and float(r[4]) == pytest.approx(int(r[3]) / int(r[2]), abs=1e-6)
-        p = np.array([float(c[6]) for c in cells if c[0] == r[0]])  # counted and uncertain as the rule counts
-        assert (int(r[5]), int(r[6])) == (np.sum(p >= 0.5), np.sum((p >= 0.3) & (p < 0.7)))
+        assert r[8] == r[9] == "" and int(r[2]) >= 30 and float(r[4]) == pytest.approx(int(r[3]) / int(r[2]), abs=1e-6)
+        p = np.array([float(c[6]) for c in cells if c[0] == r[0]])  # counted, uncertain, flagged as the rule says
+        assert (int(r[5]), int(r[6]), int(r[7])) == (np.sum(p >= 0.5), np.sum((p >= 0.3) & (p < 0.7)), np.sum(p >= 0.6))
     assert by_name["P1_a.png"][1] == "P1" and code == 1
 
 
@@ -92,7 +92,7 @@ def test_cells_csv_has_a_row_per_found_cell_in_photo_pixels(screened):
     rows = _csv(out / "cells.csv")
     assert rows[0] == ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
     images = _csv(out / "images.csv")[1:]
-    found = {r[0]: int(r[2]) for r in images if not r[8]}
+    found = {r[0]: int(r[2]) for r in images if not r[9]}
     assert sum(found.values()) == len(rows) - 1
     for image, cell, x, y, w, h, p, label in rows[1:]:
         assert 0 <= int(x) and int(x) + int(w) <= 640 and 0 <= int(y) and int(y) + int(h) <= 480
@@ -105,13 +105,15 @@ def test_slides_pictures_and_detection(screened, capsys):
     out, _ = screened
     slides = _csv(out / "slides.csv")
     assert slides[0] == ["slide", "images", "cells", "parasitized", "counted", "counted_share", "parasitemia",
-                         "parasitemia_ci_lower", "parasitemia_ci_upper", "answer", "reason", "images_referred"]
+                         "parasitemia_ci_lower", "parasitemia_ci_upper", "flagged", "review_limit", "answer", "reason",
+                         "images_referred"]
     assert [s[:2] for s in slides[1:]] == [["P1", "2"], ["P2", "1"], ["P3", "1"]]
     images = {r[0].split(":")[-1].rsplit("/", 1)[-1]: r for r in _csv(out / "images.csv")[1:]}
     assert slides[1][2] == str(int(images["P1_a.png"][2]) + int(images["P1_b.jpg"][2]))  # P1's photos pooled
     assert slides[1][4] == str(int(images["P1_a.png"][5]) + int(images["P1_b.jpg"][5]))
     for s in slides[1:]:
-        assert float(s[7]) <= float(s[6]) <= float(s[8]) and s[9] in ("infected", "not infected", "refer") and s[10]
+        assert float(s[7]) <= float(s[6]) <= float(s[8]) and s[11] in ("infected", "not infected", "refer") and s[12]
+    assert slides[1][9] == str(int(images["P1_a.png"][7]) + int(images["P1_b.jpg"][7]))  # flagged for review
     assert sorted(p.name for p in (out / "annotated").iterdir()) == ["P1_a.jpg", "P1_b.jpg", "P2_c.jpg", "P3_a.jpg"]
     assert cv2.imread(str(out / "annotated" / "P2_c.jpg")).shape == (480, 640, 3)
     assert cv2.imread(str(out / "parasitized.png")) is not None
@@ -171,14 +173,14 @@ def test_a_photo_of_a_far_darker_stain_is_referred_and_counted_apart(tmp_path, f
                threshold=0.5, slide_pattern=r"^(P\d+)_", stain_range=span)
     assert code == 0
     images = {Path(r[0]).name: r for r in _csv(tmp_path / "out" / "images.csv")[1:]}
-    assert images["P1_a.png"][7] == "" and images["P1_a.png"][4] != ""
+    assert images["P1_a.png"][8] == "" and images["P1_a.png"][4] != ""
     for name in ("P1_dark.png", "P2_dark.png"):
-        assert images[name][7].startswith("stain unlike the training data: ") and images[name][4] == ""
+        assert images[name][8].startswith("stain unlike the training data: ") and images[name][4] == ""
     p1, p2 = _csv(tmp_path / "out" / "slides.csv")[1:]
     assert p1[1:3] == ["1", images["P1_a.png"][2]] and p1[-1] == "1"  # the dark photo counted apart
-    assert p1[9] == "" and "not corrected" in p1[10]  # no slide rule given: counts, no answer
-    assert p2[1:5] == ["0", "0", "0", "0"] and p2[5:9] == [""] * 4 and p2[-1] == "1"  # every photo referred: no number
-    assert p2[9:11] == ["refer", images["P2_dark.png"][7]]
+    assert p1[11] == "" and "not corrected" in p1[12]  # no slide rule given: counts, no answer
+    assert p2[1:5] == ["0", "0", "0", "0"] and p2[5:11] == [""] * 6 and p2[-1] == "1"  # every photo referred: no number
+    assert p2[11:13] == ["refer", images["P2_dark.png"][8]]
     banner = cv2.imread(str(tmp_path / "out" / "annotated" / "P1_dark.jpg"))[:20]
     assert (banner > 240).all(axis=2).mean() > 0.5  # the annotated copy says so across its top
 
@@ -202,9 +204,9 @@ def test_a_photo_that_fails_in_any_step_gets_its_row_and_the_run_goes_on(tmp_pat
     assert run(redness, [tmp_path], out, 32, threshold=0.75, slide_pattern=r"^(P\d+)_") == 1
     images = {Path(r[0]).name: r for r in _csv(out / "images.csv")[1:]}
     assert sorted(images) == ["P1_a.png", "P1_b.png", "P1_odd.png", "bomb.png", "notes.jpg"]
-    assert images["P1_odd.png"][8] == "internal error: ValueError: no threshold found"
-    assert images["notes.jpg"][8] == "not a readable image" and images["bomb.png"][8].startswith("too large")
-    assert images["P1_a.png"][8] == "" and int(images["P1_a.png"][2]) >= 30
+    assert images["P1_odd.png"][9] == "internal error: ValueError: no threshold found"
+    assert images["notes.jpg"][9] == "not a readable image" and images["bomb.png"][9].startswith("too large")
+    assert images["P1_a.png"][9] == "" and int(images["P1_a.png"][2]) >= 30
     assert _csv(out / "slides.csv")[1][:2] == ["P1", "2"] and (out / "parasitized.png").is_file()
     assert not list(out.glob("*.partial")) and "3 photos failed" in capsys.readouterr().out
 

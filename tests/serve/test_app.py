@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -120,23 +121,35 @@ def test_a_photo_has_cells_outlined_in_its_pixels_a_display_copy_crops_and_gradc
     assert c.get(f"/api/photos/{sent[1]['id']}/image").status_code == 404  # the broken one has no picture
 
 
-def test_review_lists_the_cells_flagged_largest_doubt_first_and_answers_and_undo_change_the_summary(screened):
+def test_review_walks_the_flagged_cells_most_likely_parasite_first_and_answers_change_the_answer(screened):
     c, s, sid, _, slide = screened
     review = c.get(f"/api/slides/{sid}/review").json()
     cells = review["cells"]
     assert cells and all(cell["flagged"] for cell in cells)
-    rule = s.scoring.rule
-    doubt = [abs(cell["p"] - rule.count_threshold) for cell in cells]
-    assert doubt == sorted(doubt)
+    scores = [cell["p"] for cell in cells]
+    assert scores == sorted(scores, reverse=True)
     assert len(cells) == review["summary"]["review"]["flagged"]
+    photos = {cell["photo_id"] for cell in cells}  # the review set: each photo's top, by the stored rule
+    for photo_id in photos:
+        mine = [x for x in c.get(f"/api/photos/{photo_id}").json()["cells"]]
+        expected = s.scoring.rule.review.flagged(np.array([x["p"] for x in mine]))
+        assert [x["flagged"] for x in mine] == list(expected)
+    assert review["summary"]["answer"]["answer"] != "infected" and review["summary"]["provisional"] is False
+    for view in ("context", "input"):  # the cell among its neighbours, and as the model saw it
+        r = c.get(f"/api/cells/{cells[0]['id']}/{view}")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    context = cv2.imdecode(np.frombuffer(c.get(f"/api/cells/{cells[0]['id']}/context").content, np.uint8), 1)
+    assert context.shape[0] > cells[0]["box"][3] and context.shape[1] > cells[0]["box"][2]
     first, second = cells[0]["id"], cells[1]["id"]
     before = review["summary"]["review"]
     a = c.put(f"/api/cells/{first}/answer", json={"answer": "not_cell"}).json()
     assert a["cell"]["answer"] == "not_cell"
     assert a["summary"]["review"]["red_cells"] == before["red_cells"] - 1
     assert a["summary"]["review"]["answered"] == before["answered"] + 1
-    b = c.put(f"/api/cells/{second}/answer", json={"answer": "uninfected"}).json()
+    b = c.put(f"/api/cells/{second}/answer", json={"answer": "parasitized"}).json()
     assert b["summary"]["model"] == a["summary"]["model"]  # what the model said is kept beside the review
+    after = b["summary"]["answer"]
+    assert after["answer"] == "infected" and "1 parasitized cell confirmed" in after["reason"]
     undone = c.post(f"/api/slides/{sid}/undo").json()
     assert undone["cell"]["id"] == second and undone["cell"]["answer"] is None
     changed = c.put(f"/api/cells/{first}/answer", json={"answer": "parasitized"}).json()
@@ -145,7 +158,7 @@ def test_review_lists_the_cells_flagged_largest_doubt_first_and_answers_and_undo
     assert undone["cell"]["id"] == first and undone["cell"]["answer"] == "not_cell"  # the earlier answer is back
     with sqlite3.connect(s.workspace / "serve.sqlite3") as db:  # every answer kept, those taken back marked
         assert db.execute("SELECT answer, undone FROM answers ORDER BY id").fetchall() == [
-            ("not_cell", 0), ("uninfected", 1), ("parasitized", 1)]
+            ("not_cell", 0), ("parasitized", 1), ("parasitized", 1)]
     c.post(f"/api/slides/{sid}/undo")
 
 
@@ -267,9 +280,10 @@ def test_the_export_holds_the_answered_cells_and_the_rest_of_a_reviewed_slide_an
         crops = [n for n in z.namelist() if n.endswith(".png")]
         coco = json.loads(z.read("boxes.coco.json"))
         readme = z.read("README.txt").decode()
-    not_doubt = [x for x in cells if x["id"] not in {d["id"] for d in doubt}]
+    # the rest, accepted as the model called them uninfected (a cell it called parasitized that no one saw: out)
+    accepted = [x for x in cells if x["id"] not in {d["id"] for d in doubt} and x["label"] == "Uninfected"]
     kept = sum(a != "not_cell" for a in (answers[i % 3] for i in range(len(doubt))))
-    assert len(crops) == kept + len(not_doubt)  # the slide nobody reviewed gives nothing
+    assert len(crops) == kept + len(accepted)  # the slide nobody reviewed gives nothing
     assert all(n.split("/")[-1].startswith(f"S{reviewed}-reviewed_IMG_") for n in crops)
     assert "f" * 64 in readme and "dvc exp run -S data.source=zip" in readme
     assert {a["category_id"] for a in coco["annotations"]} == {1, 2, 3}

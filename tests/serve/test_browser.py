@@ -113,6 +113,10 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         page.wait_for_selector("[data-cell-id].current")
         flagged = page.locator("[data-cell-id]").count()
         assert flagged == _json(f"{server.url}api/slides/{slide_id}/review")["summary"]["review"]["flagged"] > 0
+        shown = [float(t.split("p ")[1]) for t in page.locator("[data-cell-id] .tile-p").all_inner_texts()]
+        assert shown == sorted(shown, reverse=True)  # the most likely parasite first
+        page.wait_for_selector("img.context-img")  # the current cell among its neighbours, beside the model's input
+        assert page.locator("img[src$='/input']").count() == 1
         keys = {"parasitized": "p", "uninfected": "u", "not_cell": "n"}
         first = True
         for _ in range(flagged):
@@ -137,6 +141,13 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         stored = _json(f"{server.url}api/slides/{slide_id}/review")
         assert {c["id"]: c["answer"] for c in stored["cells"]} == {c["id"]: truth[c["id"]] for c in stored["cells"]}
         assert stored["summary"]["review"]["complete"]
+        # the slide's answer is the answer after review: infected once a parasite is confirmed, and the page says so
+        found = any(truth[c["id"]] == "parasitized" for c in stored["cells"])
+        assert stored["summary"]["answer"]["answer"] == ("infected" if found else stored["summary"]["answer"]["answer"])
+        badge = page.locator("#slide-answer .badge").inner_text()
+        assert badge == {"infected": "Infected", "refer": "Refer", "not infected": "Not infected"}[
+            stored["summary"]["answer"]["answer"]]
+        assert found == ("A parasite is confirmed" in page.locator("#review-status").inner_text())
 
         # a few more slides through the API, each reviewed from the truth, so the export can be split by slide
         for seed in API_SLIDE_SEEDS:

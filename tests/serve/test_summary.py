@@ -11,8 +11,12 @@ from malaria_cnn.serve import summary
 from conftest import slide_rule
 
 
+_ids = iter(range(1, 1_000_000))
+
+
 def cell(photo_id, p, answer=None):
-    return {"photo_id": photo_id, "p": p, "label": "Parasitized" if p >= 0.5 else "Uninfected", "answer": answer}
+    return {"id": next(_ids), "photo_id": photo_id, "p": p, "label": "Parasitized" if p >= 0.5 else "Uninfected",
+            "answer": answer}
 
 
 SLIDE = {"id": 1, "name": "s", "created": 0.0}
@@ -23,12 +27,17 @@ PHOTOS = [{"id": 1, "name": "a", "state": "done", "referred": ""}, {"id": 2, "na
 
 def test_cells_flagged_are_the_slide_rules_review_set_or_without_one_those_called():
     rule = summary.Rule(0.5, slide_rule())  # flags cells from 0.6
-    assert [rule.flagged(p, cell(1, p)["label"]) for p in (0.1, 0.3, 0.5, 0.59, 0.6, 0.95)] == [
-        False, False, False, False, True, True]
+    cells = [cell(1, p) for p in (0.1, 0.3, 0.5, 0.59, 0.6, 0.95)]
+    assert [c["id"] in rule.flagged(cells) for c in cells] == [False, False, False, False, True, True]
     assert sorted([0.7, 0.95, 0.6], key=rule.review_order) == [0.95, 0.7, 0.6]  # most likely parasite first
+    ranked = summary.Rule(0.5, dataclasses.replace(slide_rule(), review=dataclasses.replace(
+        slide_rule().review, min_share=0.2)))  # and the top fifth of each photo: one of photo 2's five
+    cells += [cell(2, p) for p in (0.1, 0.2, 0.3, 0.25, 0.05)]
+    assert [c["id"] in ranked.flagged(cells) for c in cells] == [False] * 4 + [True] * 2 + [False, False, True] + \
+        [False] * 2
     plain = summary.Rule(0.8, None)  # no slide rule: the cells called parasitized
-    assert [plain.flagged(p, "Parasitized" if p >= 0.8 else "Uninfected") for p in (0.5, 0.79, 0.8)] == [
-        False, False, True]
+    called = [{**cell(1, p), "label": "Parasitized" if p >= 0.8 else "Uninfected"} for p in (0.5, 0.79, 0.8)]
+    assert [c["id"] in plain.flagged(called) for c in called] == [False, False, True]
 
 
 def test_the_review_counts_confirmed_cells_and_the_models_counted_cells_not_yet_answered():

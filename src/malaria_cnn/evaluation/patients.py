@@ -158,7 +158,8 @@ class SlideRule:
         beyond the largest there, beyond the doubt of its own cells (Wilson's interval at their effective size)."""
         n = s.cells if s.effective is None else min(s.effective, s.cells)
         for k, limit, what in ((s.flagged, self.flag_limit, "flagged for review"),
-                               (s.uncertain, self.band_limit, "scored where the model is unsure")):
+                               (s.uncertain, self.band_limit, f"scored where the model is unsure "
+                                                                f"({self.band[0]:.2f}-{self.band[1]:.2f})")):
             if what.startswith("scored") and self.band[0] >= self.band[1]:
                 continue
             if k / s.cells > limit and wilson(k * n / s.cells, n, self.confidence)[0] > limit:
