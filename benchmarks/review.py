@@ -41,11 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import photos as bench  # noqa: E402
 
 from malaria_cnn.core import params  # noqa: E402
-from malaria_cnn.core.labels import POSITIVE  # noqa: E402
 from malaria_cnn.data import stain  # noqa: E402
 from malaria_cnn.evaluation import fit_rule, operating_point, oof, patients, reviewed, smear_like  # noqa: E402
-from malaria_cnn.evaluation.intervals import PHOTO_DESIGN_EFFECT, effective_size, korn_graubard  # noqa: E402
+from malaria_cnn.evaluation.intervals import effective_size, korn_graubard  # noqa: E402
 from malaria_cnn.screening import truth  # noqa: E402
+from malaria_cnn.screening.reviewed_photos import review_slide  # noqa: E402
 from malaria_cnn.screening.screen import screen  # noqa: E402
 from malaria_cnn.training import model_io  # noqa: E402
 
@@ -84,19 +84,14 @@ def screened(cache: Path, model_path: str, names: list[Path], batch: str, thresh
 
 
 def answer_photos(rule: patients.SlideRule, group: list[dict]) -> tuple[patients.Answer, patients.Answer, dict]:
-    """The model's answer alone and after a labelled review for a slide of these photos, with its figures."""
+    """The model's answer alone and after a labelled review for a slide of these photos, with its figures
+    (screen --truth's own: reviewed_photos.review_slide)."""
     kept = [ph for ph in group if not ph["referred"]]
     if not kept:
         blank = patients.Answer(patients.REFER, group[0]["referred"], patients.Estimate(*[np.nan] * 4), 0, 0, np.nan)
         return blank, blank, {"cells": 0, "flagged": 0, "hits": 0, "parasites": sum(p["parasites"] for p in group)}
-    per = [rule.slide(ph["p"]) for ph in kept]
-    counted, cells = np.array([s.counted for s in per]), np.array([s.cells for s in per])
-    slide = patients.Slide(int(cells.sum()), int(counted.sum()), sum(s.uncertain for s in per),
-                           sum(s.flagged for s in per), effective_size(counted, cells, PHOTO_DESIGN_EFFECT), len(kept))
-    hits = sum(int(np.sum(rule.review.flagged(ph["p"]) & (ph["y"] == POSITIVE))) for ph in kept)
-    after = rule.answer(slide, patients.Review(hits, slide.flagged))
-    return rule.answer(slide), after, {"cells": slide.cells, "flagged": slide.flagged, "hits": hits,
-                                       "parasites": sum(ph["parasites"] for ph in kept)}
+    s, alone, after, row = review_slide(rule, [(ph["p"], ph["y"], ph["parasites"]) for ph in kept])
+    return alone, after, {"cells": s.cells, "flagged": s.flagged, "hits": row[1], "parasites": row[0]}
 
 
 def table_row(label: str, infected: list[bool], alone: list, after: list, figures: list[dict], confidence=0.95) -> str:

@@ -124,6 +124,18 @@ def test_slides_pictures_and_detection(screened, capsys):
     assert pooled["lower"] <= pooled["corrected"] <= pooled["upper"]
     assert pooled["covered"] == (pooled["lower"] <= pooled["true"] <= pooled["upper"])
     assert not list(out.rglob(".*tmp*"))  # every file written in one step
+    # the review simulated, the boxes answering: per slide, its flagged cells and the parasites among them
+    review = {r["slide"]: r for r in csv.DictReader(open(out / "review.csv"))}
+    assert sorted(review) == ["P1", "P2", "P3"]
+    assert int(review["P1"]["images"]) == 2 and review["P1"]["flagged"] == slides[1][9]
+    labelled = sum(int(r["parasites_labelled"]) for r in review.values())
+    assert labelled == detection["parasitized_labelled"] > 0
+    for r in review.values():
+        assert 0 <= int(r["parasites_flagged"]) <= int(r["parasites_labelled"])
+        assert (r["answer_after_review"] == "infected") == (int(r["parasites_flagged"]) > 0)
+        assert r["infected"] == str(int(int(r["parasites_labelled"]) > 0))
+    found = sum(int(r["parasites_flagged"]) for r in review.values())
+    assert detection["review"]["reviewed_recall"] == round(found / labelled, 6)
 
 
 def test_annotated_outlines_are_coloured_by_call(fields):

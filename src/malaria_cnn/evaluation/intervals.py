@@ -17,8 +17,10 @@ from scipy import stats
 
 # The design effect of a share counted in smear photos, at least: the cells of one photo share a field, a
 # focus and a patch of stain, so a slide of one photo (or of a few alike) counts for fewer independent cells
-# than it has, though it cannot show that spread itself. MEASURED_LATER
-PHOTO_DESIGN_EFFECT = 2.0
+# than it has, though it cannot show that spread itself. Measured on the shared photo batches, slides of 10
+# photos, the share the slide rule counts: a median design effect of 1.03-1.44 by batch and model, up to 3.4
+# on one slide (benchmarks/review.py); the floor is the largest median, rounded up.
+PHOTO_DESIGN_EFFECT = 1.5
 
 
 def wilson(k: float, n: float, confidence: float) -> tuple[float, float]:

@@ -26,10 +26,12 @@ def review_of(y: np.ndarray, flagged: np.ndarray) -> Review:
     return Review(parasitized=int(np.sum(flagged & (y == POSITIVE))), answered=int(flagged.sum()))
 
 
-def slide(rule: SlideRule, s: Slide, y: np.ndarray, prob: np.ndarray, parasites: int | None = None) -> tuple[Answer, tuple]:
+def slide(rule: SlideRule, s: Slide, y: np.ndarray, prob: np.ndarray, parasites: int | None = None,
+          flagged: np.ndarray | None = None) -> tuple[Answer, tuple]:
     """The answer after a labelled review of one slide (`s`, its found cells' labels `y` and scores `prob`),
-    and its COLUMNS; `parasites`: the slide's labelled parasites when some were never found (photos)."""
-    flagged = rule.review.flagged(prob)
+    and its COLUMNS; `parasites`: the slide's labelled parasites when some were never found (photos);
+    `flagged`: its cells flagged, when they were flagged photo by photo (else as one slide of crops)."""
+    flagged = rule.review.flagged(prob) if flagged is None else flagged
     r = review_of(y, flagged)
     labelled = int(np.sum(np.asarray(y) == POSITIVE)) if parasites is None else parasites
     a = rule.answer(s, r)

@@ -49,12 +49,18 @@ def image_row(photo: Photo, rule: patients.SlideRule | None) -> tuple:
             s.flagged if s else "", photo.referred, "")
 
 
+def slide_of_photos(photos: list[patients.Slide]) -> patients.Slide:
+    """Photos (each a patients.Slide of its own cells) as one slide, the photos as clusters."""
+    counted, cells = np.array([s.counted for s in photos], int), np.array([s.cells for s in photos], int)
+    return patients.Slide(int(cells.sum()), int(counted.sum()), sum(s.uncertain for s in photos),
+                          sum(s.flagged for s in photos), effective_size(counted, cells, PHOTO_DESIGN_EFFECT),
+                          len(photos))
+
+
 def slide_of_rows(rows: list[tuple]) -> patients.Slide:
-    """The cells of these photo rows (read, not referred) as one slide, the photos as clusters."""
-    cells, counted, uncertain, flagged = (np.array([r[IMAGES.index(c)] or 0 for r in rows], int)
-                                          for c in ("cells", "counted", "uncertain", "flagged"))
-    return patients.Slide(int(cells.sum()), int(counted.sum()), int(uncertain.sum()), int(flagged.sum()),
-                          effective_size(counted, cells, PHOTO_DESIGN_EFFECT), len(rows))
+    """The cells of these photo rows (read, not referred) as one slide."""
+    return slide_of_photos([patients.Slide(*(int(r[IMAGES.index(c)] or 0) for c in
+                                             ("cells", "counted", "uncertain", "flagged"))) for r in rows])
 
 
 def pooled(rows: list[tuple], rule: patients.SlideRule, review: patients.Review | None = None) -> patients.Answer:

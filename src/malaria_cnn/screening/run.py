@@ -12,8 +12,11 @@ import numpy as np
 from malaria_cnn.core import atomic
 from malaria_cnn.data import stain
 from malaria_cnn.evaluation import patients
+from malaria_cnn.evaluation import reviewed
 from malaria_cnn.screening import report, truth
 from malaria_cnn.screening.report import PARASITIZED
+from malaria_cnn.screening.reviewed_photos import COLUMNS as REVIEW_COLUMNS
+from malaria_cnn.screening.reviewed_photos import ReviewedPhotos
 from malaria_cnn.screening.screen import MAX_PIXELS, screen
 
 
@@ -22,8 +25,8 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
         boxes: dict[str, list[truth.Box]] | None = None, stain_mode: str = stain.DEFAULT_MODE,
         stain_range: stain.StainRange | None = None, progress: bool | None = None,
         rule: patients.SlideRule | None = None, max_pixels: int = MAX_PIXELS) -> int:
-    """Write cells.csv, images.csv, slides.csv, annotated/*.jpg, parasitized.png (and detection.json
-    with `boxes`) under `out`; print the summary (and detection) line; 1 if a photo failed, else 0.
+    """Write cells.csv, images.csv, slides.csv, annotated/*.jpg, parasitized.png (and detection.json, with
+    the slide rule review.csv, with `boxes`) under `out`; print the summary (and detection) line; 1 if a photo failed, else 0.
     cells.csv and images.csv grow as `.partial` files photo by photo: a Ctrl-C or a crash leaves every
     finished photo's rows there, and says so on stderr.
     A photo whose stain is outside `stain_range` is referred: listed with its reason, counted in no
@@ -33,6 +36,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
     out = Path(out)
     image_rows, taken, sheet = [], set(), report.Sheet()
     scoring = truth.Scoring(boxes) if boxes is not None else None
+    review = ReviewedPhotos(boxes, rule) if boxes is not None and rule is not None else None
     with atomic.interrupted_note(out / "cells.csv", out / "images.csv"), \
             atomic.streamed_csv(out / "cells.csv", report.CELLS) as cells_csv, \
             atomic.streamed_csv(out / "images.csv", report.IMAGES) as images_csv:
@@ -49,6 +53,8 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
                 state = "failed" if photo.error else "referred" if photo.referred else "read"
                 called = np.array([label == PARASITIZED for label in photo.labels], bool)
                 scoring.add(photo.name, photo.relative, state, photo.boxes, called)
+            if review is not None:
+                review.add(photo)
             image_rows.append(report.image_row(photo, rule))
             images_csv.writerow(image_rows[-1])
             del photo  # its pixels are freed before the next photos are read
@@ -62,6 +68,11 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
         if rule is not None:
             result["pooled_parasitemia"] = truth.pooled(result, report.pooled(
                 [r for r in image_rows if r[0] in result["per_photo"]], rule).estimate)
+        if review is not None:
+            rows, result["review"] = review.result()
+            atomic.write_csv(out / "review.csv", REVIEW_COLUMNS, rows)
         atomic.write_json(out / "detection.json", result)
         print(truth.line(result, str(out / "detection.json")))
+        if review is not None:
+            print(f"review, the labels answering: {reviewed.describe(result['review'])} -> {out / 'review.csv'}")
     return 1 if any(r[report.IMAGES.index("error")] for r in image_rows) else 0
