@@ -105,7 +105,7 @@ def slide_rule():
 
 @pytest.fixture(scope="session")
 def ruled_model_dir(model_dir, tmp_path_factory) -> Path:
-    """model_dir's model with a slide rule beside it (slide_rule(), flagging the top 10% of each photo too)."""
+    """model_dir's model with a slide rule beside it (slide_rule(), flagging the top 30% of each photo too)."""
     import dataclasses
     import shutil
 
@@ -113,8 +113,8 @@ def ruled_model_dir(model_dir, tmp_path_factory) -> Path:
 
     where = tmp_path_factory.mktemp("ruled") / "models"
     shutil.copytree(model_dir, where)
-    rule = slide_rule()  # the briefly trained model scores every cell near 0.5: the top 10% of each photo flagged
-    rule = dataclasses.replace(rule, review=dataclasses.replace(rule.review, min_share=0.1))
+    rule = slide_rule()  # the briefly trained model scores every cell near 0.5: the top 30% of each photo flagged
+    rule = dataclasses.replace(rule, review=dataclasses.replace(rule.review, min_share=0.3))
     patients.save(where / "slide_rule.json", rule, {}, where / "model.keras")
     return where
 

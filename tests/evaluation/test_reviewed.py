@@ -28,6 +28,8 @@ def test_labels_answer_for_the_reviewer_slide_by_slide():
     assert m["reviewed_flagged_per_1000_median"] == 0.333 and m["reviewed_healthy_flagged_per_1000_median"] == 0.0
     assert m["reviewed_limit_median"] == round(RULE.review.detection_limit(3000), 6)
     assert "after review of the flagged cells (0.333 per 1,000" in reviewed.describe(m)
+    one = reviewed.summary(np.array([True]), answers[:1], rows[:1], np.array([3000]), 0.95)  # no interval of one slide
+    assert one["reviewed_recall_ci_lower"] is None and "holding 1.000 of the labelled parasites" in reviewed.describe(one)
 
 
 def test_photos_count_their_parasites_never_found():

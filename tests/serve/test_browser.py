@@ -117,6 +117,8 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         assert shown == sorted(shown, reverse=True)  # the most likely parasite first
         page.wait_for_selector("img.context-img")  # the current cell among its neighbours, beside the model's input
         assert page.locator("img[src$='/input']").count() == 1
+        page.wait_for_function("document.querySelector('img.context-img').complete")
+        page.screenshot(path=SHOTS / "serve-review-cell.png", full_page=False)
         keys = {"parasitized": "p", "uninfected": "u", "not_cell": "n"}
         first = True
         for _ in range(flagged):
@@ -149,16 +151,15 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
             stored["summary"]["answer"]["answer"]]
         assert found == ("A parasite is confirmed" in page.locator("#review-status").inner_text())
 
-        # a few more slides through the API, each reviewed from the truth, so the export can be split by slide
+        # a few more slides through the API, each answered from the truth, so the export can be split by slide
         for seed in API_SLIDE_SEEDS:
             other = server.create_slide(f"API slide {seed}")
             server.upload(other, [("files", (f"field_{seed}.png", _png(make_field(seed).rgb), "image/png"))])
             server.wait_screened(other)
             cells = {c["id"]: c for p in _json(f"{server.url}api/slides/{other}")["photos"]
                      for c in _json(f"{server.url}api/photos/{p['id']}")["cells"]}
-            for c in _json(f"{server.url}api/slides/{other}/review")["cells"]:
-                _json(f"{server.url}api/cells/{c['id']}/answer", "PUT",
-                      {"answer": _true_answer(cells[c["id"]]["box"], _truth(seed))})
+            for c in cells.values():  # every cell, flagged or not: a person may answer any cell of a slide
+                _json(f"{server.url}api/cells/{c['id']}/answer", "PUT", {"answer": _true_answer(c["box"], _truth(seed))})
 
         # Slides: every slide with its answer and review; export all of them
         page.goto(server.url)

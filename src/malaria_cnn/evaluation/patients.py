@@ -157,9 +157,9 @@ class SlideRule:
         """Why a slide is unlike every smear-like OOF slide ("" when it is not): its flagged or uncertain share
         beyond the largest there, beyond the doubt of its own cells (Wilson's interval at their effective size)."""
         n = s.cells if s.effective is None else min(s.effective, s.cells)
-        for k, limit, what in ((s.flagged, self.flag_limit, "flagged for review"),
-                               (s.uncertain, self.band_limit, f"scored where the model is unsure "
-                                                                f"({self.band[0]:.2f}-{self.band[1]:.2f})")):
+        for k, limit, what in ((s.uncertain, self.band_limit, f"scored where the model is unsure "
+                                                                f"({self.band[0]:.2f}-{self.band[1]:.2f})"),
+                               (s.flagged, self.flag_limit, "flagged for review")):
             if what.startswith("scored") and self.band[0] >= self.band[1]:
                 continue
             if k / s.cells > limit and wilson(k * n / s.cells, n, self.confidence)[0] > limit:

@@ -75,8 +75,7 @@ def summary(infected: np.ndarray, answers: list[Answer], rows: list[tuple], cell
 
 def describe(m: dict) -> str:
     """summary in a few words."""
-    recall = m[f"{PREFIX}recall"]
-    said = "n/a" if recall is None else (f"{recall:.3f} ({m[f'{PREFIX}recall_ci_lower']:.3f}-"
-                                         f"{m[f'{PREFIX}recall_ci_upper']:.3f})")
+    recall, low, high = (m[f"{PREFIX}recall{s}"] for s in ("", "_ci_lower", "_ci_upper"))
+    said = "n/a" if recall is None else f"{recall:.3f}" + ("" if low is None else f" ({low:.3f}-{high:.3f})")
     return (f"after review of the flagged cells ({m[f'{PREFIX}flagged_per_1000_median']} per 1,000 at the median "
             f"slide, holding {said} of the labelled parasites): {slides_described(m, prefix=PREFIX)}")
