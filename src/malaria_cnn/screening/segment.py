@@ -18,28 +18,23 @@ photo's own pixels. The thresholds below were tuned on the detection of the 60 l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from malaria_cnn.screening.field import field_mask
+from malaria_cnn.screening.regions import KEPT, disc, renumber, verdicts
 
 WORK_DIAMETER = 26.0  # pixels across a cell in the copy segmentation runs on
 MAX_WORK_PIXELS = 16_000_000  # the copy's size at most: its int32 and float32 maps stay under about 1 GB
 PROBE_SIDE = 800  # the longer side of the copy the cell diameter is estimated on
-MIN_AREA = 0.5  # regions below this share of the median cell's area are debris
-EDGE_MIN_AREA = 0.8  # ... and below this when cut by the frame or the field's edge
-MIN_CIRCULARITY = 0.5  # 4 pi area / perimeter^2 of a whole cell's outline is at least this
-MAX_ASPECT = 1.5  # ... and its box is at most this much longer than wide
 HOLE_SOLIDITY = 0.75  # holes at least this convex are a cell's pallor, not a gap between cells
 HOUGH_VOTES = 14  # edge pixels voting for a circle's centre (a cell is about 80 around at the work scale)
-NUCLEUS_DARKNESS = 0.35  # a nucleus pixel is this much darker in green than the median red-cell pixel, or more
-NUCLEUS_SHARE = 0.15  # regions with more of their area in such pixels are white blood cells
 
 
-@dataclass
+@dataclasses.dataclass
 class Segmentation:
     """The cells found in one photo."""
 
@@ -49,6 +44,9 @@ class Segmentation:
     boxes: np.ndarray  # (n, 4) int: x, y, w, h of each cell's box in the photo's pixels
     slices: list  # (rows, columns) slices of each cell's box in `labels`
     diameter: float  # the cell diameter used, in the photo's pixels
+    # the regions left out: their boxes (x, y, w, h, photo pixels) and why (regions.verdicts)
+    dropped: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 4), int))
+    dropped_why: list[str] = dataclasses.field(default_factory=list)
 
 
 def shrink(img: np.ndarray, scale: float) -> np.ndarray:
@@ -57,11 +55,6 @@ def shrink(img: np.ndarray, scale: float) -> np.ndarray:
         return img
     h, w = img.shape[:2]
     return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
-def _disc(diameter: float) -> np.ndarray:
-    k = max(3, int(round(diameter)) | 1)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
 
 
 def stain_channel(rgb: np.ndarray, field: np.ndarray) -> np.ndarray:
@@ -127,7 +120,7 @@ def _peak_diameter(mask: np.ndarray) -> float | None:
 def _probe_diameter(probe: np.ndarray, field: np.ndarray) -> float:
     """The cell diameter in the pixels of `probe`, a copy of the photo about PROBE_SIDE pixels long."""
     mask = foreground(stain_channel(probe, field), field, hole_area=probe.shape[0] * probe.shape[1])
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disc(3))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disc(3))
     return estimate_diameter(mask) or _peak_diameter(mask) or max(probe.shape[:2]) / 15
 
 
@@ -148,7 +141,7 @@ def _markers(mask: np.ndarray, channel: np.ndarray, radius: float) -> tuple[np.n
     """One marker per cell (labels 1..n) and the distance map: Hough circle centres, and the peaks
     of the distance to the background (at least half a radius apart) where no circle was found."""
     dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
-    peaks = (dist >= cv2.dilate(dist, _disc(radius)) - 1e-3) & (dist >= 0.35 * radius)
+    peaks = (dist >= cv2.dilate(dist, disc(radius)) - 1e-3) & (dist >= 0.35 * radius)
     _, _, _, centroids = cv2.connectedComponentsWithStats(peaks.astype(np.uint8), connectivity=8)
     centres = _circles(channel, dist, radius)
     extra = centroids[1:]
@@ -182,51 +175,13 @@ def _watershed(mask: np.ndarray, channel: np.ndarray, radius: float, steps: int 
     return labels.astype(np.int32)
 
 
-def _nucleus(rgb: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """Pixels stained like a white blood cell's nucleus: purple (blue well above green) and far darker
-    in green than the red cells (black ink, such as a burned-in scale bar, is not purple)."""
-    green = rgb[..., 1].astype(np.int16)
-    typical = np.median(green[cells]) if cells.any() else 128
-    return (green < NUCLEUS_DARKNESS * typical) & (rgb[..., 2] > green + 40)
-
-
-def _shape(region: np.ndarray) -> tuple[float, float]:
-    """(circularity 4 pi area / perimeter^2, longer / shorter side of the box) of a 0/1 region."""
-    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    c = max(contours, key=cv2.contourArea)
-    perimeter = cv2.arcLength(c, True)
-    h, w = region.shape
-    return 4 * np.pi * float(region.sum()) / max(perimeter**2, 1.0), max(h, w) / max(min(h, w), 1)
-
-
-def _keep(labels: np.ndarray, rgb: np.ndarray, field: np.ndarray, radius: float) -> np.ndarray:
-    """Drop what is not one whole red cell (debris, fragments, slivers at the edge, merged or ragged
-    regions, white blood cells); renumber the cells left 1..n."""
-    n = int(labels.max())
-    if n == 0:
-        return labels
-    area = np.bincount(labels.ravel(), minlength=n + 1).astype(float)
-    nucleus = np.bincount(labels.ravel(), weights=_nucleus(rgb, labels > 0).ravel(), minlength=n + 1)
-    rim = cv2.dilate(255 - field, _disc(3))
-    rim[[0, -1], :] = 255
-    rim[:, [0, -1]] = 255
-    at_edge = np.bincount(labels.ravel(), weights=(rim > 0).ravel(), minlength=n + 1) > 0
-    expected = np.pi * radius**2
-    typical = area[1:][(area[1:] >= 0.3 * expected) & (area[1:] <= 3 * expected)]
-    median = np.median(typical) if typical.size else expected
-    keep = (area >= MIN_AREA * median) & ~(at_edge & (area < EDGE_MIN_AREA * median)) & \
-        (nucleus <= NUCLEUS_SHARE * np.maximum(area, 1))
-    keep[0] = False
-    top = np.full(n + 1, np.inf)
-    for i, box in enumerate(ndimage.find_objects(labels), start=1):
-        if keep[i]:
-            circularity, aspect = _shape((labels[box] == i).astype(np.uint8))
-            keep[i] = circularity >= MIN_CIRCULARITY and aspect <= MAX_ASPECT
-            top[i] = box[0].start * labels.shape[1] + box[1].start
-    order = np.flatnonzero(keep)[np.argsort(top[keep], kind="stable")]  # reading order: top to bottom
-    new = np.zeros(n + 1, np.int32)
-    new[order] = np.arange(1, len(order) + 1)
-    return new[labels]
+def _photo_boxes(slices: list, scale: float, w: int, h: int) -> np.ndarray:
+    """(n, 4) int boxes x, y, w, h in the photo's pixels of regions' (rows, columns) slices at the work scale."""
+    boxes = np.array([(sx.start, sy.start, sx.stop - sx.start, sy.stop - sy.start) for sy, sx in slices],
+                     float).reshape(-1, 4)
+    x0, y0 = np.floor(boxes[:, 0] / scale), np.floor(boxes[:, 1] / scale)
+    x1, y1 = np.ceil((boxes[:, 0] + boxes[:, 2]) / scale), np.ceil((boxes[:, 1] + boxes[:, 3]) / scale)
+    return np.stack([x0, y0, np.minimum(x1, w) - x0, np.minimum(y1, h) - y0], axis=1).astype(int)
 
 
 def segment(rgb: np.ndarray, cell_diameter: float | None = None) -> Segmentation:
@@ -244,12 +199,12 @@ def segment(rgb: np.ndarray, cell_diameter: float | None = None) -> Segmentation
     radius = diameter * scale / 2
     channel = stain_channel(small, field)
     mask = foreground(channel, field, hole_area=0.5 * np.pi * radius**2)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _disc(radius / 4))
-    labels = _keep(_watershed(mask, channel, radius), small, field, radius)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, disc(radius / 4))
+    regions = _watershed(mask, channel, radius)
+    why = np.array(verdicts(regions, small, field, radius), object)
+    labels = renumber(regions, why == KEPT)
     slices = ndimage.find_objects(labels)
-    boxes = np.array([(sx.start, sy.start, sx.stop - sx.start, sy.stop - sy.start) for sy, sx in slices],
-                     float).reshape(-1, 4)
-    x0, y0 = np.floor(boxes[:, 0] / scale), np.floor(boxes[:, 1] / scale)
-    x1, y1 = np.ceil((boxes[:, 0] + boxes[:, 2]) / scale), np.ceil((boxes[:, 1] + boxes[:, 3]) / scale)
-    boxes = np.stack([x0, y0, np.minimum(x1, w) - x0, np.minimum(y1, h) - y0], axis=1).astype(int)
-    return Segmentation(labels, small, scale, boxes, slices, diameter)
+    boxes = _photo_boxes(slices, scale, w, h)
+    dropped = [(box, str(r)) for box, r in zip(ndimage.find_objects(regions), why) if box is not None and r]
+    return Segmentation(labels, small, scale, boxes, slices, diameter,
+                        _photo_boxes([box for box, _ in dropped], scale, w, h), [r for _, r in dropped])

@@ -42,6 +42,7 @@ class Box:
     w: float
     h: float
     kind: str = "uninfected"  # uninfected | parasitized | difficult | NOT_RED
+    type: str = ""  # the label's own type, lower case ("gametocyte", "red blood cell"); "" when not given
 
     def contains(self, px: float, py: float) -> bool:
         return self.x <= px <= self.x + self.w and self.y <= py <= self.y + self.h
@@ -57,14 +58,14 @@ def _kind(type_name: str, where: str) -> str:
     raise UserError(f"{where}: unknown object type {type_name!r} (known: {known})")
 
 
-def _box(values, kind: str, where: str) -> Box:
+def _box(values, kind: str, where: str, type_name: str = "") -> Box:
     try:
         x, y, w, h = (float(v) for v in values)
     except (TypeError, ValueError):
         raise UserError(f"{where}: a box needs four numbers x, y, w, h, got {values!r}") from None
     if w <= 0 or h <= 0:
         raise UserError(f"{where}: a box has no area ({values!r})")
-    return Box(x, y, w, h, kind)
+    return Box(x, y, w, h, kind, str(type_name).strip().lower())
 
 
 def _name(name) -> str:
@@ -79,7 +80,7 @@ def _iml(entries: list, where: str) -> dict[str, list[Box]]:
         boxes = out.setdefault(name, [])
         for obj in entry.get("objects", []):
             b = obj["bbox"]
-            boxes.append(_box((b["x"], b["y"], b["w"], b["h"]), _kind(obj["type"], where), where))
+            boxes.append(_box((b["x"], b["y"], b["w"], b["h"]), _kind(obj["type"], where), where, obj["type"]))
     return out
 
 
@@ -90,8 +91,9 @@ def _coco(data: dict, where: str) -> dict[str, list[Box]]:
     for ann in data.get("annotations", []):
         if ann["category_id"] not in names or ann["image_id"] not in files:
             raise UserError(f"{where}: annotation {ann.get('id')} names an unknown category or image")
-        kind = "difficult" if ann.get("iscrowd") else _kind(names[ann["category_id"]], where)
-        out[files[ann["image_id"]]].append(_box(ann["bbox"], kind, where))
+        name = names[ann["category_id"]]
+        kind = "difficult" if ann.get("iscrowd") else _kind(name, where)
+        out[files[ann["image_id"]]].append(_box(ann["bbox"], kind, where, name))
     return out
 
 
