@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 
-from malaria_cnn.screening import segment, truth
+from malaria_cnn.screening import matching, segment, truth
 from malaria_cnn.screening.synthetic_field import make_field
 
 
@@ -43,8 +43,8 @@ def test_a_large_photo_is_segmented_small_and_boxed_in_its_own_pixels():
     scaled = [truth.Box(b.x * 5, b.y * 5, b.w * 5, b.h * 5, b.kind) for b in f.cells]
     d = _detection([(seg.boxes, scaled)])
     assert d["f1"] >= 0.93, d
-    pairs, _ = truth.match(seg.boxes, scaled)
-    iou = [truth._iou(seg.boxes[i:i + 1].astype(float), np.array([[scaled[j].x, scaled[j].y, scaled[j].w,
+    pairs, _ = matching.match(seg.boxes, scaled)
+    iou = [matching._iou(seg.boxes[i:i + 1].astype(float), np.array([[scaled[j].x, scaled[j].y, scaled[j].w,
                                                                       scaled[j].h]]))[0, 0] for i, j in pairs]
     assert np.median(iou) >= 0.75
 

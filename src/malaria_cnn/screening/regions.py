@@ -18,8 +18,20 @@ MIN_CIRCULARITY = 0.5  # 4 pi area / perimeter^2 of a whole cell's outline is at
 MAX_ASPECT = 1.5  # ... and its box is at most this much longer than wide
 NUCLEUS_DARKNESS = 0.35  # a nucleus pixel is this much darker in green than the median red-cell pixel, or more
 NUCLEUS_SHARE = 0.15  # regions with more of their area in such pixels are white blood cells
+NUCLEUS_ONLY = 0.6  # ... and at least this share, whatever their size: a nucleus, or a lobe of one
+
+# Regions the rules above drop that are no larger than UNCERTAIN_AREA median cells, no less circular than
+# UNCERTAIN_CIRCULARITY and no longer than UNCERTAIN_ASPECT are kept as UNCERTAIN (their kind): an infected
+# cell may be enlarged, oval, ragged or hold a dark parasite as a white cell holds its nucleus
+UNCERTAIN_AREA = 2.0
+UNCERTAIN_CIRCULARITY = 0.4
+UNCERTAIN_ASPECT = 1.8
+WHITE_AREA = 1.5  # ... but a purple region larger than this many median cells is a white blood cell
+# (infected cells held 0.38 and 0.40 of their area in nucleus-like pixels; white cells' lobes, 0.16 to 0.88)
 
 KEPT = ""
+RED_CELL = "red cell"  # the kind of a region kept as a red cell
+UNCERTAIN = "uncertain object"  # ... and of one kept though the rules cannot tell what it is
 DEBRIS = "debris"
 EDGE = "cut by the edge"
 WHITE = "white blood cell"
@@ -76,17 +88,21 @@ def verdicts(labels: np.ndarray, rgb: np.ndarray, field: np.ndarray, radius: flo
             out.append(DEBRIS)
         elif at_edge[i] and area[i] < EDGE_MIN_AREA * median:
             out.append(EDGE)
-        elif purple[i] > NUCLEUS_SHARE * area[i]:
-            out.append(WHITE)
         else:
             circularity, aspect = shape((labels[box] == i).astype(np.uint8))
-            out.append(RAGGED if circularity < MIN_CIRCULARITY else ELONGATED if aspect > MAX_ASPECT else KEPT)
+            white = purple[i] > NUCLEUS_SHARE * area[i]
+            why = WHITE if white else RAGGED if circularity < MIN_CIRCULARITY else \
+                ELONGATED if aspect > MAX_ASPECT else KEPT
+            unsure = purple[i] < NUCLEUS_ONLY * area[i] and \
+                area[i] <= (WHITE_AREA if white else UNCERTAIN_AREA) * median and \
+                circularity >= UNCERTAIN_CIRCULARITY and aspect <= UNCERTAIN_ASPECT
+            out.append(UNCERTAIN if why and unsure else why)
     return out
 
 
-def renumber(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def renumber(labels: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`labels` with only the regions where keep[i - 1], renumbered 1..m in reading order (top to bottom,
-    then left to right, by their boxes' top-left corners)."""
+    then left to right, by their boxes' top-left corners), and the old index (0-based) of each new region."""
     n = int(labels.max())
     top = np.full(n + 1, np.inf)
     for i, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -96,4 +112,4 @@ def renumber(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     order = np.flatnonzero(kept)[np.argsort(top[kept], kind="stable")]
     new = np.zeros(n + 1, np.int32)
     new[order] = np.arange(1, len(order) + 1)
-    return new[labels]
+    return new[labels], order - 1

@@ -12,7 +12,7 @@ import numpy as np
 from malaria_cnn.core import atomic
 from malaria_cnn.data import stain
 from malaria_cnn.evaluation import patients
-from malaria_cnn.screening import report, truth
+from malaria_cnn.screening import missed, report, truth
 from malaria_cnn.screening.report import PARASITIZED
 from malaria_cnn.screening.screen import MAX_PIXELS, screen
 
@@ -48,7 +48,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
             if scoring is not None:
                 state = "failed" if photo.error else "referred" if photo.referred else "read"
                 called = np.array([label == PARASITIZED for label in photo.labels], bool)
-                scoring.add(photo.name, photo.relative, state, photo.boxes, called)
+                scoring.add(photo.name, photo.relative, state, photo.boxes, called, photo.dropped, photo.dropped_why)
             image_rows.append(report.image_row(photo, rule))
             images_csv.writerow(image_rows[-1])
             del photo  # its pixels are freed before the next photos are read
@@ -64,4 +64,6 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
                 [r for r in image_rows if r[0] in result["per_photo"]], rule).estimate)
         atomic.write_json(out / "detection.json", result)
         print(truth.line(result, str(out / "detection.json")))
+        print("labelled cells found by type (a found cell's centre in the box):", *missed.lines(result["found_by_type"]),
+              sep="\n")
     return 1 if any(r[report.IMAGES.index("error")] for r in image_rows) else 0

@@ -2,7 +2,7 @@
 each of the others was lost.
 
 A labelled cell is found when the centre of a found cell's box lies inside its box (whether or not the
-one-to-one matching of `truth.match` pairs them). A missed cell is put down to the first of:
+one-to-one matching of `matching.match` pairs them). A missed cell is put down to the first of:
 - a region left out whose box's centre lies inside its box: that region's verdict (`regions.verdicts`:
   debris, cut by the edge, white blood cell, ragged, elongated);
 - a found cell whose box holds its centre: merged with that cell's neighbour, named by the labelled box
