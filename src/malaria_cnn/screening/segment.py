@@ -2,17 +2,17 @@
 
 In the spirit of NIH's Malaria Screener: a stain-contrast channel (255 - green: red cells absorb
 green light, the background does not), stretched between percentiles inside the field of view and
-thresholded by Otsu; holes that look like a cell's central pallor filled; one marker per cell
-(Hough circles of the expected size, and the distance map's peaks where no circle was found); a
-watershed that floods the distance map from the markers, splitting touching and overlapping cells.
-What is not one whole red cell is left out: debris and fragments far smaller than the median cell,
-slivers cut by the frame, ragged or merged regions (circularity, aspect), white blood cells (a
-purple nucleus far darker than the red cells).
+thresholded by Otsu; holes that look like a cell's central pallor filled, and holes stained more than
+the background (the pale, stippled inside of an enlarged infected cell); one marker per cell (Hough
+circles of the expected size, and the distance map's peaks where no circle was found); a watershed
+that floods the distance map from the markers, splitting touching and overlapping cells. Each region
+then gets its verdict (`regions.py`): a red cell, an uncertain object (kept: what the rules cannot
+tell from an infected cell), or left out with the reason, which `screen --truth` reports.
 
 All of it runs on a copy shrunk so that a cell is about WORK_DIAMETER pixels across, whatever the
 photo's size, and never larger than the photo nor than about MAX_WORK_PIXELS (cells are then fewer
 pixels across); the cell diameter is estimated per photo unless given. Boxes are returned in the
-photo's own pixels. The thresholds below were tuned on the detection of the 60 labelled photos in
+photo's own pixels. The thresholds were tuned on the two shared batches of labelled photos in
 ../shared/data/fields (benchmarks/README.md).
 """
 
