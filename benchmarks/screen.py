@@ -1,7 +1,14 @@
-"""Benchmark: `malaria-cnn screen` on the 60 labelled smear photos of ../shared/data/fields/iml_malaria.
+"""Benchmark: `malaria-cnn screen` on the labelled smear photos of ../shared/data/fields, both batches.
 
-Accuracy: red-cell detection precision, recall and F1 against the labelled boxes (rules of
-`screening/truth.py`), parasitized-cell recall and precision end to end (a parasitized cell the
+Segmentation, no model needed, per batch (pale `iml_malaria`, dark `iml_malaria_dark`), these rules against
+the earlier ones (no stained holes filled, ten flood levels, no uncertain objects), both run here: the
+labelled cells found per type (each parasite stage, plain red cells; found: a found cell's centre in the
+box, `screening/missed.py`) and why each missed one was lost; red-cell detection precision, recall and F1
+on all photos and on those whose boxes cover at least 85% of their cell pixels; segmentation time per
+photo, the two rule sets timed alternately.
+
+With a model (`--model`, when it exists), on each batch: red-cell detection precision, recall and F1
+against the labelled boxes (rules of `screening/truth.py`), parasitized-cell recall and precision end to end (a parasitized cell the
 segmentation missed counts as missed), per-photo parasitemia absolute error (benchmarks/stain.py measures the
 stain side on both shared batches). The same figures for a naive baseline: Otsu on the green channel
 and one box per outer contour.
@@ -12,6 +19,7 @@ alone (decode + segment) and against the naive baseline; seconds for one 5312x29
 photo upscaled 4.15x and cropped, as JPEG), whole screen against segmentation alone.
 
     python benchmarks/screen.py --model models/model.keras
+    python benchmarks/screen.py --segmentation-only
 """
 
 from __future__ import annotations
@@ -29,11 +37,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-FIELDS = ROOT.parent / "shared" / "data" / "fields" / "iml_malaria"
+FIELDS = ROOT.parent / "shared" / "data" / "fields"
+BATCHES = ("iml_malaria", "iml_malaria_dark")
 
 from malaria_cnn.data import images, stain  # noqa: E402
 from malaria_cnn.evaluation import operating_point  # noqa: E402
-from malaria_cnn.screening import segment, truth  # noqa: E402
+from malaria_cnn.screening import missed, regions, segment, truth  # noqa: E402
 from malaria_cnn.screening.field import field_mask  # noqa: E402
 from malaria_cnn.screening.run import run  # noqa: E402
 from malaria_cnn.screening.screen import screen  # noqa: E402
@@ -61,6 +70,78 @@ def label_coverage(rgb: np.ndarray, labelled: list[truth.Box]) -> float:
     return float((cells & covered).sum() / max(cells.sum(), 1))
 
 
+@contextlib.contextmanager
+def earlier_rules():
+    """The segmentation as it was before stained holes were filled, with ten flood levels and no uncertain
+    objects (every region the rules dropped was left out)."""
+    saved = segment.PALE_HOLE, segment.FLOOD_STEPS, regions.UNCERTAIN_AREA
+    segment.PALE_HOLE, segment.FLOOD_STEPS, regions.UNCERTAIN_AREA = 0.0, 10, 0.0
+    try:
+        yield
+    finally:
+        segment.PALE_HOLE, segment.FLOOD_STEPS, regions.UNCERTAIN_AREA = saved
+
+
+RULES = {"earlier rules": earlier_rules, "these rules": contextlib.nullcontext}
+
+
+def segmented(photos: dict[str, np.ndarray], boxes: dict, coverage: dict[str, float]) -> dict:
+    """Per rule set: the labelled cells found per type (missed.summarise), detection on all photos and on those
+    whose boxes cover >= 85% of their cell pixels, and the cells found that are uncertain objects."""
+    out = {}
+    for name, rules in RULES.items():
+        tallies, scores, uncertain = {}, {}, 0
+        with rules():
+            for f, rgb in photos.items():
+                seg = segment.segment(rgb)
+                tallies[f] = missed.tally(seg.boxes, seg.dropped, seg.dropped_why, boxes[f])
+                scores[f] = truth.score_photo(seg.boxes, np.zeros(len(seg.boxes), bool), boxes[f])
+                uncertain += seg.kinds.count(regions.UNCERTAIN)
+        well = {f: v for f, v in scores.items() if coverage[f] >= 0.85}
+        out[name] = {"found": missed.summarise(tallies, boxes), "all": truth.summarise(scores),
+                     "covered": truth.summarise(well), "uncertain": uncertain}
+    return out
+
+
+def print_segmented(batch: str, result: dict, t: dict[str, float], n: int) -> None:
+    print(f"\n{batch}: {n} photos, segmentation alone (no model)")
+    names = list(result)
+    types = list(result[names[-1]]["found"]["by_type"])
+    print(f"  {'found / labelled':24s} " + " ".join(f"{k:>16s}" for k in names))
+    for kind in types:
+        cells = []
+        for name in names:
+            c = result[name]["found"]["by_type"][kind]
+            cells.append(f"{c['found']:,}/{c['labelled']:,} {c['share']:.1%}")
+        print(f"  {kind:24s} " + " ".join(f"{c:>16s}" for c in cells))
+    for name in names:
+        r = result[name]
+        d, w, par = r["all"]["detection"], r["covered"]["detection"], r["found"]["parasitized"]
+        print(f"  {name}: parasitized found {par['found']}/{par['labelled']} ({par['share']:.1%}); detection P "
+              f"{d['precision']:.3f} R {d['recall']:.3f} F1 {d['f1']:.3f} ({r['all']['found']:,} found, "
+              f"{r['uncertain']:,} uncertain objects); on the {r['covered']['photos']} photos whose boxes cover "
+              f">= 85% of their cells: P {w['precision']:.3f} R {w['recall']:.3f} F1 {w['f1']:.3f}; "
+              f"{1000 * t[name] / n:.0f} ms a photo")
+        print("\n".join("    " + line.strip() for line in missed.lines(r["found"]) if "missed" in line))
+    print(f"  segmentation time, these rules / the earlier ones: {t[names[-1]] / t[names[0]]:.2f}x")
+
+
+def segmentation(repeat: int) -> None:
+    """The segmentation section, for each batch."""
+    for batch in BATCHES:
+        folder = FIELDS / batch
+        boxes = truth.load(folder / "annotations.json")
+        photos = {f.name: images.decode_rgb(f.read_bytes()) for f in sorted(folder.glob("*.JPG"))}
+        coverage = {f: label_coverage(rgb, boxes[f]) for f, rgb in photos.items()}
+        result = segmented(photos, boxes, coverage)
+        spent = {name: [] for name in RULES}
+        for _ in range(repeat):  # alternately, so both see the same load
+            for name, rules in RULES.items():
+                with rules():
+                    spent[name].append(timed(lambda: [segment.segment(rgb) for rgb in photos.values()], 1))
+        print_segmented(batch, result, {k: float(np.median(v)) for k, v in spent.items()}, len(photos))
+
+
 def accuracy(score, files, boxes, size, threshold, mode, span) -> tuple[dict, dict]:
     scores = {}
     for photo in screen(score, files, size, threshold, stain_mode=mode, stain_range=span, progress=False):
@@ -85,18 +166,24 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "models" / "model.keras"))
     parser.add_argument("--threshold-file", help="default: threshold.json beside the model")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each speed figure (median)")
+    parser.add_argument("--segmentation-only", action="store_true", help="the segmentation section alone")
     args = parser.parse_args()
-    if not FIELDS.is_dir():
+    if not all((FIELDS / b / "annotations.json").is_file() for b in BATCHES):
         sys.exit(f"the labelled photos are not here ({FIELDS})")
-    files = sorted(FIELDS.glob("*.JPG"))
-    boxes = truth.load(FIELDS / "annotations.json")
+    segmentation(args.repeat)
+    if args.segmentation_only or not Path(args.model).is_file():
+        print(f"\nno model at {args.model}: the model's sections left out" if not args.segmentation_only else "")
+        return
+    folder = FIELDS / BATCHES[0]
+    files = sorted(folder.glob("*.JPG"))
+    boxes = truth.load(folder / "annotations.json")
     model = model_io.load(args.model)
     threshold = operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
     size = model_io.image_size(model)
 
     score = model_io.scorer(model, 256)
     score(np.zeros((2, size, size, 3), np.uint8))  # TensorFlow's first call is not the command's work
-    print(f"{len(files)} photos of {FIELDS.name}; model {args.model} (threshold {threshold:.3f})")
+    print(f"\n{len(files)} photos of {folder.name}; model {args.model} (threshold {threshold:.3f})")
 
     range_file = Path(args.model).with_name("stain_range.json")
     span = stain.StainRange.load(range_file, args.model) if range_file.is_file() else None
