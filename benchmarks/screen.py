@@ -5,7 +5,7 @@ the earlier ones (no stained holes filled, ten flood levels, no uncertain object
 labelled cells found per type (each parasite stage, plain red cells; found: a found cell's centre in the
 box, `screening/missed.py`) and why each missed one was lost; red-cell detection precision, recall and F1
 on all photos and on those whose boxes cover at least 85% of their cell pixels; segmentation time per
-photo, the two rule sets timed alternately.
+photo, the two rule sets timed alternately, photo by photo.
 
 With a model (`--model`, when it exists), on each batch: red-cell detection precision, recall and F1
 against the labelled boxes (rules of `screening/truth.py`), parasitized-cell recall and precision end to end (a parasitized cell the
@@ -134,11 +134,12 @@ def segmentation(repeat: int) -> None:
         photos = {f.name: images.decode_rgb(f.read_bytes()) for f in sorted(folder.glob("*.JPG"))}
         coverage = {f: label_coverage(rgb, boxes[f]) for f, rgb in photos.items()}
         result = segmented(photos, boxes, coverage)
-        spent = {name: [] for name in RULES}
-        for _ in range(repeat):  # alternately, so both see the same load
-            for name, rules in RULES.items():
-                with rules():
-                    spent[name].append(timed(lambda: [segment.segment(rgb) for rgb in photos.values()], 1))
+        spent = {name: np.zeros(repeat) for name in RULES}
+        for k in range(repeat):  # photo by photo, one rule set then the other, so both see the same load
+            for rgb in photos.values():
+                for name, rules in RULES.items():
+                    with rules():
+                        spent[name][k] += timed(lambda: segment.segment(rgb), 1)
         print_segmented(batch, result, {k: float(np.median(v)) for k, v in spent.items()}, len(photos))
 
 
@@ -150,6 +151,31 @@ def accuracy(score, files, boxes, size, threshold, mode, span) -> tuple[dict, di
         called = np.array([label == "Parasitized" for label in photo.labels], bool)
         scores[photo.file_name] = truth.score_photo(photo.boxes, called, boxes[photo.file_name])
     return truth.summarise(scores), scores
+
+
+def model_accuracy(score, folder: Path, size: int, threshold: float, mode: str, span) -> None:
+    """Detection, parasitized-cell recall and precision end to end, and parasitemia error on one batch's photos,
+    with each rule set, and the naive baseline's detection."""
+    files = sorted(folder.glob("*.JPG"))
+    boxes = truth.load(folder / "annotations.json")
+    results = {}
+    for name, rules in RULES.items():
+        with rules():
+            results[name], _ = accuracy(score, files, boxes, size, threshold, mode, span)
+    naive = {}
+    for f in files:
+        found = naive_boxes(images.decode_rgb(f.read_bytes()))
+        naive[f.name] = truth.score_photo(found, np.zeros(len(found), bool), boxes[f.name])
+    results["naive Otsu + contours"] = truth.summarise(naive)
+    print(f"\n{folder.name}, {len(files)} photos, screened\n{'':24s} {'found':>6s} {'labelled':>8s} {'P':>6s} "
+          f"{'R':>6s} {'F1':>6s} {'par. R':>7s} {'par. P':>7s} {'MAE pts':>8s} {'called':>7s} {'referred':>8s}")
+    for name, s in results.items():
+        d, p = s["detection"], s["parasitized"]
+        par = (f"{p['recall']:7.3f} {p['precision'] or 0:7.3f} {100 * s['parasitemia_abs_error']['mean']:8.2f} "
+               f"{s['parasitized_called']:7,d} {len(files) - s['photos']:8d}" if "naive" not in name else "")
+        print(f"{name:24s} {s['found']:6,d} {s['labelled']:8,d} {d['precision']:6.3f} {d['recall']:6.3f} "
+              f"{d['f1']:6.3f} {par}")
+    print(f"  parasitized boxes: {results['these rules']['parasitized_labelled']}")
 
 
 def timed(fn, repeat: int) -> float:
@@ -171,47 +197,21 @@ def main() -> None:
     if not all((FIELDS / b / "annotations.json").is_file() for b in BATCHES):
         sys.exit(f"the labelled photos are not here ({FIELDS})")
     segmentation(args.repeat)
+    if not args.segmentation_only and not Path(args.model).is_file():
+        print(f"\nno model at {args.model}: the model's sections left out")
     if args.segmentation_only or not Path(args.model).is_file():
-        print(f"\nno model at {args.model}: the model's sections left out" if not args.segmentation_only else "")
         return
-    folder = FIELDS / BATCHES[0]
-    files = sorted(folder.glob("*.JPG"))
-    boxes = truth.load(folder / "annotations.json")
     model = model_io.load(args.model)
     threshold = operating_point.load(args.threshold_file or Path(args.model).with_name("threshold.json"), args.model)
     size = model_io.image_size(model)
-
     score = model_io.scorer(model, 256)
     score(np.zeros((2, size, size, 3), np.uint8))  # TensorFlow's first call is not the command's work
-    print(f"\n{len(files)} photos of {folder.name}; model {args.model} (threshold {threshold:.3f})")
-
     range_file = Path(args.model).with_name("stain_range.json")
     span = stain.StainRange.load(range_file, args.model) if range_file.is_file() else None
-    results, per_photo = {}, {}
-    results["as is"], per_photo["as is"] = accuracy(score, files, boxes, size, threshold,
-                                                    model_io.stain_mode(model), span)
-    naive = {}
-    for f in files:
-        found = naive_boxes(images.decode_rgb(f.read_bytes()))
-        naive[f.name] = truth.score_photo(found, np.zeros(len(found), bool), boxes[f.name])
-    results["naive Otsu + contours"] = truth.summarise(naive)
-    print(f"{'':24s} {'found':>6s} {'labelled':>8s} {'P':>6s} {'R':>6s} {'F1':>6s} {'par. R':>7s} {'par. P':>7s} "
-          f"{'MAE pts':>8s}")
-    for name, s in results.items():
-        d, p = s["detection"], s["parasitized"]
-        par = (f"{p['recall']:7.3f} {p['precision'] or 0:7.3f} {100 * s['parasitemia_abs_error']['mean']:8.2f}"
-               if "naive" not in name else f"{'':>7s} {'':>7s} {'':>8s}")
-        print(f"{name:24s} {s['found']:6,d} {s['labelled']:8,d} {d['precision']:6.3f} {d['recall']:6.3f} "
-              f"{d['f1']:6.3f} {par}")
-    print(f"  parasitized boxes: {results['as is']['parasitized_labelled']}; called parasitized: "
-          f"{results['as is']['parasitized_called']:,}; photos referred: {len(files) - results['as is']['photos']}")
-
-    coverage = {f.name: label_coverage(images.decode_rgb(f.read_bytes()), boxes[f.name]) for f in files}
-    for least in (0.8, 0.85, 0.9):
-        chosen = {n: s for n, s in per_photo["as is"].items() if coverage[n] >= least}
-        d = truth.summarise(chosen)["detection"]
-        print(f"  photos whose boxes cover >= {least:.0%} of their cell pixels: {len(chosen)}; detection P "
-              f"{d['precision']:.3f} R {d['recall']:.3f} F1 {d['f1']:.3f}")
+    print(f"\nmodel {args.model} (threshold {threshold:.3f})")
+    for batch in BATCHES:
+        model_accuracy(score, FIELDS / batch, size, threshold, model_io.stain_mode(model), span)
+    files = sorted((FIELDS / BATCHES[0]).glob("*.JPG"))
 
     with tempfile.TemporaryDirectory() as tmp:
         def whole():

@@ -6,8 +6,8 @@ A photo goes through screen's own path (`screening.screen.prepare`: decode, segm
 is paired one to one with a found cell as `screen --truth` pairs them (`matching.match`); the crop is that found
 cell's cut, trimmed (`crops.trim`), so preprocess makes of it exactly the input screen gives the model for the
 same cell. Boxes of a parasite stage are Parasitized, plain red cells Uninfected; with data.unboxed uninfected,
-the found cells no box matches (debris, clumps, cells cut by the photo's edge: objects screen meets and
-counts) are Uninfected crops too. Difficult boxes, boxes of
+the found cells no box matches (debris, clumps, cells cut by the photo's edge, white cells kept as uncertain
+objects: what screen meets and counts) are Uninfected crops too. Difficult boxes, boxes of
 white blood cells (or "not a red cell" in the review page's export), boxes no found cell matches, photos
 without boxes and photos that cannot be read are left out, each with its reason. The slide is the photo's
 `slide` in a COCO file (the review page's export gives it), else `data.slide_pattern` on the photo's name,
