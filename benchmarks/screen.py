@@ -187,6 +187,40 @@ def timed(fn, repeat: int) -> float:
     return float(np.median(spent))
 
 
+def speed(score, files: list[Path], size: int, threshold: float, mode: str, repeat: int) -> None:
+    """The whole command's speed on the photos and on one 5312x2988 photo, against segmentation alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        def whole():
+            with contextlib.redirect_stdout(io.StringIO()):
+                run(score, files, Path(tmp) / "out", size, threshold, stain_mode=mode,
+                    progress=False)
+
+        t_whole = timed(whole, repeat)
+        t_seg = timed(lambda: [segment.segment(images.decode_rgb(f.read_bytes())) for f in files], repeat)
+        t_naive = timed(lambda: [naive_boxes(images.decode_rgb(f.read_bytes())) for f in files], repeat)
+        n = len(files)
+        print(f"1280x960, {n} photos: whole screen {n / t_whole:.2f} photos/s; segmentation alone (one thread) "
+              f"{n / t_seg:.2f} photos/s (whole / segmentation time {t_whole / t_seg:.2f}x); naive baseline "
+              f"{n / t_naive:.2f} photos/s ({t_whole / t_naive:.1f}x its time)")
+
+        photo = cv2.imread(str(files[0]))
+        big = cv2.resize(photo, None, fx=5312 / 1280, fy=5312 / 1280, interpolation=cv2.INTER_CUBIC)[:2988]
+        big_path = Path(tmp) / "big.jpg"
+        cv2.imwrite(str(big_path), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+        def whole_big():
+            with contextlib.redirect_stdout(io.StringIO()):
+                run(score, [big_path], Path(tmp) / "big", size, threshold, stain_mode=mode,
+                    progress=False)
+
+        t_big = timed(whole_big, repeat)
+        t_big_seg = timed(lambda: segment.segment(images.decode_rgb(big_path.read_bytes(), max_pixels=64_000_000)),
+                          repeat)
+        cells = len(segment.segment(images.decode_rgb(big_path.read_bytes(), max_pixels=64_000_000)).boxes)
+        print(f"5312x2988 ({big_path.stat().st_size / 1e6:.1f} MB JPEG, {cells} cells): whole screen {t_big:.2f} s; "
+              f"decode + segmentation {t_big_seg:.2f} s (whole / that {t_big / t_big_seg:.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(ROOT / "models" / "model.keras"))
@@ -211,38 +245,7 @@ def main() -> None:
     print(f"\nmodel {args.model} (threshold {threshold:.3f})")
     for batch in BATCHES:
         model_accuracy(score, FIELDS / batch, size, threshold, model_io.stain_mode(model), span)
-    files = sorted((FIELDS / BATCHES[0]).glob("*.JPG"))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        def whole():
-            with contextlib.redirect_stdout(io.StringIO()):
-                run(score, files, Path(tmp) / "out", size, threshold, stain_mode=model_io.stain_mode(model),
-                    progress=False)
-
-        t_whole = timed(whole, args.repeat)
-        t_seg = timed(lambda: [segment.segment(images.decode_rgb(f.read_bytes())) for f in files], args.repeat)
-        t_naive = timed(lambda: [naive_boxes(images.decode_rgb(f.read_bytes())) for f in files], args.repeat)
-        n = len(files)
-        print(f"1280x960, {n} photos: whole screen {n / t_whole:.2f} photos/s; segmentation alone (one thread) "
-              f"{n / t_seg:.2f} photos/s (whole / segmentation time {t_whole / t_seg:.2f}x); naive baseline "
-              f"{n / t_naive:.2f} photos/s ({t_whole / t_naive:.1f}x its time)")
-
-        photo = cv2.imread(str(files[0]))
-        big = cv2.resize(photo, None, fx=5312 / 1280, fy=5312 / 1280, interpolation=cv2.INTER_CUBIC)[:2988]
-        big_path = Path(tmp) / "big.jpg"
-        cv2.imwrite(str(big_path), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
-
-        def whole_big():
-            with contextlib.redirect_stdout(io.StringIO()):
-                run(score, [big_path], Path(tmp) / "big", size, threshold, stain_mode=model_io.stain_mode(model),
-                    progress=False)
-
-        t_big = timed(whole_big, args.repeat)
-        t_big_seg = timed(lambda: segment.segment(images.decode_rgb(big_path.read_bytes(), max_pixels=64_000_000)),
-                          args.repeat)
-        cells = len(segment.segment(images.decode_rgb(big_path.read_bytes(), max_pixels=64_000_000)).boxes)
-        print(f"5312x2988 ({big_path.stat().st_size / 1e6:.1f} MB JPEG, {cells} cells): whole screen {t_big:.2f} s; "
-              f"decode + segmentation {t_big_seg:.2f} s (whole / that {t_big / t_big_seg:.2f}x)")
+    speed(score, sorted((FIELDS / BATCHES[0]).glob("*.JPG")), size, threshold, model_io.stain_mode(model), args.repeat)
 
 
 if __name__ == "__main__":
