@@ -34,7 +34,8 @@ HOLE_SOLIDITY = 0.75  # holes at least this convex are a cell's pallor, not a ga
 PALE_HOLE = 1.0  # stained holes under this share of a cell's area are filled (0: none)
 PALE_STAIN = 0.6  # a hole this far from the background's stain to the cells' threshold, or more, is inside a cell
 # depth levels the watershed floods the distance map in: at 2, a marker takes its own cell's rim before a
-# deeper neighbour does, which keeps overlapping cells whole (at 10, the pale batch lost 1 cell in 60 as slivers)
+# deeper neighbour does, which keeps overlapping cells whole (at 10, 2% fewer of the pale batch's plain cells were
+# found: overlapping cells cut into slivers)
 FLOOD_STEPS = 2
 HOUGH_VOTES = 14  # edge pixels voting for a circle's centre (a cell is about 80 around at the work scale)
 
