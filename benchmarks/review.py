@@ -45,6 +45,7 @@ from malaria_cnn.data import stain  # noqa: E402
 from malaria_cnn.evaluation import fit_rule, operating_point, oof, patients, reviewed, smear_like  # noqa: E402
 from malaria_cnn.evaluation.intervals import effective_size, korn_graubard  # noqa: E402
 from malaria_cnn.screening import truth  # noqa: E402
+from malaria_cnn.screening.matching import match  # noqa: E402
 from malaria_cnn.screening.reviewed_photos import review_slide  # noqa: E402
 from malaria_cnn.screening.screen import screen  # noqa: E402
 from malaria_cnn.training import model_io  # noqa: E402
@@ -73,7 +74,7 @@ def screened(cache: Path, model_path: str, names: list[Path], batch: str, thresh
     for photo in screen(model_io.scorer(model, 256), names, model_io.image_size(model), threshold,
                         stain_mode=model_io.stain_mode(model), stain_range=span, progress=False):
         boxes = labelled[photo.file_name]
-        pairs, _ = truth.match(photo.boxes, boxes)
+        pairs, _ = match(photo.boxes, boxes)
         y = np.zeros(len(photo.p), int)
         for f, b in pairs:
             y[f] = int(boxes[b].kind == "parasitized")

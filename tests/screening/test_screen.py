@@ -90,11 +90,12 @@ def test_every_input_file_has_its_row_with_the_reason_it_failed(screened, photos
 def test_cells_csv_has_a_row_per_found_cell_in_photo_pixels(screened):
     out, _ = screened
     rows = _csv(out / "cells.csv")
-    assert rows[0] == ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
+    assert rows[0] == ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label", "kind"]
     images = _csv(out / "images.csv")[1:]
     found = {r[0]: int(r[2]) for r in images if not r[9]}
     assert sum(found.values()) == len(rows) - 1
-    for image, cell, x, y, w, h, p, label in rows[1:]:
+    for image, cell, x, y, w, h, p, label, kind in rows[1:]:
+        assert kind in ("red cell", "uncertain object")
         assert 0 <= int(x) and int(x) + int(w) <= 640 and 0 <= int(y) and int(y) + int(h) <= 480
         assert label == ("Parasitized" if float(p) >= 0.75 else "Uninfected")
     first = [r for r in rows[1:] if r[0].endswith("P1_a.png")]
@@ -119,6 +120,10 @@ def test_slides_pictures_and_detection(screened, capsys):
     assert cv2.imread(str(out / "parasitized.png")) is not None
     detection = json.loads((out / "detection.json").read_text())
     assert detection["photos"] == 4 and detection["detection"]["f1"] >= 0.9
+    by_type = detection["found_by_type"]["by_type"]  # the synthetic photos' boxes: "ring" and "red blood cell"
+    assert set(by_type) == {"ring", "plain"}
+    assert sum(t["labelled"] for t in by_type.values()) == detection["labelled"]
+    assert by_type["ring"]["labelled"] == detection["parasitized_labelled"] and by_type["ring"]["share"] >= 0.9
     pooled = detection["pooled_parasitemia"]  # the labelled photos' true share against the corrected one
     assert pooled["true"] == pytest.approx(detection["parasitized_labelled"] / detection["labelled"], abs=1e-6)
     assert pooled["lower"] <= pooled["corrected"] <= pooled["upper"]

@@ -3,11 +3,11 @@ exactly as `malaria-cnn screen` cuts a cell. The ingest stage hands ingest `cell
 screening/, which builds on it).
 
 A photo goes through screen's own path (`screening.screen.prepare`: decode, segment, cut); each labelled box
-is paired one to one with a found cell as `screen --truth` pairs them (`truth.match`); the crop is that found
+is paired one to one with a found cell as `screen --truth` pairs them (`matching.match`); the crop is that found
 cell's cut, trimmed (`crops.trim`), so preprocess makes of it exactly the input screen gives the model for the
 same cell. Boxes of a parasite stage are Parasitized, plain red cells Uninfected; with data.unboxed uninfected,
-the found cells no box matches (debris, clumps, cells cut by the photo's edge: objects screen meets and
-counts) are Uninfected crops too. Difficult boxes, boxes of
+the found cells no box matches (debris, clumps, cells cut by the photo's edge, white cells kept as uncertain
+objects: what screen meets and counts) are Uninfected crops too. Difficult boxes, boxes of
 white blood cells (or "not a red cell" in the review page's export), boxes no found cell matches, photos
 without boxes and photos that cannot be read are left out, each with its reason. The slide is the photo's
 `slide` in a COCO file (the review page's export gives it), else `data.slide_pattern` on the photo's name,
@@ -35,7 +35,7 @@ from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.data.inputs import Item, Limits, items
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.data.sources import Cell
-from malaria_cnn.screening import crops, truth
+from malaria_cnn.screening import crops, matching, truth
 from malaria_cnn.screening.screen import MAX_PIXELS, prepare, relative_path
 
 UNINFECTED = CLASS_NAMES[1 - POSITIVE]
@@ -65,7 +65,7 @@ def cut_labelled(item: Item, relative: str, boxes: list[truth.Box], max_pixels: 
     if photo.error:
         return Cut([], [], photo.error)
     kept = [i for i, b in enumerate(boxes) if b.kind in LABELS]
-    pairs, _ = truth.match(photo.boxes, [boxes[i] for i in kept])
+    pairs, _ = matching.match(photo.boxes, [boxes[i] for i in kept])
     paired = {kept[b]: f for f, b in pairs}
     cells, rejects = [], []
     for i, box in enumerate(boxes):
@@ -77,7 +77,7 @@ def cut_labelled(item: Item, relative: str, boxes: list[truth.Box], max_pixels: 
             cells.append((LABELS[box.kind], i, crops.to_png(crops.trim(photo.cut[paired[i]]))))
     loose = []
     if unboxed:
-        anywhere, on_difficult = truth.match(photo.boxes, boxes)
+        anywhere, on_difficult = matching.match(photo.boxes, boxes)
         taken = {f for f, _ in anywhere} | on_difficult | set(paired.values())
         loose = [(f, tuple(photo.boxes[f]), crops.to_png(crops.trim(photo.cut[f])))
                  for f in range(len(photo.cut)) if f not in taken]

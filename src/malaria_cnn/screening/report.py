@@ -16,7 +16,7 @@ from malaria_cnn.evaluation.gallery import TILE, contact_sheet
 from malaria_cnn.evaluation.intervals import PHOTO_DESIGN_EFFECT, effective_size
 from malaria_cnn.screening.screen import Photo
 
-CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label"]
+CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label", "kind"]  # kind: red cell | uncertain object
 # parasitized: cells called Parasitized (the outlines' colour); counted / uncertain / flagged: cells at or above the
 # slide rule's counting threshold / in its uncertain band / flagged for review (evaluation/patients.py)
 IMAGES = ["image", "slide", "cells", "parasitized", "called_share", "counted", "uncertain", "flagged", "referred",
@@ -33,8 +33,8 @@ def _share(k: int, n: int):
 
 
 def cell_rows(photo: Photo) -> list[tuple]:
-    return [(photo.name, i + 1, *map(int, box), round(float(p), 6), label)
-            for i, (box, p, label) in enumerate(zip(photo.boxes, photo.p, photo.labels))]
+    return [(photo.name, i + 1, *map(int, box), round(float(p), 6), label, kind)
+            for i, (box, p, label, kind) in enumerate(zip(photo.boxes, photo.p, photo.labels, photo.kinds))]
 
 
 def image_row(photo: Photo, rule: patients.SlideRule | None) -> tuple:

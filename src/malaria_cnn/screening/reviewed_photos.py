@@ -1,6 +1,6 @@
 """`malaria-cnn screen --truth`: the review of each slide's flagged cells simulated, the labelled boxes
 answering for the person (evaluation/reviewed.py): a found cell is a parasite when it matches a parasitized
-box (truth.match), and a slide's parasites are all its parasitized boxes, found by the segmentation or not.
+box (matching.match), and a slide's parasites are all its parasitized boxes, found by the segmentation or not.
 Only labelled photos that were read and counted take part (a photo referred for its stain is in no figure)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import numpy as np
 
 from malaria_cnn.evaluation import patients, reviewed
 from malaria_cnn.screening import report, truth
+from malaria_cnn.screening.matching import match
 from malaria_cnn.screening.screen import Photo
 
 COLUMNS = ["slide", "images", "cells", "infected", "model_answer", "flagged", "review_limit", *reviewed.COLUMNS]
@@ -33,7 +34,7 @@ class ReviewedPhotos:
 
     def _photo(self, boxes: list[truth.Box], p: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, int]:
         """(each found cell's label, the photo's labelled parasites)."""
-        pairs, _ = truth.match(found, boxes)
+        pairs, _ = match(found, boxes)
         y = np.zeros(len(p), int)
         for f, b in pairs:
             y[f] = int(boxes[b].kind == "parasitized")

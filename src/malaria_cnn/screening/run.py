@@ -13,7 +13,7 @@ from malaria_cnn.core import atomic
 from malaria_cnn.data import stain
 from malaria_cnn.evaluation import patients
 from malaria_cnn.evaluation import reviewed
-from malaria_cnn.screening import report, truth
+from malaria_cnn.screening import missed, report, truth
 from malaria_cnn.screening.report import PARASITIZED
 from malaria_cnn.screening.reviewed_photos import COLUMNS as REVIEW_COLUMNS
 from malaria_cnn.screening.reviewed_photos import ReviewedPhotos
@@ -52,7 +52,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
             if scoring is not None:
                 state = "failed" if photo.error else "referred" if photo.referred else "read"
                 called = np.array([label == PARASITIZED for label in photo.labels], bool)
-                scoring.add(photo.name, photo.relative, state, photo.boxes, called)
+                scoring.add(photo.name, photo.relative, state, photo.boxes, called, photo.dropped, photo.dropped_why)
             if review is not None:
                 review.add(photo)
             image_rows.append(report.image_row(photo, rule))
@@ -73,6 +73,8 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
             atomic.write_csv(out / "review.csv", REVIEW_COLUMNS, rows)
         atomic.write_json(out / "detection.json", result)
         print(truth.line(result, str(out / "detection.json")))
+        print("labelled cells found by type (a found cell's centre in the box):", *missed.lines(result["found_by_type"]),
+              sep="\n")
         if review is not None:
             print(f"review, the labels answering: {reviewed.describe(result['review'])} -> {out / 'review.csv'}")
     return 1 if any(r[report.IMAGES.index("error")] for r in image_rows) else 0

@@ -54,6 +54,9 @@ class Photo:
     p: np.ndarray = field(default_factory=lambda: np.zeros(0))  # P(Parasitized) per cell, once scored
     labels: list[str] = field(default_factory=list)
     relative: str = ""  # its path under the input it was found in, with forward slashes (relative_path)
+    kinds: list[str] = field(default_factory=list)  # each cell's kind: red cell or uncertain object (regions.py)
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), int))  # regions left out, photo pixels
+    dropped_why: list[str] = field(default_factory=list)  # ... and why
 
     @property
     def file_name(self) -> str:
@@ -126,6 +129,7 @@ def prepare(item: Item, size: int, cell_diameter: float | None = None, slide_pat
         return photo
     photo.rgb, photo.boxes, photo.inputs, photo.density = rgb, boxes, inputs, density
     photo.cut, photo.outlines, photo.referred = cut, outlines, referred
+    photo.kinds, photo.dropped, photo.dropped_why = seg.kinds, seg.dropped, seg.dropped_why
     return photo
 
 

@@ -54,6 +54,34 @@ def _white(rng: np.random.Generator, diameter: float):
     return rgb, alpha
 
 
+def _mature(rng: np.random.Generator, stain: synthetic.Stain, diameter: float):
+    """(RGB, alpha) of a cell holding a mature parasite (a gametocyte or schizont): enlarged a third, oval
+    (1.5 to 1.7 times longer than wide), a pale stippled inside and dark purple pigment over about a
+    third of it: what a white blood cell's nucleus, the shape filters and the pallor filling each took for
+    something else."""
+    r = diameter * rng.uniform(0.62, 0.7)
+    aspect = rng.uniform(1.5, 1.7)
+    a, b = r * np.sqrt(aspect), r / np.sqrt(aspect)
+    if rng.uniform() < 0.5:
+        a, b = b, a
+    h, w = int(2 * b) + 3, int(2 * a) + 3
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = ((xx - w / 2) / a) ** 2 + ((yy - h / 2) / b) ** 2
+    alpha = np.clip((1 - inside) * a / 2, 0, 1).astype(np.float32)
+    rgb = np.empty((h, w, 3), np.float32)
+    rgb[:] = stain.cell
+    pale = np.clip(1.4 * (0.85 - inside), 0, 1)[..., None]  # the inside paler than the rim
+    rgb = rgb * (1 - pale) + np.array([232.0, 206.0, 222.0]) * pale
+    pigment = np.zeros((h, w), np.float32)
+    while pigment.sum() < 0.3 * (inside < 1).sum():
+        t, d = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.75)
+        c = (int(w / 2 + d * a * np.cos(t)), int(h / 2 + d * b * np.sin(t)))
+        cv2.circle(pigment, c, int(diameter * rng.uniform(0.06, 0.1)), 1.0, -1, cv2.LINE_AA)
+    pigment *= inside < 1
+    rgb = rgb * (1 - pigment[..., None]) + np.array([70.0, 20.0, 100.0]) * pigment[..., None]
+    return rgb, alpha
+
+
 def _paste(img: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x: int, y: int) -> None:
     h, w = alpha.shape
     a = alpha[..., None]
@@ -61,10 +89,11 @@ def _paste(img: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x: int, y: int) 
 
 
 def make_field(seed: int, width: int = 640, height: int = 480, cells: int = 36, diameter: float = 44.0,
-               parasitized: float = 0.15, white: int = 1, touching: float = 0.4) -> Field:
+               parasitized: float = 0.15, white: int = 1, touching: float = 0.4, mature: float = 0.0) -> Field:
     """A synthetic smear photo: `cells` red cells about `diameter` pixels across, a share
-    `parasitized` of them infected, `white` white blood cells, a share `touching` placed against a
-    neighbour (centres 0.75 to 0.95 diameters apart), the others apart from all."""
+    `parasitized` of them infected (a share `mature` of those holding a mature parasite: `_mature`),
+    `white` white blood cells, a share `touching` placed against a neighbour (centres 0.75 to 0.95
+    diameters apart), the others apart from all."""
     rng = np.random.default_rng([seed, 14])
     stain = synthetic.Stain(cell=np.array([210.0, 140.0, 158.0]) + rng.normal(0, 6, 3),
                             chromatin=np.array([78.0, 30.0, 112.0]) * rng.uniform(0.8, 1.2), brightness=1.0)
@@ -101,7 +130,10 @@ def make_field(seed: int, width: int = 640, height: int = 480, cells: int = 36, 
             out_white.append(Box(at[0], at[1], alpha.shape[1], alpha.shape[0], "white"))
     for _ in range(cells):
         infected = bool(rng.uniform() < parasitized)
-        rgb, alpha = _cell(rng, stain, infected, diameter)
+        if infected and rng.uniform() < mature:
+            rgb, alpha = _mature(rng, stain, diameter)
+        else:
+            rgb, alpha = _cell(rng, stain, infected, diameter)
         if (at := place(rgb, alpha, against=bool(rng.uniform() < touching))) is not None:
             out_cells.append(Box(at[0], at[1], alpha.shape[1], alpha.shape[0],
                                  "parasitized" if infected else "uninfected"))

@@ -4,8 +4,7 @@ A photo takes the boxes of the image named by its path under the input it was fo
 member path, a file's path under the folder given), else of the image with its base name when that
 name is unique both in the labels and in the inputs.
 A found cell matches one labelled box, one to one, when its centre lies in the box or their IoU is
-at least 0.5 (and, for `detection_iou50`, when their IoU is at least 0.5); the pairing found is the
-one with the most matches (ties: the highest total IoU), solved per connected group of candidate pairs.
+at least 0.5 (and, for `detection_iou50`, when their IoU is at least 0.5), as `matching.py` pairs them;
 `difficult` boxes are neither hits nor misses: a found cell that matches one is left out. Boxes
 of white blood cells (leukocytes) are not red cells: a cell found on one is a false positive.
 Parasitized is the positive class: a box is parasitized when its type is a parasite stage.
@@ -20,19 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from malaria_cnn.core.errors import UserError
+from malaria_cnn.screening import missed
+from malaria_cnn.screening.matching import match
 
 UNINFECTED_TYPES = ("red blood cell", "rbc", "uninfected", "healthy")
 PARASITIZED_TYPES = ("ring", "trophozoite", "schizont", "gametocyte", "parasitized", "infected")
 DIFFICULT_TYPES = ("difficult",)
 NOT_RED_TYPES = ("leukocyte", "white blood cell", "wbc", "not a red cell")  # the last: the review page's export
 NOT_RED = "not a red cell"  # the kind of those boxes, kept only where asked for (load's not_red)
-MIN_IOU = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,6 +38,7 @@ class Box:
     w: float
     h: float
     kind: str = "uninfected"  # uninfected | parasitized | difficult | NOT_RED
+    type: str = ""  # the label's own type, lower case ("gametocyte", "red blood cell"); "" when not given
 
     def contains(self, px: float, py: float) -> bool:
         return self.x <= px <= self.x + self.w and self.y <= py <= self.y + self.h
@@ -57,14 +54,14 @@ def _kind(type_name: str, where: str) -> str:
     raise UserError(f"{where}: unknown object type {type_name!r} (known: {known})")
 
 
-def _box(values, kind: str, where: str) -> Box:
+def _box(values, kind: str, where: str, type_name: str = "") -> Box:
     try:
         x, y, w, h = (float(v) for v in values)
     except (TypeError, ValueError):
         raise UserError(f"{where}: a box needs four numbers x, y, w, h, got {values!r}") from None
     if w <= 0 or h <= 0:
         raise UserError(f"{where}: a box has no area ({values!r})")
-    return Box(x, y, w, h, kind)
+    return Box(x, y, w, h, kind, str(type_name).strip().lower())
 
 
 def _name(name) -> str:
@@ -79,7 +76,7 @@ def _iml(entries: list, where: str) -> dict[str, list[Box]]:
         boxes = out.setdefault(name, [])
         for obj in entry.get("objects", []):
             b = obj["bbox"]
-            boxes.append(_box((b["x"], b["y"], b["w"], b["h"]), _kind(obj["type"], where), where))
+            boxes.append(_box((b["x"], b["y"], b["w"], b["h"]), _kind(obj["type"], where), where, obj["type"]))
     return out
 
 
@@ -90,8 +87,9 @@ def _coco(data: dict, where: str) -> dict[str, list[Box]]:
     for ann in data.get("annotations", []):
         if ann["category_id"] not in names or ann["image_id"] not in files:
             raise UserError(f"{where}: annotation {ann.get('id')} names an unknown category or image")
-        kind = "difficult" if ann.get("iscrowd") else _kind(names[ann["category_id"]], where)
-        out[files[ann["image_id"]]].append(_box(ann["bbox"], kind, where))
+        name = names[ann["category_id"]]
+        kind = "difficult" if ann.get("iscrowd") else _kind(name, where)
+        out[files[ann["image_id"]]].append(_box(ann["bbox"], kind, where, name))
     return out
 
 
@@ -152,79 +150,6 @@ def photo_keys(labelled: dict[str, list[Box]], photos: dict[str, str]) -> dict[s
     return keys
 
 
-def _iou(found: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of every found box (n, 4: x, y, w, h) with every labelled box (m, 4)."""
-    return _iou_of(found[:, None, :], boxes[None, :, :])
-
-
-def _iou_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes (..., 4: x, y, w, h), element by element."""
-    lo, hi = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    return inter / np.maximum(union, 1e-9)
-
-
-def _candidates(found: np.ndarray, boxes: list[Box], iou_only: bool = False) -> tuple[np.ndarray, ...]:
-    """(found index, box index, IoU) of the pairs that may match, found without comparing every pair:
-    only boxes near enough to overlap are looked at."""
-    none = np.zeros(0, int), np.zeros(0, int), np.zeros(0)
-    if not len(found) or not boxes:
-        return none
-    arr = np.array([(b.x, b.y, b.w, b.h) for b in boxes], float)
-    fc, bc = found[:, :2] + found[:, 2:] / 2, arr[:, :2] + arr[:, 2:] / 2
-    reach = np.maximum((found[:, 2:].max(axis=0) + arr[:, 2:].max(axis=0)) / 2, 1e-9)  # farthest overlap, per axis
-    near = cKDTree(bc / reach).query_ball_point(fc / reach, 1 + 1e-9, p=np.inf)
-    fi = np.repeat(np.arange(len(found)), [len(n) for n in near])
-    if not len(fi):
-        return none
-    bi = np.concatenate([np.asarray(n, int) for n in near])
-    iou = _iou_of(found[fi], arr[bi])
-    ok = iou >= MIN_IOU
-    if not iou_only:
-        x, y, w, h = arr[bi].T
-        ok |= (fc[fi, 0] >= x) & (fc[fi, 0] <= x + w) & (fc[fi, 1] >= y) & (fc[fi, 1] <= y + h)
-    return fi[ok], bi[ok], iou[ok]
-
-
-def assign(rows: np.ndarray, cols: np.ndarray, iou: np.ndarray) -> list[tuple[int, int]]:
-    """One-to-one (row, col) pairs among candidate pairs (rows[k], cols[k]) of IoU iou[k]: the most pairs,
-    then the highest total IoU; solved on each connected group of candidates apart."""
-    rows, cols, iou = np.asarray(rows, int), np.asarray(cols, int), np.asarray(iou, float)
-    if not len(rows):
-        return []
-    n = rows.max() + 1
-    graph = coo_matrix((np.ones(len(rows)), (rows, n + cols)), shape=(n + cols.max() + 1,) * 2)
-    group = connected_components(graph, directed=False)[1][rows]
-    order = np.argsort(group, kind="stable")
-    pairs = []
-    for at in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
-        if len(at) == 1:
-            pairs.append((int(rows[at[0]]), int(cols[at[0]])))
-            continue
-        r, ri = np.unique(rows[at], return_inverse=True)
-        c, ci = np.unique(cols[at], return_inverse=True)
-        weight = np.zeros((len(r), len(c)))
-        weight[ri, ci] = min(len(r), len(c)) + 1 + iou[at]  # more matches first, then more IoU
-        for i, j in zip(*linear_sum_assignment(weight, maximize=True)):
-            if weight[i, j] > 0:
-                pairs.append((int(r[i]), int(c[j])))
-    return sorted(pairs)
-
-
-def match(found: np.ndarray, boxes: list[Box], iou_only: bool = False) -> tuple[list[tuple[int, int]], set[int]]:
-    """One-to-one pairs (found index, box index) with non-difficult boxes, and the found cells to leave
-    out because they match a difficult box. `found` holds (x, y, w, h) rows; with `iou_only`, a pair needs
-    an IoU of MIN_IOU whatever the centre."""
-    found = np.asarray(found, float).reshape(-1, 4)
-    scored = [i for i, b in enumerate(boxes) if b.kind != "difficult"]
-    difficult = [b for b in boxes if b.kind == "difficult"]
-    pairs = [(f, scored[b]) for f, b in assign(*_candidates(found, [boxes[i] for i in scored], iou_only))]
-    matched = {f for f, _ in pairs}
-    on_difficult = set(_candidates(found, difficult, iou_only)[0].tolist())
-    return pairs, on_difficult - matched
-
-
 @dataclass
 class PhotoScore:
     found: int  # found cells scored (those on difficult boxes left out)
@@ -234,7 +159,7 @@ class PhotoScore:
     parasitized_called: int  # found cells called parasitized (left-out ones excepted)
     parasitized_hits: int  # called parasitized and matched to a parasitized box
     parasitemia_error: float | None  # |found share - labelled share| of parasitized cells
-    matched_iou50: int = 0  # of the same found cells, matched with an IoU of at least MIN_IOU
+    matched_iou50: int = 0  # of the same found cells, matched with an IoU of at least matching.MIN_IOU
 
 
 def score_photo(found: np.ndarray, called: np.ndarray, boxes: list[Box]) -> PhotoScore:
@@ -295,20 +220,26 @@ class Scoring:
         self.found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def add(self, name: str, path: str, state: str, found: np.ndarray | None = None,
-            called: np.ndarray | None = None) -> None:
-        """One photo: its found boxes (x, y, w, h) and calls (True: parasitized) when it was read and counted."""
+            called: np.ndarray | None = None, dropped: np.ndarray | None = None,
+            dropped_why: list[str] | None = None) -> None:
+        """One photo: its found boxes (x, y, w, h) and calls (True: parasitized) when it was read and counted,
+        and the boxes of the regions its segmentation left out, and why (to say why a labelled cell was missed)."""
         self.photos.append((name, path, state))
         if state == "read" and (path in self.labelled or posixpath.basename(path) in self.bases):
-            self.found[name] = (found, called)
+            self.found[name] = (found, called, np.zeros((0, 4)) if dropped is None else dropped, dropped_why or [])
 
     def summary(self) -> dict:
-        """summarise's figures over the photos read and labelled; the photos read without boxes, the labelled
+        """summarise's figures over the photos read and labelled, and the labelled cells found by type (missed.py);
+        the photos read without boxes, the labelled
         photos that failed (and their boxes, in no figure), and the photos whose name is in the labels but
         names no one image (photo_keys)."""
         keys = photo_keys(self.labelled, {name: path for name, path, _ in self.photos})
         read = [name for name, _, state in self.photos if state == "read"]
-        result = summarise({name: score_photo(*self.found[name], self.labelled[keys[name]])
-                            for name in read if name in keys})
+        scored = [name for name in read if name in keys]
+        result = summarise({name: score_photo(*self.found[name][:2], self.labelled[keys[name]]) for name in scored})
+        result["found_by_type"] = missed.summarise({name: missed.tally(self.found[name][0], *self.found[name][2:],
+                                                             self.labelled[keys[name]]) for name in scored},
+                                          {name: self.labelled[keys[name]] for name in scored})
         failed = [name for name, _, state in self.photos if state == "failed" and name in keys]
         result["photos_without_boxes"] = [name for name in read if name not in keys]
         result["photos_failed"] = failed
