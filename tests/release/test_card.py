@@ -65,6 +65,15 @@ def test_card_reports_slide_level_answers():
     assert "infected when the corrected parasitemia's 95% interval lies above 0" in text
     assert "| Slide sensitivity (among slides answered) | 1.000 | 0.440 - 1.000 |" in text
     assert "| Slides referred | 1.000 | 0.440 - 1.000 |" in text and "Rogan-Gladen" in text
+    assert "only after a person reviews" not in text
+    review = {"reviewed_recall": 0.9, "reviewed_recall_ci_lower": 0.8, "reviewed_recall_ci_upper": 0.95,
+              "reviewed_flagged_per_1000_median": 21.0, "reviewed_slides_referred": 1,
+              **{f"reviewed_slide_{m}{s}": v for m in ("sensitivity", "specificity", "refer_rate")
+                 for s, v in (("", 1.0), ("_ci_lower", 0.44), ("_ci_upper", 1.0))}}
+    text = card.model_card(from_dict({}), 1, 64, STORED, {**TEST, **slide, **review}, SIZES, "ab" * 32, {}, {})
+    assert ("only after a person reviews the cells it flags. With the labels answering for that person, on the "
+            "test slides: after review of the flagged cells (21.0 per 1,000 at the median slide, holding 0.900 "
+            "(0.800-0.950) of the labelled parasites)") in text
 
 
 def test_card_names_every_source_its_figures_apart_and_the_model_fine_tuned_from():

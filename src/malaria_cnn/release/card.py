@@ -7,6 +7,7 @@ from dataclasses import asdict
 from malaria_cnn.core.params import Params, source_name
 from malaria_cnn.data.split import SPLITS
 from malaria_cnn.evaluation import metrics as metric_names
+from malaria_cnn.evaluation import reviewed
 
 _LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "sensitivity": "Sensitivity",
            "specificity": "Specificity", "ppv": "PPV", "npv": "NPV", "f1": "F1", "mcc": "MCC",
@@ -121,7 +122,15 @@ def _slide_text(test: dict) -> str:
             f"errors vary between slides. {test['slides_infected']} infected and {test['slides_uninfected']} "
             "uninfected test slides:\n\n| metric | value | interval |\n|---|---|---|\n" +
             "\n".join(f"| {label} | {_value(test[f'slide_{m}'])} | {_value(test[f'slide_{m}_ci_lower'])} - "
-                      f"{_value(test[f'slide_{m}_ci_upper'])} |" for m, label in labels.items()))
+                      f"{_value(test[f'slide_{m}_ci_upper'])} |" for m, label in labels.items()) + _review_text(test))
+
+
+def _review_text(test: dict) -> str:
+    """The answers after a review of each test slide's flagged cells, the labels answering."""
+    if "reviewed_recall" not in test:
+        return ""
+    return (f"\n\nThe model answers \"not infected\" only after a person reviews the cells it flags. With the "
+            f"labels answering for that person, on the test slides: {reviewed.describe(test)}.")
 
 
 def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: dict, sizes: dict,

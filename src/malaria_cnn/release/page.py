@@ -13,7 +13,7 @@ from dvc_render.vega import VegaRenderer
 
 from malaria_cnn.core import atomic
 from malaria_cnn.core.params import EvaluateParams
-from malaria_cnn.evaluation import evaluate, false_calls, metrics
+from malaria_cnn.evaluation import evaluate, false_calls, metrics, reviewed
 from malaria_cnn.evaluation.outputs import Outputs
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "report" / "page.html"  # the project's, as .dvc/config sets it
@@ -51,6 +51,8 @@ def metrics_table(m: dict, cfg: EvaluateParams) -> str:
     rule = (f"<p>Each slide (patient) is answered {html.escape(m['slide_rule'])}: slide sensitivity and specificity "
             f"count the slides answered, the refer rate all of them (slides.csv gives each answer and why).</p>"
             if "slide_rule" in m else "")
+    if "reviewed_recall" in m:
+        rule += f"<p>Each slide's flagged cells reviewed, the labels answering: {html.escape(reviewed.describe(m))}.</p>"
     if "false_call_rate_slides" in m:
         rule += f"<p>Uninfected cells called parasitized, per slide: {html.escape(false_calls.describe(m))}.</p>"
     if m.get("slides_stain_referred"):
