@@ -276,12 +276,14 @@ def create_app(s: Settings) -> FastAPI:
             raise HTTPException(404, f"no cell {cell_id}")
         return row
 
+    def _png(data: bytes) -> Response:
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
     @app.get("/api/cells/{cell_id}/crop", summary="The cell cut from its photo, on black (PNG)",
              response_class=Response)
     def crop(cell_id: int):
         _cell_or_404(cell_id)
-        return Response(store.cell_image(cell_id, "crop"), media_type="image/png",
-                        headers={"Cache-Control": "private, max-age=86400"})
+        return _png(store.cell_image(cell_id, "crop"))
 
     @app.get("/api/cells/{cell_id}/context", summary="The cell among its neighbours, in the photo's colours (PNG)",
              response_class=Response)
@@ -293,15 +295,14 @@ def create_app(s: Settings) -> FastAPI:
         path = s.workspace / "display" / f"{cell['photo_id']}.jpg"
         if not path.is_file():
             raise HTTPException(404, f"photo {cell['photo_id']} has no picture")
-        png = context_png(path.read_bytes(), (cell["x"], cell["y"], cell["w"], cell["h"]), photo["display_scale"] or 1.0)
-        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+        return _png(context_png(path.read_bytes(), (cell["x"], cell["y"], cell["w"], cell["h"]),
+                                photo["display_scale"] or 1.0))
 
     @app.get("/api/cells/{cell_id}/input", summary="The cell as the model sees it: its standardised input (PNG)",
              response_class=Response)
     def input_image(cell_id: int):
         _cell_or_404(cell_id)
-        return Response(store.cell_image(cell_id, "input"), media_type="image/png",
-                        headers={"Cache-Control": "private, max-age=86400"})
+        return _png(store.cell_image(cell_id, "input"))
 
     @app.get("/api/cells/{cell_id}/gradcam", summary="Grad-CAM over the model's input for the cell (PNG)",
              response_class=Response)
@@ -311,7 +312,7 @@ def create_app(s: Settings) -> FastAPI:
         cell = _cell_or_404(cell_id)
         with model_lock:
             png = gradcam_png(s.scoring.model, store.cell_image(cell_id, "input"), cell["label"])
-        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+        return _png(png)
 
     @app.get("/api/slides/{slide_id}/review", summary="The cells flagged for review, most likely parasite first")
     def review(slide_id: int):
