@@ -87,9 +87,10 @@ def cut_dev_zip(work: Path, seed: int = 7) -> tuple[Path, Path]:
     return train, held
 
 
-def pipeline(work: Path, arm: str, data: dict, train: dict | None = None, folds: int = 5) -> tuple[Path, dict]:
-    """A fresh clone of this repository with `data` (and `train`) params set, reproduced; its folder and the
-    minutes taken (whole run, and one train stage timed apart)."""
+def pipeline(work: Path, arm: str, data: dict, train: dict | None = None, folds: int = 5,
+             more: dict | None = None) -> tuple[Path, dict]:
+    """A fresh clone of this repository with `data` (and `train`, and `more`: {section: params}) params set,
+    reproduced; its folder and the minutes taken (whole run, and one train stage timed apart)."""
     where = work / arm
     done = where / "models" / "model.keras"
     timing = where / "timing.json"
@@ -100,6 +101,8 @@ def pipeline(work: Path, arm: str, data: dict, train: dict | None = None, folds:
     p = yaml.safe_load((where / "params.yaml").read_text())
     p["data"].update(data)
     p["train"].update(train or {})
+    for section, values in (more or {}).items():
+        p[section].update(values)
     p["cv"]["folds"] = folds
     params.from_dict(p)  # one line if a key is wrong, before any work
     (where / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))

@@ -1,0 +1,118 @@
+"""Benchmark: how well the model ranks parasites first on stains it never trained on, lever by lever, with seeds.
+
+A review confirms the cells the model ranks highest (evaluation/review.py), so the answer for a slide rests on
+whether its parasites sit near the top of the ranking. Each arm is the pipeline as a user runs it (a fresh
+clone, params set, `dvc repro`, benchmarks/photos.py's `pipeline`) on the dev zip's 39 training slides, and
+its final model screens every photo of both shared batches, neither of which it trained on. Reported per arm
+and seed:
+- the ranking AUC of parasitized against plain cells among the cells `screen` finds (a found cell is
+  parasitized when it matches a parasitized box);
+- the share of each 10-photo group's labelled parasites (found by the segmentation or not) among its top 1%,
+  2% and 5% of cells by P(Parasitized);
+- on NIH's 10 held-out slides: accuracy at 0.5, ROC AUC, and the per-slide share of uninfected cells called
+  parasitized at the run's threshold (90th percentile and largest);
+- the minutes `dvc repro` took.
+
+Arms (`--arms`): `baseline` (the defaults), `hed` (train.stain_jitter hed: jitter in stain optical density),
+`size96` (preprocess.image_size 96: a ring is more pixels), `size96_hed`. Cross-validation uses 3 folds to
+keep each run short (`--folds`); a lever counts only where it moves a figure beyond the spread between seeds.
+
+    python benchmarks/ranking.py --work /tmp/photos-bench --seeds 42 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import photos as bench  # noqa: E402
+import review as review_bench  # noqa: E402
+
+from malaria_cnn.core.labels import POSITIVE  # noqa: E402
+from malaria_cnn.evaluation import false_calls, operating_point  # noqa: E402
+from malaria_cnn.training import model_io  # noqa: E402
+
+ARMS = {"baseline": {}, "hed": {"train": {"stain_jitter": "hed"}}, "size96": {"preprocess": {"image_size": 96}},
+        "size96_hed": {"train": {"stain_jitter": "hed"}, "preprocess": {"image_size": 96}}}
+TOPS = (0.01, 0.02, 0.05)
+GROUP = 10  # photos a slide
+
+
+def ranking(records: list[dict]) -> dict:
+    """The ranking AUC among found cells, and the share of labelled parasites in each group's top cells."""
+    p = np.concatenate([r["p"] for r in records])
+    y = np.concatenate([r["y"] for r in records])
+    out = {"auc": float(roc_auc_score(y == POSITIVE, p))}
+    for top in TOPS:
+        hits = parasites = 0
+        for i in range(0, len(records) - GROUP + 1, GROUP):
+            group = records[i:i + GROUP]
+            gp, gy = np.concatenate([r["p"] for r in group]), np.concatenate([r["y"] for r in group])
+            k = int(round(top * len(gp)))
+            hits += int(np.sum(gy[np.argsort(-gp, kind="stable")[:k]] == POSITIVE))
+            parasites += sum(r["parasites"] for r in group)
+        out[f"top{round(top * 100)}"] = hits / parasites if parasites else float("nan")
+    return out
+
+
+def nih(model_path: Path, cells: dict, threshold: float) -> dict:
+    prob = model_io.parasitized_probability(model_io.load(model_path), cells["x"], 256)
+    positive = cells["y"] == POSITIVE
+    s = false_calls.summary(cells["y"], prob, cells["slide"], threshold)
+    return {"accuracy": float(np.mean((prob >= 0.5) == positive)), "auc": float(roc_auc_score(positive, prob)),
+            "false_calls_p90": s.get("false_call_rate_p90"), "false_calls_max": s.get("false_call_rate_max")}
+
+
+def run_arm(work: Path, arm: str, seed: int, folds: int, train_zip: Path, cells: dict, photos: dict) -> dict:
+    sections = {k: dict(v) for k, v in ARMS[arm].items()}
+    train = {**sections.pop("train", {}), "seed": seed}
+    where, minutes = bench.pipeline(work, f"ranking_{arm}_{seed}", {"source": "zip", "path": str(train_zip)}, train,
+                                    folds=folds, more=sections)
+    model = where / "models" / "model.keras"
+    threshold = operating_point.load(where / "models" / "threshold.json", model)
+    out = {"minutes": sum(minutes.values()), "nih": nih(model, cells, threshold)}
+    for b in bench.BATCHES:
+        records = review_bench.screened(work / f"ranking_{arm}_{seed}_{b}.pkl", str(model),
+                                        list(photos[b].values()), b, threshold, None)
+        out[b] = ranking(records)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="a folder for the clones (kept: reruns reuse them)")
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 1])
+    ap.add_argument("--folds", type=int, default=3)
+    args = ap.parse_args()
+    if not bench.DEV_ZIP.is_file() or not all((bench.FIELDS / b / "annotations.json").is_file() for b in bench.BATCHES):
+        sys.exit(f"error: needs {bench.DEV_ZIP} and the labelled photos in {bench.FIELDS}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    train_zip, held_zip = bench.cut_dev_zip(args.work)
+    cells = bench.holdout_cells(args.work, held_zip)
+    photos = {b: {p.name: p for p in sorted((bench.FIELDS / b).glob("*.JPG"))} for b in bench.BATCHES}
+    report = {arm: {seed: run_arm(args.work, arm, seed, args.folds, train_zip, cells, photos) for seed in args.seeds}
+              for arm in args.arms}
+    (args.work / "ranking.json").write_text(json.dumps(report, indent=1))
+    print("| arm | seed | minutes | " + " | ".join(f"{b}: AUC, top 1/2/5%" for b in bench.BATCHES)
+          + " | NIH held out: accuracy, AUC, false calls p90 / max |")
+    print("|---|---|---|" + "---|" * (len(bench.BATCHES) + 1))
+    for arm, seeds in report.items():
+        for seed, r in seeds.items():
+            cols = [f"{r[b]['auc']:.3f}, {r[b]['top1']:.2f}/{r[b]['top2']:.2f}/{r[b]['top5']:.2f}" for b in bench.BATCHES]
+            n = r["nih"]
+            print(f"| {arm} | {seed} | {r['minutes']:.1f} | " + " | ".join(cols) +
+                  f" | {n['accuracy']:.3f}, {n['auc']:.3f}, {n['false_calls_p90']:.1%} / {n['false_calls_max']:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
