@@ -14,6 +14,7 @@ largest probability difference.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,11 @@ def tflite(saved_model_dir: str | Path, representative: np.ndarray | None = None
         stain_ops = [t["name"] for t in LiteModel(float32).interpreter.get_tensor_details()
                      if t["name"].startswith(STAIN_SCOPE + "/")]
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=stain_ops)
-        return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=converter.representative_dataset,
-                                                         debug_options=options).get_nondebug_quantized_model()
+        with warnings.catch_warnings():  # the debugger runs TensorFlow's own interpreter, deprecated for LiteRT's
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            return tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=converter.representative_dataset,
+                debug_options=options).get_nondebug_quantized_model()
 
 
 def representative_crops(x: np.ndarray, n: int) -> np.ndarray:
