@@ -1,4 +1,4 @@
-"""Benchmark: prediction on CPU, Keras against TFLite float32 and int8, in one run.
+"""Benchmark: prediction on CPU, Keras against the exported SavedModel and TFLite float32 and int8, in one run.
 
 Throughput: `malaria_cnn.release.predict.predict` over every crop of the NIH dev zip (read from the
 zip, decoded and resized on a thread per core, scored in batches of 256), as `malaria-cnn
@@ -10,7 +10,10 @@ weights (speed does not depend on the weights); the shipped model is the ensembl
 --members such networks (`cv.folds` of the default params), exported to TFLite float32 and
 int8 (calibrated on 200 dev crops). `Keras xN cmd` is the ensemble as `malaria-cnn predict` and
 `evaluate` call it: a traced call per 64 crops, decoding in batches of 64 (its latency is the
-traced ensemble's, the row above). Ratios are against one Keras network, measured in the same run.
+traced ensemble's, the row above). The exported copies take raw crops (decoded and resized, the stain
+standardised inside their graph: `raw` rows); `std` is a TFLite float32 copy of the network alone fed
+crops standardised in numpy, as the copies took them before. Ratios are against one Keras network,
+measured in the same run.
 
     python benchmarks/predict.py
 """
@@ -31,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
 from malaria_cnn.core.params import CvParams, ModelParams  # noqa: E402
-from malaria_cnn.data import images  # noqa: E402
+from malaria_cnn.data import images, stain  # noqa: E402
 from malaria_cnn.release import export, predict  # noqa: E402
 from malaria_cnn.training import ensemble, model_io, networks  # noqa: E402
 from malaria_cnn.training.runtime import keras, tf  # noqa: E402
@@ -40,12 +43,13 @@ SIZE = 64
 BATCH = 256
 
 
-def throughput(score, repeat: int, batch: int = BATCH) -> tuple[float, int]:
-    """Median images/s of predict() over the dev zip, and the number of crops."""
+def throughput(score, repeat: int, batch: int = BATCH, stain_mode: str = "od") -> tuple[float, int]:
+    """Median images/s of predict() over the dev zip (crops standardised in numpy, or raw with mode none), and
+    the number of crops."""
     times, n = [], 0
     for _ in range(repeat):
         start = time.perf_counter()
-        rows = predict.predict(score, [DEV_ZIP], SIZE, 0.5, batch, progress=False)
+        rows = predict.predict(score, [DEV_ZIP], SIZE, 0.5, batch, progress=False, stain_mode=stain_mode)
         times.append(time.perf_counter() - start)
         n = len(rows)
     return n / float(np.median(times)), n
@@ -76,7 +80,8 @@ def main() -> None:
     model = ensemble.average([single] + [networks.build(ModelParams(), SIZE) for _ in range(args.members - 1)])
     with zipfile.ZipFile(DEV_ZIP) as zf:
         names = [n for n in zf.namelist() if n.endswith(".png")]
-        crops = np.stack([images.load_cell(zf.read(n), SIZE) for n in names[:: len(names) // max(args.single, 200)]])
+        crops = np.stack([images.load_cell(zf.read(n), SIZE, stain_mode="none")
+                          for n in names[:: len(names) // max(args.single, 200)]])
     # Keras first: once the TFLite converter has run, TensorFlow logs a harmless op-attribute
     # error for every tf.data pipeline that model.predict builds.
     results = {}
@@ -87,19 +92,28 @@ def main() -> None:
     # as `malaria-cnn predict` and `evaluate` score: one traced call per 64 crops (cli.BATCH)
     results[f"Keras x{args.members} cmd"] = (throughput(model_io.scorer(model, 64), args.repeat, batch=64),
                                              results[f"Keras x{args.members}"][1])
+    network_alone = ensemble.average([networks.build(ModelParams(), SIZE, "none") for _ in range(args.members)])
     with tempfile.TemporaryDirectory() as tmp:
+        export.saved_model(network_alone, Path(tmp) / "alone")
         export.saved_model(model, Path(tmp) / "saved")
-        blobs = {f"TFLite x{args.members} f32": export.tflite(Path(tmp) / "saved"),
-                 f"TFLite x{args.members} int8": export.tflite(Path(tmp) / "saved", crops[:200])}
-    for name, blob in blobs.items():
-        lite = export.LiteModel(blob)
-        results[name] = (throughput(lambda x: lite.parasitized_probability(x, BATCH), args.repeat),
-                         latency(lite.probabilities, crops[: args.single]))
+        std = export.LiteModel(export.tflite(Path(tmp) / "alone"))
+        standardised = np.stack([stain.standardised(c)[0] for c in crops])
+        results[f"TFLite x{args.members} f32 std"] = (
+            throughput(lambda x: std.parasitized_probability(x, BATCH), args.repeat),
+            latency(std.probabilities, standardised[: args.single]))
+        copies = {f"TFLite x{args.members} f32 raw": export.LiteModel(export.tflite(Path(tmp) / "saved")),
+                  f"TFLite x{args.members} int8 raw": export.LiteModel(export.tflite(Path(tmp) / "saved", crops[:200])),
+                  f"SavedModel x{args.members} raw": export.SavedModelCopy(Path(tmp) / "saved")}
+        for name, copy in copies.items():
+            one = copy.probabilities if isinstance(copy, export.LiteModel) else \
+                lambda x, copy=copy: copy.parasitized_probability(x, 1)
+            results[name] = (throughput(lambda x, copy=copy: copy.parasitized_probability(x, BATCH), args.repeat,
+                                        stain_mode="none"), latency(one, crops[: args.single]))
     (base_rate, n), (base_ms, _) = results["Keras"]
     print(f"{n:,} crops of {DEV_ZIP.name}, {SIZE}x{SIZE}, batches of {BATCH}; single crops: {args.single}")
-    print(f"{'model':18s} {'images/s':>9s} {'x Keras':>8s} {'median ms':>10s} {'p95 ms':>7s} {'x Keras':>8s}")
+    print(f"{'model':22s} {'images/s':>9s} {'x Keras':>8s} {'median ms':>10s} {'p95 ms':>7s} {'x Keras':>8s}")
     for name, ((rate, _), (med, p95)) in results.items():
-        print(f"{name:18s} {rate:9,.0f} {rate / base_rate:8.2f} {med:10.2f} {p95:7.2f} {base_ms / med:8.2f}")
+        print(f"{name:22s} {rate:9,.0f} {rate / base_rate:8.2f} {med:10.2f} {p95:7.2f} {base_ms / med:8.2f}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Each copy takes raw crops: RGB uint8 cells on black, resized to the model's size by area averaging
 (images.resize), as NIH's crops and `screen`'s cuts are. The stain standardisation that `predict` runs
-in numpy (data/stain.py) runs inside the copy's graph (training/stain_graph.py), then the network.
+in numpy (data/stain.py) runs inside the copy's graph (release/stain_graph.py), then the network.
 - SavedModel, for TF Serving: `serving_default` takes `rgb_uint8` and returns `probabilities`.
 - TFLite float32, and TFLite int8 (post-training quantisation of the network, its value ranges
   calibrated on raw crops of the train split; the standardisation stays in float32). Both keep
@@ -22,7 +22,8 @@ import numpy as np
 from malaria_cnn.core.labels import POSITIVE
 from malaria_cnn.core.params import PreprocessParams
 from malaria_cnn.data import archive, images
-from malaria_cnn.training import model_io, stain_graph
+from malaria_cnn.release import stain_graph
+from malaria_cnn.training import model_io
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
 
 INPUT = "rgb_uint8"  # the copies' input: raw crops

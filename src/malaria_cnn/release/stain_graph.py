@@ -9,7 +9,7 @@ either way, applied as a 256-level table, then the background and rim filled wit
 crop with no cell pixel passes unchanged. Masks are float 0/1 blends rather than selects, and only ops
 TFLite has as builtins are used (max pool, segment sum, cumsum, arg max, gather), so a phone runs it
 without TensorFlow. It computes in float32 where the numpy version uses float64; on the dev crops the two
-give the same pixels (tests/training/test_stain_graph.py).
+give the same pixels (tests/release/test_stain_graph.py).
 """
 
 from __future__ import annotations

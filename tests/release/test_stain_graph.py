@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from malaria_cnn.data import images, stain
-from malaria_cnn.training import stain_graph
+from malaria_cnn.release import stain_graph
 
 
 def numpy_path(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
