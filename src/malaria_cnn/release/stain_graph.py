@@ -6,9 +6,8 @@ A batch of model-sized crops (RGB uint8, n x s x s x 3, a cell on black) goes in
 from it found by a 3x3 erosion, the median per channel of the core's pixels (the lower and upper middle
 values averaged, from a histogram), every channel's OD scaled to the reference and clamped to MAX_SCALE
 either way, applied as a 256-level table, then the background and rim filled with the reference pixel. A
-crop with no cell pixel passes unchanged. Masks are float 0/1 blends rather than selects, and only ops
-TFLite has as builtins are used (max pool, segment sum, cumsum, arg max, gather), so a phone runs it
-without TensorFlow. It computes in float32 where the numpy version uses float64; on the dev crops the two
+crop with no cell pixel passes unchanged. Only float32 and int32 ops that TFLite has as builtins are used
+(max pool, segment sum, cumsum, arg max, gather, select), so a phone runs it without TensorFlow. It computes in float32 where the numpy version uses float64; on the dev crops the two
 give the same pixels (tests/release/test_stain_graph.py).
 """
 
@@ -63,13 +62,14 @@ def standardised(rgb) -> tf.Tensor:
     """Raw crops (uint8, n x s x s x 3) to the model's input: stain.standardised in mode `od`, in a graph."""
     x, levels = tf.cast(rgb, tf.float32), tf.cast(rgb, tf.int32)
     inside, core = cell_masks(x)
+    has_cell = tf.reduce_max(inside, axis=[1, 2]) > 0  # (n, 1)
     scale = tf.clip_by_value(_REFERENCE_OD / tf.maximum(_od(levels, core), 1e-6), 1 / stain.MAX_SCALE,
                              stain.MAX_SCALE)
+    scale = tf.where(has_cell, scale, 1.0)  # a crop without a cell passes unchanged: the identity table, no fill
+    keep = tf.maximum(core, 1 - tf.cast(has_cell, tf.float32)[:, :, None, None]) > 0
     grey = tf.range(1, LEVELS, dtype=tf.float32) / 255  # level 0 (black) stays 0, no other drops to black
     table = tf.maximum(tf.round(255 * tf.exp(scale[:, :, None] * tf.math.log(grey))), 1)
     table = tf.concat([tf.zeros_like(table[:, :, :1]), table], axis=-1)  # (n, 3, 256): I' = 255 (I / 255) ** scale
     offsets = (tf.range(tf.shape(x)[0])[:, None, None, None] * 3 + tf.range(3)) * LEVELS
     out = tf.gather(tf.reshape(table, [-1]), offsets + levels)
-    out = out * core + _REFERENCE_RGB * (1 - core)  # the background and the rim: no outline to read
-    has_cell = tf.reduce_max(inside, axis=[1, 2, 3], keepdims=True)
-    return tf.cast(out * has_cell + x * (1 - has_cell), tf.uint8)
+    return tf.cast(tf.where(keep, out, _REFERENCE_RGB), tf.uint8)  # the background and the rim: no outline to read
