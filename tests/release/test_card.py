@@ -90,4 +90,4 @@ def test_card_says_what_each_file_takes_and_shows_each_client():
     assert "Input of `model.keras`: the same crops **after** stain standardisation" in text
     assert all(f"```python\n{code}```" in text for code in clients.CLIENTS.values())
     plain = _card(preprocess={"stain": "none"})
-    assert "Input of every file: RGB uint8 crops of 64 x 64" in plain and "after** stain" not in plain
+    assert "Input of every file: crops, RGB uint8, 64 x 64 pixels" in plain and "after** stain" not in plain

@@ -38,11 +38,11 @@ def _fold_by_fold(report: dict | None) -> str:
 
 def _preparation(mode: str, image_size: int) -> str:
     """What each file takes, by the model's stain mode."""
-    size = f"RGB uint8 crops of {image_size} x {image_size} pixels, a cell on black, resized with area averaging"
+    size = f"RGB uint8, {image_size} x {image_size} pixels, a cell on black, resized with area averaging"
     if mode == "none":
-        return f"- Input of every file: {size}, values 0-255 (scaling is inside the model)."
-    return (f"- Input of the exported copies (`saved_model/`, both `.tflite` files): raw crops, {size} (OpenCV's\n"
-            "  INTER_AREA when shrinking); they standardise each cell's stain themselves, inside their graph.\n"
+        return f"- Input of every file: crops, {size}, values 0-255 (scaling is inside the model)."
+    return (f"- Input of the exported copies (`saved_model/`, both `.tflite` files): raw crops, {size}\n"
+            "  (OpenCV's INTER_AREA when shrinking); they standardise each cell's stain themselves, in their graph.\n"
             f"- Input of `model.keras`: the same crops **after** stain standardisation (each channel's optical density\n"
             "  scaled so the cell's median pixel is a reference NIH cell's; its input layer is named\n"
             "  `rgb_uint8_stain_od`). Fed raw crops it calls nearly every cell Parasitized: use its client code\n"
