@@ -1,4 +1,5 @@
-"""Stage export: SavedModel, TFLite float32 and int8, and their parity on the test split."""
+"""Stage export: SavedModel, TFLite float32 and int8 taking raw crops, and their parity on the test split's raw
+crops against the Keras model fed them standardised, as `malaria-cnn predict` does."""
 
 import sys
 from pathlib import Path
@@ -19,18 +20,19 @@ def main() -> None:
     model = model_io.load(paths.MODEL)
     stored = operating_point.load_record(paths.THRESHOLD, paths.MODEL)
     threshold = float(stored["threshold"])
-    test_x = splits["test"]["x"]
-    reference = model_io.parasitized_probability(model, test_x, p.predict.batch_size)
-
+    size, batch = model_io.image_size(model), p.predict.batch_size
+    reference = model_io.parasitized_probability(model, splits["test"]["x"], batch)
+    test_x = export.raw_crops(paths.RAW_ZIP, splits["test"]["filename"], size, p.preprocess)
+    calibration = export.raw_crops(paths.RAW_ZIP, export.representative_crops(splits["train"]["filename"],
+                                                                             p.export.representative), size, p.preprocess)
     with atomic.atomic_dir(paths.SAVED_MODEL) as saved:
         export.saved_model(model, saved)
-        blobs = {
-            "float32": export.tflite(saved),
-            "int8": export.tflite(saved, export.representative_crops(splits["train"]["x"], p.export.representative)),
-        }
-        agree = {name: export.parity(reference, export.LiteModel(blob).parasitized_probability(test_x, p.predict.batch_size), threshold)
-                 for name, blob in blobs.items()}
-    warning = export.check_int8(agree["int8"], p.export.min_int8_agreement)
+        blobs = {"float32": export.tflite(saved), "int8": export.tflite(saved, calibration)}
+        copies = {"saved_model": export.SavedModelCopy(saved), **{f"tflite_{name}": export.LiteModel(blob)
+                                                                  for name, blob in blobs.items()}}
+        agree = {name: export.parity(reference, copy.parasitized_probability(test_x, batch), threshold)
+                 for name, copy in copies.items()}
+    warning = export.check_int8(agree["tflite_int8"], p.export.min_int8_agreement)
     if warning:
         print(f"export: warning: {warning}", file=sys.stderr)
     atomic.write_bytes(paths.TFLITE_FLOAT32, blobs["float32"])
@@ -40,8 +42,7 @@ def main() -> None:
              "saved_model/": sum(f.stat().st_size for f in Path(paths.SAVED_MODEL).rglob("*") if f.is_file()),
              "model_float32.tflite": len(blobs["float32"]), "model_int8.tflite": len(blobs["int8"])}
     atomic.write_json(paths.EXPORT_METRICS, {  # the SavedModel's size varies by a byte or so from run to run
-        "test_cells": len(test_x), "threshold": round(threshold, 6),
-        **{f"tflite_{name}": d for name, d in agree.items()},
+        "test_cells": len(test_x), "threshold": round(threshold, 6), "input": export.INPUT_NOTE, **agree,
         "size_bytes": {name: size for name, size in files.items() if name != "saved_model/"},
         "parameters": model.count_params(), "image_size": model_io.image_size(model),  # for the model card
     })

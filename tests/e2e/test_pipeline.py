@@ -149,6 +149,7 @@ def test_predict_command_and_exported_models(project):
     exported = json.loads((project / "metrics/export.json").read_text())
     int8 = exported["tflite_int8"]
     assert int8["passed"] == (int8["agreement"] >= 0.99) and exported["tflite_float32"]["agreement"] == 1.0
+    assert exported["saved_model"]["agreement"] == 1.0 and exported["input"].startswith("raw crops")
     assert exported["size_bytes"]["model_int8.tflite"] < exported["size_bytes"]["model_float32.tflite"]
     card = (project / "models/export/MODEL_CARD.md").read_text()
     assert f"{json.loads((project / 'models/threshold.json').read_text())['threshold']:.6f}" in card

@@ -89,3 +89,14 @@ def test_card_names_every_source_its_figures_apart_and_the_model_fine_tuned_from
     assert "| nih | 150 | 3 | 0.900 | 0.900 | 0.750 |" in text and "| synthetic | 50 | 1 |" in text
     assert "one per cross-validation fold, fine-tuned from `models/nih.keras`" in text
     assert "| nih | 0.300 | 0.900 | 0.990 | n/a | 0 / 2 |" in text and "| synthetic | 0." not in text
+
+
+def test_card_says_what_each_file_takes_and_shows_each_client():
+    from malaria_cnn.release import clients
+
+    text = _card()
+    assert "Input of the exported copies (`saved_model/`, both `.tflite` files): raw crops" in text
+    assert "Input of `model.keras`: the same crops **after** stain standardisation" in text
+    assert all(f"```python\n{code}```" in text for code in clients.CLIENTS.values())
+    plain = _card(preprocess={"stain": "none"})
+    assert "Input of every file: crops, RGB uint8, 64 x 64 pixels" in plain and "after** stain" not in plain

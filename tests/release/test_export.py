@@ -2,43 +2,96 @@ import numpy as np
 import pytest
 
 from malaria_cnn.core.params import CompactNetParams, ModelParams
+from malaria_cnn.data import stain
 from malaria_cnn.release import export
 from malaria_cnn.training import model_io, networks
 
 SIZE = 24
 
 
+def raw_cells(n: int, seed: int = 0) -> np.ndarray:
+    """Random crops with a black background around a noisy disc: raw crops, their stain as it came."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 255, (n, SIZE, SIZE, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    x[:, (yy - SIZE / 2) ** 2 + (xx - SIZE / 2) ** 2 > (SIZE / 2.5) ** 2] = 0
+    return x
+
+
+def standardised(x: np.ndarray) -> np.ndarray:
+    return np.stack([stain.standardised(crop)[0] for crop in x])
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16))), image_size=SIZE)
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, (64, SIZE, SIZE, 3), dtype=np.uint8)
+    x = raw_cells(64)
     export.saved_model(model, tmp / "saved")
-    return model, x, {
+    return model, x, tmp / "saved", {
         "float32": export.tflite(tmp / "saved"),
         "int8": export.tflite(tmp / "saved", export.representative_crops(x, 32)),
     }
 
 
-def test_float32_tflite_matches_keras(exported):
-    model, x, blobs = exported
-    keras_p = model_io.parasitized_probability(model, x, 16)
+def test_float32_tflite_on_raw_crops_matches_keras_on_standardised_ones(exported):
+    model, x, _, blobs = exported
+    keras_p = model_io.parasitized_probability(model, standardised(x), 16)
     lite = export.LiteModel(blobs["float32"])
     lite_p = lite.parasitized_probability(x, 16)
     assert lite_p.shape == keras_p.shape and np.abs(lite_p - keras_p).max() < 1e-4
-    assert lite.input["dtype"] == np.uint8  # takes the same uint8 crops as the Keras model
+    unstandardised = np.abs(lite_p - model_io.parasitized_probability(model, x, 16)).max()
+    assert unstandardised > 10 * np.abs(lite_p - keras_p).max()  # the standardisation ran (an untrained net: small)
+    assert lite.input["dtype"] == np.uint8 and lite.input["name"] == f"serving_default_{export.INPUT}:0"
     assert np.allclose(lite.probabilities(x[:5]).sum(axis=1), 1, atol=1e-5)
 
 
-def test_int8_tflite_computes_in_int8_and_stays_close(exported):
-    model, x, blobs = exported
+def test_saved_model_takes_raw_crops(exported):
+    model, x, saved, _ = exported
+    copy = export.SavedModelCopy(saved)
+    keras_p = model_io.parasitized_probability(model, standardised(x), 16)
+    assert np.abs(copy.parasitized_probability(x, 16) - keras_p).max() < 1e-5
+
+
+def test_a_model_of_crops_as_decoded_is_exported_without_standardisation(tmp_path):
+    model = networks.build(ModelParams(preset="compact", compact=CompactNetParams(widths=(8,))), SIZE, "none")
+    export.saved_model(model, tmp_path / "saved")
+    x = raw_cells(8)
+    lite_p = export.LiteModel(export.tflite(tmp_path / "saved")).parasitized_probability(x, 8)
+    assert np.abs(lite_p - model_io.parasitized_probability(model, x, 8)).max() < 1e-4
+
+
+def test_int8_tflite_quantises_the_network_and_keeps_the_standardisation_in_float(exported):
+    model, x, _, blobs = exported
     lite = export.LiteModel(blobs["int8"])
-    conv = [d["dtype"] for d in lite.interpreter.get_tensor_details() if "conv2d" in d["name"]]
+    details = lite.interpreter.get_tensor_details()
+    conv = [d["dtype"] for d in details if "conv2d" in d["name"]]
     assert conv and set(conv) <= {np.int8, np.int32}  # weights int8, biases int32: no float left
-    lite_p = export.LiteModel(blobs["int8"]).parasitized_probability(x, 16)
-    keras_p = model_io.parasitized_probability(model, x, 16)
+    stain_ops = {d["dtype"] for d in details if d["name"].startswith(export.STAIN_SCOPE + "/")}
+    assert stain_ops and np.int8 not in stain_ops
+    assert lite.input["dtype"] == np.uint8 and lite.output["dtype"] == np.float32
+    lite_p = lite.parasitized_probability(x, 16)
+    keras_p = model_io.parasitized_probability(model, standardised(x), 16)
     assert np.abs(lite_p - keras_p).max() < 0.1
+
+
+def test_tflite_files_are_byte_reproducible(exported):
+    _, x, saved, blobs = exported
+    assert export.tflite(saved) == blobs["float32"]
+    assert export.tflite(saved, export.representative_crops(x, 32)) == blobs["int8"]
+
+
+def test_raw_crops_are_read_from_the_archive_resized_and_not_standardised(tmp_path, small_cells):
+    import zipfile
+
+    from malaria_cnn.data import images
+
+    with zipfile.ZipFile(tmp_path / "raw.zip", "w") as zf:
+        for cell in small_cells[:3]:
+            zf.writestr(cell.member, cell.read())
+    got = export.raw_crops(tmp_path / "raw.zip", [c.member for c in small_cells[:3]][::-1], 40)
+    expected = [images.resize(images.decode_rgb(c.read()), 40) for c in small_cells[:3]][::-1]
+    assert got.shape == (3, 40, 40, 3) and np.array_equal(got, np.stack(expected))
 
 
 def test_parity_counts_agreement_and_the_largest_difference():

@@ -8,6 +8,7 @@ from malaria_cnn.core.params import Params, source_name
 from malaria_cnn.data.split import SPLITS
 from malaria_cnn.evaluation import metrics as metric_names
 from malaria_cnn.evaluation import reviewed
+from malaria_cnn.release import clients
 
 _LABELS = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "sensitivity": "Sensitivity",
            "specificity": "Specificity", "ppv": "PPV", "npv": "NPV", "f1": "F1", "mcc": "MCC",
@@ -36,14 +37,21 @@ def _fold_by_fold(report: dict | None) -> str:
             f"(lowest {_value(report['specificity_min'])}).")
 
 
-def _preparation(mode: str) -> str:
-    """How a crop must be prepared for the model, by its stain mode."""
+def _preparation(mode: str, image_size: int) -> str:
+    """What each file takes, by the model's stain mode."""
+    size = f"RGB uint8, {image_size} x {image_size} pixels, a cell on black, resized with area averaging"
     if mode == "none":
-        return "resized as the pipeline does: `malaria_cnn.data.images.load_cell` (area averaging when shrinking)."
-    return ("prepared as the pipeline does: `malaria_cnn.data.images.load_cell` resizes it (area averaging when\n"
-            "  shrinking) and standardises its stain (each channel's optical density scaled so the cell's median\n"
-            "  pixel is a reference NIH cell's; `malaria_cnn.data.stain`). The exported copies expect the same\n"
-            "  prepared crops: a raw crop of another stain is out of their range.")
+        return f"- Input of every file: crops, {size}, values 0-255 (scaling is inside the model)."
+    return (f"- Input of the exported copies (`saved_model/`, both `.tflite` files): raw crops, {size}\n"
+            "  (OpenCV's INTER_AREA when shrinking); they standardise each cell's stain themselves, in their graph.\n"
+            f"- Input of `model.keras`: the same crops **after** stain standardisation (each channel's optical density\n"
+            "  scaled so the cell's median pixel is a reference NIH cell's; its input layer is named\n"
+            "  `rgb_uint8_stain_od`). Fed raw crops it calls nearly every cell Parasitized: use its client code\n"
+            "  below, or the SavedModel.")
+
+
+def _clients() -> str:
+    return "\n\n".join(f"`{name}`:\n\n```python\n{code}```" for name, code in clients.CLIENTS.items())
 
 
 def _network(p: Params, folds: int) -> str:
@@ -138,7 +146,7 @@ def model_card(p: Params, parameters: int, image_size: int, stored: dict, test: 
     """The card's Markdown.
 
     `stored` is models/threshold.json, `test` metrics/metrics.json, `sizes` data/split/sizes.json,
-    `files` each exported file's size in bytes, `parity` each TFLite copy's parity(), `no_slide` the
+    `files` each exported file's size in bytes, `parity` each exported copy's parity(), `no_slide` the
     cells whose file names named no slide.
     """
     split_text, test_cells = _split_text(p, no_slide, test)
@@ -168,8 +176,7 @@ Tells **parasitized** from **uninfected** red blood cells in thin-smear microsco
 
 ## Input and output
 
-- Input: RGB uint8 crops of {image_size} x {image_size} pixels, values 0-255 (scaling is inside the model),
-  {_preparation(p.preprocess.stain)}
+{_preparation(p.preprocess.stain, image_size)}
 - Output: P(Uninfected), P(Parasitized), in that order.
 - Decision: a cell is called **Parasitized** when P(Parasitized) >= **{stored['threshold']:.6f}**.
   The threshold was chosen by the rule {rule} on {_chosen_on(chosen)}; there it gave sensitivity
@@ -200,12 +207,21 @@ On the test split ({test_cells}), at the threshold above; {_interval_text(p, tes
 |---|---|
 {file_rows}
 
-Agreement with the Keras model on the test split (share of cells called the same at the threshold, and the
-largest difference in P(Parasitized)); the int8 copy must agree on at least export.min_int8_agreement of them:
+Agreement with `malaria-cnn predict` on the test split, each copy fed the raw crops (share of cells called the
+same at the threshold, and the largest difference in P(Parasitized)); the int8 copy must agree on at least
+export.min_int8_agreement of them:
 
 | copy | agreement | max difference | check |
 |---|---|---|---|
 {parity_rows}
+
+## Use without this package
+
+Each program prints `file,P(Parasitized)` for the crops named after the model (`python client.py MODEL CROP...`);
+the tests run each one, without this package, against `malaria-cnn predict`. The int8 file takes the float32
+file's code.
+
+{_clients()}
 
 ## Training params
 

@@ -1,36 +1,98 @@
 """Export a trained model for serving and for small devices, and check that the copies agree.
 
-- SavedModel, for TF Serving: `serving_default` takes RGB uint8 crops and returns the two
-  probabilities, exactly as the Keras model does (scaling is inside).
-- TFLite float32, and TFLite int8 (post-training full-integer quantisation, its value ranges
-  calibrated on crops of the train split). Both keep the uint8 input and the float32 output.
-The copies are scored on the test split against the Keras model: the share of cells each calls
-as the Keras model does at the stored threshold, and the largest probability difference.
+Each copy takes raw crops: RGB uint8 cells on black, resized to the model's size by area averaging
+(images.resize), as NIH's crops and `screen`'s cuts are. The stain standardisation that `predict` runs
+in numpy (data/stain.py) runs inside the copy's graph (release/stain_graph.py), then the network.
+- SavedModel, for TF Serving: `serving_default` takes `rgb_uint8` and returns `probabilities`.
+- TFLite float32, and TFLite int8 (post-training quantisation of the network, its value ranges
+  calibrated on raw crops of the train split; the standardisation stays in float32). Both keep
+  the uint8 input and the float32 output.
+The copies are fed the test split's raw crops and compared with the Keras model fed the same crops
+standardised as `predict` does: the share of cells each calls alike at the stored threshold, and the
+largest probability difference.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from malaria_cnn.core.labels import POSITIVE
+from malaria_cnn.core.params import PreprocessParams
+from malaria_cnn.data import archive, images
+from malaria_cnn.release import stain_graph
+from malaria_cnn.training import model_io
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
+
+INPUT = "rgb_uint8"  # the copies' input: raw crops
+OUTPUT = "probabilities"  # (n, 2): P(Uninfected), P(Parasitized)
+INPUT_NOTE = "raw crops: RGB uint8 on black, resized by area averaging; the stain standardised in the graph"
+STAIN_SCOPE = "stain"  # the standardisation's ops, kept in float32 in the int8 file
+
+
+def raw_crop_function(model: keras.Model):
+    """Raw crops (uint8, n x s x s x 3) to the model's probabilities, the stain standardised in the graph
+    when the model's crops are (its input layer records the mode)."""
+    standardise = stain_graph.standardised if model_io.stain_mode(model) == "od" else tf.identity
+
+    def probabilities(x):
+        with tf.name_scope(STAIN_SCOPE):
+            x = standardise(x)
+        return {OUTPUT: model(x, training=False)}
+
+    return probabilities
 
 
 def saved_model(model: keras.Model, dest: str | Path) -> None:
-    model.export(str(dest), format="tf_saved_model", verbose=False)
+    """A SavedModel whose `serving_default` takes raw crops (`rgb_uint8`) and returns `probabilities`."""
+    size = model_io.image_size(model)
+    archive_ = keras.export.ExportArchive()
+    archive_.track(model)
+    archive_.add_endpoint("serving_default", raw_crop_function(model),
+                          input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name=INPUT)])
+    with native_stderr_filtered():
+        archive_.write_out(str(dest), verbose=False)
+
+
+def raw_crops(zip_path: str | Path, files, size: int, cfg: PreprocessParams = PreprocessParams()) -> np.ndarray:
+    """The archive's crops named by `files`, decoded and resized as preprocess does, stain left as it is."""
+    with archive.open_zip(zip_path) as zf:
+        return np.stack([images.read_cell(zf.read(str(f)), size, cfg.min_side, cfg.max_pixels, "none")[0]
+                         for f in files]).reshape(-1, size, size, 3)
+
+
+class SavedModelCopy:
+    """The exported SavedModel, loaded with TensorFlow alone, as TF Serving would."""
+
+    def __init__(self, path: str | Path):
+        self.serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+
+    def parasitized_probability(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        return np.concatenate([self.serve(**{INPUT: tf.constant(x[i:i + batch_size])})[OUTPUT].numpy()[:, POSITIVE]
+                               for i in range(0, len(x), batch_size)] or [np.zeros(0, np.float32)])
 
 
 def tflite(saved_model_dir: str | Path, representative: np.ndarray | None = None) -> bytes:
-    """The SavedModel as TFLite: float32, or int8 calibrated on `representative` crops when given."""
+    """The SavedModel as TFLite: float32, or int8 calibrated on `representative` raw crops when given (ops
+    without an int8 kernel, the standardisation's, stay in float32)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
-    if representative is not None:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.representative_dataset = lambda: ([crop[None]] for crop in representative)
     with native_stderr_filtered():
-        return converter.convert()
+        float32 = converter.convert()
+        if representative is None:
+            return float32
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.representative_dataset = lambda: ([crop[None]] for crop in representative)
+        stain_ops = [t["name"] for t in LiteModel(float32).interpreter.get_tensor_details()
+                     if t["name"].startswith(STAIN_SCOPE + "/")]
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=stain_ops)
+        with warnings.catch_warnings():  # the debugger runs TensorFlow's own interpreter, deprecated for LiteRT's
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            return tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=converter.representative_dataset,
+                debug_options=options).get_nondebug_quantized_model()
 
 
 def representative_crops(x: np.ndarray, n: int) -> np.ndarray:
@@ -87,7 +149,7 @@ def check_int8(parity_int8: dict, minimum: float) -> str | None:
 
 
 def summary(files: dict[str, int], parity_by_copy: dict[str, dict], cells: int) -> str:
-    f32, int8 = parity_by_copy["float32"], parity_by_copy["int8"]
+    f32, int8 = parity_by_copy["tflite_float32"], parity_by_copy["tflite_int8"]
     return (f"export: SavedModel, TFLite float32 ({files['model_float32.tflite'] / 1e6:.2f} MB, max probability "
             f"difference {f32['max_probability_difference']:.2g}) and int8 ({files['model_int8.tflite'] / 1e6:.2f} MB, "
             f"{int8['agreement']:.2%} of {cells} test cells called as the Keras model does) -> models/export/")
