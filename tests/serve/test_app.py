@@ -39,8 +39,12 @@ def settings(tmp_path: Path, scoring, **kw) -> Settings:
     return Settings(tmp_path / "ws", scoring, Path("model.keras"), "f" * 64, **kw)
 
 
+ORIGIN = "http://127.0.0.1:8000"
+
+
 def client(s: Settings) -> TestClient:
-    return TestClient(create_app(s), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+    """A client as the app's own pages are: every request from its origin."""
+    return TestClient(create_app(s), base_url=ORIGIN, raise_server_exceptions=False, headers={"Origin": ORIGIN})
 
 
 def wait_done(c: TestClient, slide_id: int) -> dict:
@@ -87,7 +91,7 @@ def test_every_file_and_zip_entry_becomes_a_photo_with_its_state_and_one_line_re
                                          "more.zip:../evil.png"]
     photos = {p["name"]: p for p in c.get(f"/api/slides/{sid}").json()["photos"]}
     assert photos["field 0.png"]["state"] == photos["more.zip:day/field1.png"]["state"] == "done"
-    assert photos["field 0.png"]["cells"] > 20
+    assert photos["field 0.png"]["cells_total"] > 20 and "photos" not in c.get("/api/slides").json()["slides"][0]
     assert "not an image" in photos["notes.jpg"]["error"] and photos["notes.jpg"]["state"] == "failed"
     assert photos["broken.jpg"]["state"] == "failed" and photos["broken.jpg"]["error"]
     assert "unsafe" in photos["more.zip:../evil.png"]["error"]
@@ -207,18 +211,25 @@ def test_limits_refuse_too_many_files_and_too_large_ones(tmp_path, scoring, fiel
     with client(s) as c:
         sid = c.post("/api/slides", json={"name": "limits"}).json()["id"]
         r = c.post(f"/api/slides/{sid}/photos", files=[("files", (f"{i}.png", photo, "image/png")) for i in range(3)])
-        assert r.status_code == 413 and r.json()["error"] == "3 files sent at once: send at most 2"
+        assert r.status_code == 413 and r.json()["error"] == "more than 2 files sent at once: send at most 2"
         big = c.post(f"/api/slides/{sid}/photos", files=[("files", ("big.png", photo + b"\0" * (1 << 20), "image/png"))])
         assert big.json()["photos"][0]["error"].startswith("file of 1.")
         assert "larger than the upload limit (1 MB)" in big.json()["photos"][0]["error"]
         small = png(cv2.resize(next(iter(fields.values())).rgb, (160, 120)))
         many = zipped({f"{i}.png": small for i in range(5)})
         r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("many.zip", many, "application/zip"))])
-        states = [p["state"] for p in r.json()["photos"]]
-        assert states == ["queued", "queued", "failed"]  # room for 2 more, then the rest said in one line
-        assert "the rest left out" in r.json()["photos"][-1]["error"]
+        assert r.status_code == 413 and r.json()["error"] == ("the slide holds at most 3 photos: it has room for 2 "
+                                                              "more, and this upload holds 5 photos")
+        two = zipped({f"{i}.png": small for i in range(2)})  # a zip that fills the slide, then a photo past it
+        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("two.zip", two, "application/zip")),
+                                                       ("files", ("one.png", small, "image/png"))])
+        assert r.status_code == 413 and "this upload holds 3 photos" in r.json()["error"]
+        assert c.get(f"/api/slides/{sid}").json()["photos_total"] == 1  # nothing of either kept
+        assert c.post(f"/api/slides/{sid}/photos", files=[("files", ("two.zip", two, "application/zip"))]).status_code == 200
         r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("one.png", photo, "image/png"))])
-        assert r.status_code == 413 and "at most 3 photos" in r.json()["error"]
+        assert r.status_code == 413 and "at most 3 photos: it has room for 0 more" in r.json()["error"]
+        assert c.get(f"/api/slides/{sid}").json()["photos_total"] == 3
+        assert not list((s.workspace / "tmp").iterdir())  # no body kept
 
 
 def test_with_a_token_every_request_needs_it_and_a_visit_with_it_sets_a_cookie(tmp_path, scoring):
@@ -270,8 +281,8 @@ def test_the_export_holds_the_answered_cells_and_the_rest_of_a_reviewed_slide_an
         answers = ["parasitized", "uninfected", "not_cell"]
         for i, cell in enumerate(doubt):
             c.put(f"/api/cells/{cell['id']}/answer", json={"answer": answers[i % 3]})
-        first = c.get("/api/export")
-        second = c.get("/api/export")
+        first = c.post("/api/export")
+        second = c.post("/api/export")
         cells = c.app.state.store.cells(slide_id=reviewed)
     assert first.headers["content-type"] == "application/zip"
     names = [re.search(r'filename="([^"]+)"', r.headers["content-disposition"]).group(1) for r in (first, second)]

@@ -24,6 +24,12 @@ CONFIDENCE = 0.95
 ANSWERED = ("parasitized", "uninfected", "not_cell")
 
 
+def complete(flagged_answers: list[str | None]) -> bool:
+    """Whether a slide's review is complete: it has flagged cells and every one has an answer other than skip
+    (the one definition: the summary's and the export's)."""
+    return bool(flagged_answers) and all(a in ANSWERED for a in flagged_answers)
+
+
 class Rule:
     """Which cells are counted and which are flagged for review, from the model's threshold and slide rule."""
 
@@ -103,7 +109,7 @@ def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]]
            flagged: set[int]) -> tuple[dict, patients.Review]:
     """What a person has confirmed of the slide's photos done (see the module's docstring)."""
     counts = dict.fromkeys(("flagged", "answered", "skipped", "parasitized", "uninfected", "not_cell"), 0)
-    hits, totals = [], []
+    hits, totals, flagged_answers = [], [], []
     for ph in photos:
         if ph["state"] != "done":
             continue
@@ -111,6 +117,8 @@ def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]]
         for c in cells_by_photo.get(ph["id"], []):
             shown, answer = c["id"] in flagged, c["answer"]
             counts["flagged"] += shown
+            if shown:
+                flagged_answers.append(answer)
             if answer in ANSWERED:
                 counts["answered"] += shown
                 counts[answer] += 1
@@ -123,7 +131,7 @@ def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]]
     red = int(sum(totals))
     low, high = korn_graubard(np.array(hits), np.array(totals), CONFIDENCE) if red else (None, None)
     out = {**counts, "red_cells": red, "parasitemia": sum(hits) / red if red else None,
-           "lower": _fraction(low), "upper": _fraction(high), "complete": counts["answered"] == counts["flagged"]}
+           "lower": _fraction(low), "upper": _fraction(high), "complete": complete(flagged_answers)}
     return out, patients.Review(counts["parasitized"], counts["answered"], counts["not_cell"])
 
 
@@ -141,8 +149,7 @@ def slide(slide: dict, photos: list[dict], cells: list[dict], rule: Rule) -> dic
     reviewed, given = review(rule, photos, by_photo, flagged)
     model, after = answers(rule, photos, by_photo, flagged, given)
     queued = sum(s in ("queued", "screening") for s in states)
-    return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos": len(photos),
-            "photos_total": len(photos), "photos_queued": queued, "photos_done": states.count("done"),
+    return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos_total": len(photos), "photos_queued": queued, "photos_done": states.count("done"),
             "photos_failed": states.count("failed"), "photos_referred": states.count("referred"),
-            "cells": n, "called": k, "called_share": k / n if n else None,
+            "cells_total": n, "called": k, "called_share": k / n if n else None,
             "answer": after, "model": model, "review": reviewed, "provisional": queued > 0}

@@ -148,7 +148,7 @@ const MC = (() => {
   async function download(url, statusEl) {
     if (statusEl) statusEl.textContent = "Preparing the export…";
     try {
-      const resp = await api("GET", url, undefined);
+      const resp = await api("POST", url, undefined);
       const blob = await resp.blob();
       const disposition = resp.headers.get("content-disposition") || "";
       const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
@@ -218,13 +218,8 @@ const MC = (() => {
     return wrap;
   }
 
-  /** Slide.photos is a count, but GET /api/slides/{id} replaces it with the list of Photo. */
-  function photoTotal(slide) {
-    return Array.isArray(slide.photos) ? slide.photos.length : slide.photos;
-  }
-
   function photoCounts(slide) {
-    const parts = [`${slide.photos_done}/${photoTotal(slide)} done`];
+    const parts = [`${slide.photos_done}/${slide.photos_total} done`];
     if (slide.photos_queued) parts.push(`${slide.photos_queued} waiting`);
     if (slide.photos_failed) parts.push(`${slide.photos_failed} failed`);
     if (slide.photos_referred) parts.push(`${slide.photos_referred} referred`);
@@ -263,7 +258,7 @@ const MC = (() => {
       el("p", {}, answerBadge(model, slide.provisional)),
       dl([
         ["Corrected parasitemia", model ? interval(model.parasitemia, model.lower, model.upper) : "—"],
-        ["Red cells found", String(slide.cells)],
+        ["Red cells found", String(slide.cells_total)],
         ["Called parasitized", `${slide.called} (${pct(slide.called_share)})`],
         ["Photos", photoCounts(slide)],
       ]));
@@ -306,7 +301,7 @@ const MC = (() => {
 
   return {
     el, append, slideId, oneLine, showError, clearError, api, upload, download,
-    pct, interval, p3, count, date, answerLabel, answerBadge, photoTotal, photoCounts, reviewProgress, summary, dl,
+    pct, interval, p3, count, date, answerLabel, answerBadge, photoCounts, reviewProgress, summary, dl,
     ANSWER_LABEL,
   };
 })();
