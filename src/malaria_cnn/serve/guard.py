@@ -76,7 +76,13 @@ class Guard:
         if refusal is not None:
             return await _send(send, *refusal)
         p = self.policy
-        receive = _counted(receive, p.max_upload_body if self.upload_path(scope["path"]) else p.max_body, headers)
+        if self.upload_path(scope["path"]):
+            receive = _counted(receive, p.max_upload_body, headers)
+        else:  # a small body: read whole here, within its bound, then handed on
+            try:
+                receive = await _buffered(_counted(receive, p.max_body, headers))
+            except BodyTooLarge as exc:
+                return await _send(send, 413, str(exc))
         started = False
 
         async def tracking_send(message):
@@ -142,7 +148,8 @@ def _cookie(headers: dict, name: str) -> str:
 
 
 def _counted(receive, limit: int, headers: dict):
-    """`receive` that raises BodyTooLarge once more than `limit` bytes of body arrived (or are announced)."""
+    """`receive` that raises BodyTooLarge once more than `limit` bytes of body arrived (or are announced); an
+    upload's route meets it as it reads the stream, and the guard replies 413."""
     announced = int(headers.get("content-length") or 0) if headers.get("content-length", "").isdigit() else 0
     seen = 0
 
@@ -162,6 +169,25 @@ def _counted(receive, limit: int, headers: dict):
         return message
 
     return receive_counted
+
+
+async def _buffered(receive):
+    """`receive` of a body read whole now (a disconnect stays a disconnect)."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return _replay([message], receive)
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _replay(messages: list[dict], receive):
+    """These messages, then whatever `receive` gives (a response listens for the client's disconnect)."""
+    async def replayed():
+        return messages.pop(0) if messages else await receive()
+    return replayed
 
 
 async def _send(send, status: int, message: str, extra: list | None = None) -> None:
