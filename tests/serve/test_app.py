@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from malaria_cnn.core.errors import UserError
 from malaria_cnn.release.options import scorer
 from malaria_cnn.serve.app import COOKIE, Settings, create_app
 from malaria_cnn.serve.limits import UploadLimits
@@ -298,3 +299,66 @@ def test_the_export_holds_the_answered_cells_and_the_rest_of_a_reviewed_slide_an
     assert all(n.split("/")[-1].startswith(f"S{reviewed}-reviewed_IMG_") for n in crops)
     assert "f" * 64 in readme and "dvc exp run -S data.source=zip" in readme
     assert {a["category_id"] for a in coco["annotations"]} == {1, 2, 3}
+
+
+def test_a_workspace_refuses_another_model_and_each_exported_cell_names_the_model_that_scored_it(
+        tmp_path, scoring, fields):
+    s = settings(tmp_path, scoring)
+    photo = png(next(iter(fields.values())).rgb)
+    with client(s) as c:
+        sid = c.post("/api/slides", json={"name": "one model"}).json()["id"]
+        c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
+        wait_done(c, sid)
+        for cell in c.get(f"/api/slides/{sid}/review").json()["cells"]:
+            c.put(f"/api/cells/{cell['id']}/answer", json={"answer": "uninfected"})
+        exported = c.post("/api/export")
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as z:
+        coco = json.loads(z.read("boxes.coco.json"))
+    assert coco["annotations"] and {a["attributes"]["model_sha256"] for a in coco["annotations"]} == {"f" * 64}
+    other = Settings(s.workspace, scoring, Path("other.keras"), "e" * 64)
+    with pytest.raises(UserError) as refused:
+        create_app(other)
+    message = str(refused.value)
+    assert "\n" not in message and "model.keras" in message and "other.keras" in message
+    assert "ffffffffffff" in message and "eeeeeeeeeeee" in message and "--workspace" in message
+    with client(s) as c:  # the workspace's own model still starts on it
+        assert c.get("/api/status").json()["model"]["sha256"] == "f" * 64
+
+
+def test_a_photo_that_fails_at_any_step_fails_alone_and_the_worker_goes_on(tmp_path, scoring, fields, monkeypatch):
+    from malaria_cnn.serve import worker
+
+    real, calls = worker.display_copy, []
+
+    def flaky(rgb):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("no room for the display copy")
+        return real(rgb)
+
+    monkeypatch.setattr(worker, "display_copy", flaky)
+    photos = [png(f.rgb) for f in fields.values()][:3]
+    with client(settings(tmp_path, scoring)) as c:
+        sid = c.post("/api/slides", json={"name": "one fails"}).json()["id"]
+        c.post(f"/api/slides/{sid}/photos", files=[("files", (f"{i}.png", p, "image/png")) for i, p in enumerate(photos)])
+        slide = wait_done(c, sid)
+        states = sorted((p["state"], p["error"]) for p in c.get(f"/api/slides/{sid}").json()["photos"])
+        assert states[:2] == [("done", ""), ("done", "")]
+        assert states[2] == ("failed", "internal error: MemoryError: no room for the display copy")
+        assert slide["photos_done"] == 2 and c.get("/api/status").json()["worker"] == {"running": True, "error": ""}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread ended on purpose
+def test_the_status_says_when_the_worker_is_not_running(tmp_path, scoring, monkeypatch):
+    with client(settings(tmp_path, scoring)) as c:
+        w = c.app.state.worker
+        monkeypatch.setattr(w.store, "claim", lambda n: (_ for _ in ()).throw(RuntimeError("disk gone")))
+        w.wake.set()
+        deadline = time.monotonic() + 10
+        while c.get("/api/status").json()["worker"]["error"] == "" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get("/api/status").json()["worker"] == {"running": True, "error": "internal error: RuntimeError: disk gone"}
+        monkeypatch.setattr(w.store, "claim", lambda n: (_ for _ in ()).throw(SystemExit()))  # the thread ends
+        w.wake.set()
+        w.thread.join(10)
+        assert c.get("/api/status").json()["worker"]["running"] is False

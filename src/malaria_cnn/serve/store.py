@@ -73,6 +73,7 @@ class Store:
         self._migrate()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()  # not the writer's: a read never waits for a write
 
     def _migrate(self) -> None:
         """Columns added since a workspace was made: a photo screened alone; the model that scored a cell (the
@@ -86,7 +87,7 @@ class Store:
                 self._db.execute("UPDATE cells SET model = ?", (model["sha256"],))
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._readers_lock:
             for db in self._readers:
                 db.close()
             self._db.close()
@@ -101,7 +102,7 @@ class Store:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             db.row_factory = sqlite3.Row
             self._local.db = db
-            with self._lock:
+            with self._readers_lock:
                 self._readers.append(db)
         return db
 
