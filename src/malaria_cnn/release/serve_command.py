@@ -57,14 +57,21 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from malaria_cnn.core.atomic import file_sha256
     from malaria_cnn.release.options import scorer
-    from malaria_cnn.serve.app import Settings, create_app
+    from malaria_cnn.serve.app import Settings, check_model, create_app
     from malaria_cnn.serve.limits import UploadLimits
+    from malaria_cnn.serve.store import Store
 
     token = checked(args)
     workspace = Path(args.workspace)
     workspace.mkdir(parents=True, exist_ok=True)
+    sha256 = file_sha256(args.model)
+    store = Store(workspace / "serve.sqlite3")
+    try:  # before the model is loaded: a workspace of another model is refused at once
+        check_model(store, workspace, Path(args.model), sha256)
+    finally:
+        store.close()
     limits = UploadLimits(args.max_upload_mb, args.max_files, args.max_photos, args.max_pixels)
-    settings = Settings(workspace, scorer(args), Path(args.model), file_sha256(args.model), token,
+    settings = Settings(workspace, scorer(args), Path(args.model), sha256, token,
                         loopback_only=_loopback(args.host), limits=limits)
     app = create_app(settings)  # UserError when the workspace holds another model's cells
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host

@@ -55,17 +55,25 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def open_workspace(s: Settings) -> Store:
-    """The workspace's store, its model recorded; UserError when its cells were scored by another model."""
-    store = Store(s.workspace / "serve.sqlite3")
+def check_model(store: Store, workspace: Path, model_path: Path, sha256: str) -> None:
+    """Record the workspace's model, or UserError (one line, both models named) when it holds another's."""
     recorded = store.meta("model")
-    if recorded and recorded["sha256"] != s.model_sha256:
-        store.close()
-        raise UserError(f"the workspace {s.workspace} was screened by the model {recorded['path']} (sha256 "
-                        f"{recorded['sha256'][:12]}), not by {s.model_path} (sha256 {s.model_sha256[:12]}): start with "
+    if recorded and recorded["sha256"] != sha256:
+        raise UserError(f"the workspace {workspace} was screened by the model {recorded['path']} (sha256 "
+                        f"{recorded['sha256'][:12]}), not by {model_path} (sha256 {sha256[:12]}): start with "
                         f"--model {recorded['path']}, or give this model a new workspace (--workspace NEW_FOLDER)")
     if not recorded:
-        store.set_meta("model", {"path": str(s.model_path), "sha256": s.model_sha256})
+        store.set_meta("model", {"path": str(model_path), "sha256": sha256})
+
+
+def open_workspace(s: Settings) -> Store:
+    """The workspace's store, its model checked (check_model)."""
+    store = Store(s.workspace / "serve.sqlite3")
+    try:
+        check_model(store, s.workspace, s.model_path, s.model_sha256)
+    except UserError:
+        store.close()
+        raise
     return store
 
 
