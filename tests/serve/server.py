@@ -121,7 +121,8 @@ class Server:
         self.log_path, self.log_offset, self.tmpdir, self.token = log_path, log_offset, tmpdir, token
         self.url = f"http://127.0.0.1:{port}/"
         self.address = self.url + (f"?token={token}" if token else "")  # what a person opens: sets the cookie
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # a script's client sends the token; without one, it sends the Origin the server's own pages send
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {"Origin": self.url.rstrip("/")}
         self._client: httpx.Client | None = None
 
     # -- the process --
