@@ -148,6 +148,7 @@ def _check(photos: list[ExportPhoto], cells: list[ExportCell]) -> dict[int, Expo
         _require((photo.slide_id, photo.slide) == (c.slide_id, c.slide), f"cell {c.id}: not on its photo's slide")
         _require(c.answer is None or c.answer in ANSWERS, f"cell {c.id}: unknown answer {c.answer!r}")
         _require(c.model_label in MODEL_LABELS, f"cell {c.id}: unknown model label {c.model_label!r}")
+        _require(c.crop_png is None or c.crop_png.startswith(_PNG), f"cell {c.id}: its crop is not a PNG")
         w, h = _bbox(c.box, photo)[2:]
         _require(w > 0 and h > 0, f"cell {c.id}: box {c.box} is off its photo")
     return by_id

@@ -287,8 +287,22 @@ const MC = (() => {
     return el("div", { class: "summary-grid" }, answerPart, reviewPart, modelPart);
   }
 
+  /** Says on the page when the screening worker has stopped (GET /api/status), checked every 10 s. */
+  async function watchWorker() {
+    try {
+      const status = await api("GET", "/api/status", undefined, { quiet: true });
+      if (status.worker && !status.worker.running) {
+        showError("The screening worker has stopped: photos are not screened. Restart malaria-cnn serve.");
+        return;
+      }
+      if (status.worker && status.worker.error) showError(`Screening is failing: ${status.worker.error}`);
+    } catch (_) { /* the page's own requests say what is wrong */ }
+    setTimeout(watchWorker, 10000);
+  }
+
   /* ---- wiring for every page ---- */
   document.addEventListener("DOMContentLoaded", () => {
+    watchWorker();
     const close = document.querySelector("#error .error-close");
     if (close) close.addEventListener("click", clearError);
     for (const a of document.querySelectorAll("a[href^='/api/export']")) {
