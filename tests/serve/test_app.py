@@ -362,3 +362,20 @@ def test_the_status_says_when_the_worker_is_not_running(tmp_path, scoring, monke
         w.wake.set()
         w.thread.join(10)
         assert c.get("/api/status").json()["worker"]["running"] is False
+
+
+def test_a_slides_summary_from_its_photos_stored_figures_is_the_summary_from_every_cell(screened):
+    from malaria_cnn.serve import summary
+
+    c, s, sid, _, _ = screened
+    ctx, store = c.app.state.context, c.app.state.store
+    cell = c.get(f"/api/slides/{sid}/review").json()["cells"][0]["id"]
+    for answers in ([], ["parasitized"], ["parasitized", "not_cell"]):
+        for a in answers:
+            c.put(f"/api/cells/{cell}/answer", json={"answer": a})
+        row, photos = store.slide(sid), store.photos(sid)
+        whole = summary.slide(row, [{**p, "counts": None} for p in photos], store.cells(slide_id=sid), ctx.rule)
+        assert ctx.slide_record(row) == whole
+        assert len(store.cells(slide_id=sid, answered_photos=True)) < len(store.cells(slide_id=sid)) or not answers
+    for _ in range(3):
+        c.post(f"/api/slides/{sid}/undo")

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS photos (
     id INTEGER PRIMARY KEY, slide_id INTEGER NOT NULL REFERENCES slides(id), name TEXT NOT NULL,
     file TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
     referred TEXT NOT NULL DEFAULT '', width INTEGER, height INTEGER, display_scale REAL,
-    attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done REAL, alone INTEGER NOT NULL DEFAULT 0);
+    attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done REAL, alone INTEGER NOT NULL DEFAULT 0,
+    counts TEXT);
 CREATE INDEX IF NOT EXISTS photos_slide ON photos(slide_id);
 CREATE INDEX IF NOT EXISTS photos_state ON photos(state);
 CREATE TABLE IF NOT EXISTS cells (
@@ -81,6 +82,8 @@ class Store:
         columns = {t: {r[1] for r in self._db.execute(f"PRAGMA table_info({t})")} for t in ("photos", "cells")}
         if "alone" not in columns["photos"]:
             self._db.execute("ALTER TABLE photos ADD COLUMN alone INTEGER NOT NULL DEFAULT 0")
+        if "counts" not in columns["photos"]:
+            self._db.execute("ALTER TABLE photos ADD COLUMN counts TEXT")
         if "model" not in columns["cells"]:
             self._db.execute("ALTER TABLE cells ADD COLUMN model TEXT NOT NULL DEFAULT ''")
             if model := self.meta("model"):
@@ -152,18 +155,22 @@ class Store:
         self._write("UPDATE photos SET state = 'failed', error = ?, done = ? WHERE id = ?", (error, time.time(), photo_id))
 
     def photos(self, slide_id: int | None = None) -> list[dict]:
+        """Photos with their stored figures (`counts`, see summary.photo_counts; `cells` and `called` from them)."""
         where, args = ("WHERE slide_id = ?", (slide_id,)) if slide_id is not None else ("", ())
-        return self._rows(f"SELECT {', '.join(PHOTO_COLUMNS)}, "
-                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id) AS cells, "
-                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id AND label = 'Parasitized') AS called "
-                          f"FROM photos {where} ORDER BY id", args)
+        return _with_counts(self._rows(f"SELECT {', '.join(PHOTO_COLUMNS)}, counts FROM photos {where} ORDER BY id",
+                                       args))
 
     def photo(self, photo_id: int) -> dict | None:
-        rows = self._rows(f"SELECT {', '.join(PHOTO_COLUMNS)}, file, attempts, "
-                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id) AS cells, "
-                          "(SELECT COUNT(*) FROM cells WHERE photo_id = photos.id AND label = 'Parasitized') AS called "
-                          "FROM photos WHERE id = ?", (photo_id,))
+        rows = _with_counts(self._rows(f"SELECT {', '.join(PHOTO_COLUMNS)}, file, attempts, counts FROM photos "
+                                       "WHERE id = ?", (photo_id,)))
         return rows[0] if rows else None
+
+    def uncounted(self) -> list[int]:
+        """Photos screened without stored figures (by an earlier version)."""
+        return [r["id"] for r in self._rows("SELECT id FROM photos WHERE state IN ('done', 'referred') AND counts IS NULL")]
+
+    def set_counts(self, photo_id: int, counts: dict) -> None:
+        self._write("UPDATE photos SET counts = ? WHERE id = ?", (json.dumps(counts), photo_id))
 
     def requeue_interrupted(self) -> tuple[int, int]:
         """Photos left mid-screening by a server that stopped: (requeued, failed). One interrupted in a batch
@@ -200,7 +207,7 @@ class Store:
         return self._rows("SELECT COUNT(*) AS n FROM photos WHERE state IN ('queued', 'screening')")[0]["n"]
 
     def save_result(self, photo_id: int, state: str, error: str, referred: str, size: tuple[int, int] | None,
-                    display_scale: float | None, cells: list[dict], model: str = "") -> None:
+                    display_scale: float | None, cells: list[dict], model: str = "", counts: dict | None = None) -> None:
         """A screened photo's outcome and its cells scored by `model` (its sha256), in one transaction (a photo
         screened again replaces its cells; the answers of a photo already done are never touched: its cells
         are not replaced)."""
@@ -217,21 +224,40 @@ class Store:
                 "VALUES (:photo_id, :n, :x, :y, :w, :h, :p, :label, :outline, :crop, :input, :model)",
                 [{**c, "photo_id": photo_id, "outline": json.dumps(c["outline"]), "model": model} for c in cells])
             self._db.execute("UPDATE photos SET state = ?, error = ?, referred = ?, width = ?, height = ?, "
-                             "display_scale = ?, done = ? WHERE id = ?",
-                             (state, error, referred, width, height, display_scale, time.time(), photo_id))
+                             "display_scale = ?, done = ?, counts = ? WHERE id = ?",
+                             (state, error, referred, width, height, display_scale, time.time(),
+                              json.dumps(counts) if counts is not None else None, photo_id))
 
     # -- cells --
-    def cells(self, photo_id: int | None = None, slide_id: int | None = None, outlines: bool = False) -> list[dict]:
-        """Cells of a photo or of a slide (photos done or referred), with their current answer."""
-        where, args = ("c.photo_id = ?", (photo_id,)) if photo_id is not None else ("ph.slide_id = ?", (slide_id,))
+    def cells(self, photo_id: int | None = None, slide_id: int | None = None, outlines: bool = False,
+              answered_photos: bool = False) -> list[dict]:
+        """Cells of a photo or of a slide (photos done or referred; with `answered_photos`, only the photos
+        with an answer given), with their current answer."""
+        if photo_id is not None:
+            where, args = "c.photo_id = ?", (photo_id,)
+        elif answered_photos:
+            where = ("c.photo_id IN (SELECT DISTINCT c2.photo_id FROM answers a JOIN cells c2 ON c2.id = a.cell_id "
+                     "WHERE a.slide_id = ?)")
+            args = (slide_id,)
+        else:
+            where, args = "ph.slide_id = ?", (slide_id,)
         rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, "
-                          f"ph.state AS photo_state{', c.outline' if outlines else ''}, {CURRENT_ANSWER} AS answer "
+                          f"ph.state AS photo_state{', c.outline' if outlines else ''} "
                           f"FROM cells c JOIN photos ph ON ph.id = c.photo_id WHERE {where} ORDER BY c.photo_id, c.n",
                           args)
+        current = self._current_answers(rows[0]["slide_id"]) if rows else {}
         for r in rows:
+            r["answer"] = current.get(r["id"])
             if outlines:
                 r["outline"] = json.loads(r["outline"])
         return rows
+
+    def _current_answers(self, slide_id: int) -> dict[int, str]:
+        """Each answered cell's current answer (its latest not taken back), for one slide: one query, not one
+        per cell."""
+        rows = self._reader().execute("SELECT cell_id, answer FROM answers WHERE slide_id = ? AND undone = 0 "
+                                      "ORDER BY id", (slide_id,)).fetchall()
+        return {cell_id: answer for cell_id, answer in rows}
 
     def cell(self, cell_id: int) -> dict | None:
         rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, "
@@ -248,9 +274,13 @@ class Store:
     def export_cells(self, slide_ids: list[int]) -> list[dict]:
         """Every cell of these slides' photos done, with its model and current answer (its crop: cell_image)."""
         marks = ", ".join("?" * len(slide_ids))
-        return self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.model, "
-                          f"{CURRENT_ANSWER} AS answer FROM cells c JOIN photos ph ON ph.id = c.photo_id "
+        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.model "
+                          f"FROM cells c JOIN photos ph ON ph.id = c.photo_id "
                           f"WHERE ph.slide_id IN ({marks}) AND ph.state = 'done' ORDER BY c.photo_id, c.n", slide_ids)
+        current = {k: v for sid in slide_ids for k, v in self._current_answers(sid).items()}
+        for r in rows:
+            r["answer"] = current.get(r["id"])
+        return rows
 
     # -- answers --
     def answer(self, cell_id: int, slide_id: int, answer: str) -> None:
@@ -273,6 +303,13 @@ class Store:
         """Every answer given (taken back ones too), oldest first."""
         where, args = ("WHERE slide_id = ?", (slide_id,)) if slide_id is not None else ("", ())
         return self._rows(f"SELECT id, cell_id, slide_id, answer, at, undone FROM answers {where} ORDER BY id", args)
+
+
+def _with_counts(rows: list[dict]) -> list[dict]:
+    for r in rows:
+        counts = json.loads(r["counts"]) if r["counts"] else None
+        r["counts"], r["cells"], r["called"] = counts, (counts or {}).get("cells", 0), (counts or {}).get("called", 0)
+    return rows
 
 
 class _Transaction:

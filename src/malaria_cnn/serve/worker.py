@@ -20,6 +20,7 @@ from malaria_cnn.core import atomic
 from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.screening import crops
 from malaria_cnn.screening.screen import Photo, internal_error, screen
+from malaria_cnn.serve import summary
 from malaria_cnn.serve.store import Store
 
 DISPLAY_SIDE = 2000  # the longest side of a photo as the page shows it
@@ -61,6 +62,7 @@ class Worker:
                  model_sha256: str = "", batch: int | None = None):
         self.store, self.workspace, self.m, self.lock = store, Path(workspace), scoring, lock
         self.max_pixels, self.model_sha256 = max_pixels, model_sha256
+        self.rule = summary.Rule(scoring.threshold, scoring.rule)
         self.batch = batch or 2 * available_cores() + 2
         self.wake, self._stop = threading.Event(), threading.Event()
         self.error = ""  # the last error that stopped a round of the loop (the photos' own are theirs)
@@ -139,8 +141,10 @@ class Worker:
             jpeg, scale = display_copy(photo.rgb)
             atomic.write_bytes(self.workspace / "display" / f"{photo_id}.jpg", jpeg)
             height, width = photo.rgb.shape[:2]
+            cells = cell_records(photo)
+            counts = summary.photo_counts(self.rule, [{**c, "id": c["n"], "photo_id": photo_id} for c in cells])
             self.store.save_result(photo_id, "referred" if photo.referred else "done", "", photo.referred,
-                                   (width, height), scale, cell_records(photo), self.model_sha256)
+                                   (width, height), scale, cells, self.model_sha256, counts)
         except Exception as exc:
             log.exception("storing photo %s failed", photo_id)
             self.store.save_result(photo_id, "failed", internal_error(exc), "", None, None, [])

@@ -41,8 +41,9 @@ class Context:
         return row
 
     def slide_record(self, row: dict, photos: list[dict] | None = None) -> dict:
+        """The slide's summary: its photos' stored figures, and the cells of the photos with answers."""
         photos = self.store.photos(row["id"]) if photos is None else photos
-        return summary.slide(row, photos, self.store.cells(slide_id=row["id"]), self.rule)
+        return summary.slide(row, photos, self.store.cells(slide_id=row["id"], answered_photos=True), self.rule)
 
     def cell_record(self, row: dict, flagged: set[int] | None = None) -> dict:
         """A cell's JSON; `flagged`: the ids flagged among its photo's cells (read when not given)."""
