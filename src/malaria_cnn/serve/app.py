@@ -83,7 +83,9 @@ def create_app(s: Settings):
     store = open_workspace(s)
     rule = summary.Rule(s.scoring.threshold, s.scoring.rule)
     for photo_id in store.uncounted():  # photos screened by an earlier version: their figures, once
-        store.set_counts(photo_id, summary.photo_counts(rule, store.cells(photo_id=photo_id)))
+        found = store.cells(photo_id=photo_id)
+        flagged = rule.flagged(found)
+        store.set_counts(photo_id, summary.photo_counts(rule, found, flagged), flagged)
     model_lock = threading.Lock()  # the worker's scoring and a page's Grad-CAM take turns
     worker = Worker(store, s.workspace, s.scoring, model_lock, s.limits.max_pixels or MAX_PIXELS, s.model_sha256)
     ctx = Context(s, store, rule, worker, Jinja2Templates(directory=HERE / "templates"), model_lock)

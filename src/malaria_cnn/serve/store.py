@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS cells (
     id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES photos(id), n INTEGER NOT NULL,
     x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL, p REAL NOT NULL,
     label TEXT NOT NULL, outline TEXT NOT NULL, crop BLOB NOT NULL, input BLOB NOT NULL, model TEXT NOT NULL DEFAULT '',
-    UNIQUE (photo_id, n));
+    flagged INTEGER, UNIQUE (photo_id, n));
 CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY AUTOINCREMENT, cell_id INTEGER NOT NULL REFERENCES cells(id),
     slide_id INTEGER NOT NULL REFERENCES slides(id), answer TEXT NOT NULL, at REAL NOT NULL,
@@ -84,6 +84,8 @@ class Store:
             self._db.execute("ALTER TABLE photos ADD COLUMN alone INTEGER NOT NULL DEFAULT 0")
         if "counts" not in columns["photos"]:
             self._db.execute("ALTER TABLE photos ADD COLUMN counts TEXT")
+        if "flagged" not in columns["cells"]:
+            self._db.execute("ALTER TABLE cells ADD COLUMN flagged INTEGER")
         if "model" not in columns["cells"]:
             self._db.execute("ALTER TABLE cells ADD COLUMN model TEXT NOT NULL DEFAULT ''")
             if model := self.meta("model"):
@@ -169,8 +171,12 @@ class Store:
         """Photos screened without stored figures (by an earlier version)."""
         return [r["id"] for r in self._rows("SELECT id FROM photos WHERE state IN ('done', 'referred') AND counts IS NULL")]
 
-    def set_counts(self, photo_id: int, counts: dict) -> None:
-        self._write("UPDATE photos SET counts = ? WHERE id = ?", (json.dumps(counts), photo_id))
+    def set_counts(self, photo_id: int, counts: dict, flagged: set[int]) -> None:
+        """A photo's figures and which of its cells are flagged (for a photo screened by an earlier version)."""
+        with self._lock, self._transaction():
+            self._db.execute("UPDATE photos SET counts = ? WHERE id = ?", (json.dumps(counts), photo_id))
+            self._db.execute("UPDATE cells SET flagged = (id IN (SELECT value FROM json_each(?))) WHERE photo_id = ?",
+                             (json.dumps(sorted(flagged)), photo_id))
 
     def requeue_interrupted(self) -> tuple[int, int]:
         """Photos left mid-screening by a server that stopped: (requeued, failed). One interrupted in a batch
@@ -220,9 +226,10 @@ class Store:
                 return
             self._db.execute("DELETE FROM cells WHERE photo_id = ?", (photo_id,))
             self._db.executemany(
-                "INSERT INTO cells(photo_id, n, x, y, w, h, p, label, outline, crop, input, model) "
-                "VALUES (:photo_id, :n, :x, :y, :w, :h, :p, :label, :outline, :crop, :input, :model)",
-                [{**c, "photo_id": photo_id, "outline": json.dumps(c["outline"]), "model": model} for c in cells])
+                "INSERT INTO cells(photo_id, n, x, y, w, h, p, label, outline, crop, input, model, flagged) "
+                "VALUES (:photo_id, :n, :x, :y, :w, :h, :p, :label, :outline, :crop, :input, :model, :flagged)",
+                [{"flagged": None, **c, "photo_id": photo_id, "outline": json.dumps(c["outline"]), "model": model}
+                 for c in cells])
             self._db.execute("UPDATE photos SET state = ?, error = ?, referred = ?, width = ?, height = ?, "
                              "display_scale = ?, done = ?, counts = ? WHERE id = ?",
                              (state, error, referred, width, height, display_scale, time.time(),
@@ -230,18 +237,16 @@ class Store:
 
     # -- cells --
     def cells(self, photo_id: int | None = None, slide_id: int | None = None, outlines: bool = False,
-              answered_photos: bool = False) -> list[dict]:
-        """Cells of a photo or of a slide (photos done or referred; with `answered_photos`, only the photos
-        with an answer given), with their current answer."""
+              answered: bool = False) -> list[dict]:
+        """Cells of a photo or of a slide (photos done or referred; with `answered`, only the cells with an
+        answer), with their current answer and whether they are flagged (stored when screened)."""
         if photo_id is not None:
             where, args = "c.photo_id = ?", (photo_id,)
-        elif answered_photos:
-            where = ("c.photo_id IN (SELECT DISTINCT c2.photo_id FROM answers a JOIN cells c2 ON c2.id = a.cell_id "
-                     "WHERE a.slide_id = ?)")
-            args = (slide_id,)
+        elif answered:
+            where, args = "c.id IN (SELECT cell_id FROM answers WHERE slide_id = ? AND undone = 0)", (slide_id,)
         else:
             where, args = "ph.slide_id = ?", (slide_id,)
-        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, "
+        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.flagged, "
                           f"ph.state AS photo_state{', c.outline' if outlines else ''} "
                           f"FROM cells c JOIN photos ph ON ph.id = c.photo_id WHERE {where} ORDER BY c.photo_id, c.n",
                           args)
@@ -260,7 +265,7 @@ class Store:
         return {cell_id: answer for cell_id, answer in rows}
 
     def cell(self, cell_id: int) -> dict | None:
-        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, "
+        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.flagged, "
                           f"ph.state AS photo_state, {CURRENT_ANSWER} AS answer "
                           "FROM cells c JOIN photos ph ON ph.id = c.photo_id WHERE c.id = ?", (cell_id,))
         return rows[0] if rows else None

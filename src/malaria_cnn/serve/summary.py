@@ -118,35 +118,31 @@ def answers(rule: Rule, photos: list[dict], tallies: dict[int, dict],
     return _answer(rule.rule.answer(slide)), _answer(rule.rule.answer(slide, review))
 
 
-def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]], flagged: set[int],
+def review(rule: Rule, photos: list[dict], answered: dict[int, list[tuple[dict, bool]]],
            tallies: dict[int, dict]) -> tuple[dict, patients.Review]:
-    """What a person has confirmed of the slide's photos done (see the module's docstring): from the cells of
-    the photos in `cells_by_photo`, from their `tallies` for the others (none of their cells answered)."""
+    """What a person has confirmed of the slide's photos done (see the module's docstring): each photo's
+    `tallies` (photo_counts: as if no cell were answered), changed by its `answered` cells, each with whether it
+    is flagged. So a summary costs a row per photo and one per answer, not one per cell."""
     counts = dict.fromkeys(("flagged", "answered", "skipped", "parasitized", "uninfected", "not_cell"), 0)
     hits, totals, flagged_answers = [], [], []
     for ph in photos:
         if ph["state"] != "done":
             continue
-        if ph["id"] not in cells_by_photo:
-            t = tallies[ph["id"]]
-            counts["flagged"] += t["flagged"]
-            flagged_answers += [None] * t["flagged"]
-            hits.append(t["flagged_counted"])
-            totals.append(t["cells"])
-            continue
-        k = n = 0
-        for c in cells_by_photo[ph["id"]]:
-            shown, answer = c["id"] in flagged, c["answer"]
-            counts["flagged"] += shown
-            if shown:
-                flagged_answers.append(answer)
+        t, mine = tallies[ph["id"]], answered.get(ph["id"], [])
+        counts["flagged"] += t["flagged"]
+        shown_answers = [c["answer"] for c, shown in mine if shown]
+        flagged_answers += shown_answers + [None] * (t["flagged"] - len(shown_answers))
+        n, k = t["cells"], t["flagged_counted"]
+        for c, shown in mine:
+            answer = c["answer"]
             if answer in ANSWERED:
                 counts["answered"] += shown
                 counts[answer] += 1
             elif answer == "skip":
                 counts["skipped"] += 1
-            n += answer != "not_cell"
-            k += answer == "parasitized" or (answer in (None, "skip") and shown and rule.counted(c["p"], c["label"]))
+            n -= answer == "not_cell"
+            was = shown and rule.counted(c["p"], c["label"])  # counted while unanswered
+            k += (answer == "parasitized" or (answer == "skip" and was)) - was
         hits.append(k)
         totals.append(n)
     red = int(sum(totals))
@@ -159,17 +155,20 @@ def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]]
 def slide(slide: dict, photos: list[dict], cells: list[dict], rule: Rule) -> dict:
     """The Slide record of the pages' JSON (the workspace's store rows in, see serve/routes/context.py): `answer`
     is the slide's answer after the review so far, `model` the model's alone; `provisional` while photos are
-    queued. `cells`: every cell of the photos with answers (or of any photo); a photo done whose cells are not
-    among them is summed from its stored `counts` (photo_counts), none of its cells answered."""
+    queued. A photo with stored `counts` (photo_counts) needs only its answered cells among `cells`, each with
+    its stored `flagged`; a photo without needs all its cells."""
     by_photo: dict[int, list[dict]] = {}
     for c in cells:
         by_photo.setdefault(c["photo_id"], []).append(c)
     done = [ph for ph in photos if ph["state"] == "done"]
-    flagged = rule.flagged([c for ph in done for c in by_photo.get(ph["id"], [])])
-    tallies = {ph["id"]: photo_counts(rule, by_photo.get(ph["id"], []), flagged)
-               if ph["id"] in by_photo or not ph.get("counts") else ph["counts"] for ph in done}
+    whole = [ph["id"] for ph in done if not ph.get("counts")]
+    flagged = rule.flagged([c for i in whole for c in by_photo.get(i, [])])
+    tallies = {ph["id"]: ph["counts"] for ph in done if ph.get("counts")}
+    tallies.update({i: photo_counts(rule, by_photo.get(i, []), flagged) for i in whole})
+    answered = {i: [(c, c["id"] in flagged if i in whole else bool(c["flagged"])) for c in mine
+                    if c["answer"] is not None] for i, mine in by_photo.items()}
     n, k = sum(t["cells"] for t in tallies.values()), sum(t["called"] for t in tallies.values())
-    reviewed, given = review(rule, photos, by_photo, flagged, tallies)
+    reviewed, given = review(rule, photos, answered, tallies)
     model, after = answers(rule, photos, tallies, given)
     states = [ph["state"] for ph in photos]
     queued = sum(s in ("queued", "screening") for s in states)

@@ -142,7 +142,11 @@ class Worker:
             atomic.write_bytes(self.workspace / "display" / f"{photo_id}.jpg", jpeg)
             height, width = photo.rgb.shape[:2]
             cells = cell_records(photo)
-            counts = summary.photo_counts(self.rule, [{**c, "id": c["n"], "photo_id": photo_id} for c in cells])
+            keyed = [{**c, "id": c["n"], "photo_id": photo_id} for c in cells]  # keyed by n until stored
+            flagged = self.rule.flagged(keyed)
+            counts = summary.photo_counts(self.rule, keyed, flagged)
+            for c in cells:
+                c["flagged"] = c["n"] in flagged
             self.store.save_result(photo_id, "referred" if photo.referred else "done", "", photo.referred,
                                    (width, height), scale, cells, self.model_sha256, counts)
         except Exception as exc:

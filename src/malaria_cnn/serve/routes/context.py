@@ -41,17 +41,16 @@ class Context:
         return row
 
     def slide_record(self, row: dict, photos: list[dict] | None = None) -> dict:
-        """The slide's summary: its photos' stored figures, and the cells of the photos with answers."""
+        """The slide's summary: its photos' stored figures, and its answered cells."""
         photos = self.store.photos(row["id"]) if photos is None else photos
-        return summary.slide(row, photos, self.store.cells(slide_id=row["id"], answered_photos=True), self.rule)
+        return summary.slide(row, photos, self.store.cells(slide_id=row["id"], answered=True), self.rule)
 
     def cell_record(self, row: dict, flagged: set[int] | None = None) -> dict:
-        """A cell's JSON; `flagged`: the ids flagged among its photo's cells (read when not given)."""
-        if flagged is None:
-            flagged = self.rule.flagged(self.store.cells(photo_id=row["photo_id"]))
+        """A cell's JSON; `flagged`: the ids flagged among its photo's cells (else as stored when screened)."""
+        shown = row["id"] in flagged if flagged is not None else bool(row["flagged"])
         out = {"id": row["id"], "photo_id": row["photo_id"], "n": row["n"],
                "box": [row["x"], row["y"], row["w"], row["h"]], "p": row["p"], "label": row["label"],
-               "flagged": row["photo_state"] == "done" and row["id"] in flagged, "answer": row["answer"]}
+               "flagged": row["photo_state"] == "done" and shown, "answer": row["answer"]}
         if "outline" in row:
             out["outline"] = row["outline"]
         return out
