@@ -1,10 +1,9 @@
-"""The app's JSON endpoints and guards, in process (FastAPI's test client), with the tiny model and
-synthetic field photos: uploads checked by content, screening in the background, review and undo,
-the token, the host check, one-line errors, the OpenAPI description."""
+"""The app's JSON endpoints, in process (FastAPI's test client), with the tiny model and synthetic field
+photos: uploads checked by content, screening in the background, review and undo, one-line errors, the
+OpenAPI description, one model per workspace, summaries from stored figures."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import re
@@ -19,21 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from malaria_cnn.core.errors import UserError
-from malaria_cnn.release.options import scorer
-from malaria_cnn.serve.app import COOKIE, Settings, create_app
-from malaria_cnn.serve.limits import UploadLimits
+from malaria_cnn.serve.app import Settings, create_app
 
 TOKEN = "a-token-of-sixteen-chars"
 
 
 def png(rgb) -> bytes:
     return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
-
-
-@pytest.fixture(scope="module")
-def scoring(ruled_model_dir):
-    return scorer(argparse.Namespace(model=str(ruled_model_dir / "model.keras"), threshold=None, threshold_file=None,
-                                     batch_size=64))
 
 
 def settings(tmp_path: Path, scoring, **kw) -> Settings:
@@ -205,55 +196,6 @@ def test_openapi_describes_the_json_endpoints_and_no_page_needs_a_cdn(screened):
     assert c.get("/docs").status_code == 404  # Swagger UI loads its scripts from a CDN: off
 
 
-def test_limits_refuse_too_many_files_and_too_large_ones(tmp_path, scoring, fields):
-    s = settings(tmp_path, scoring, limits=UploadLimits(max_upload_mb=1, max_files=2, max_photos_per_slide=3),
-                 start_worker=False)
-    photo = png(next(iter(fields.values())).rgb)
-    with client(s) as c:
-        sid = c.post("/api/slides", json={"name": "limits"}).json()["id"]
-        r = c.post(f"/api/slides/{sid}/photos", files=[("files", (f"{i}.png", photo, "image/png")) for i in range(3)])
-        assert r.status_code == 413 and r.json()["error"] == "more than 2 files sent at once: send at most 2"
-        big = c.post(f"/api/slides/{sid}/photos", files=[("files", ("big.png", photo + b"\0" * (1 << 20), "image/png"))])
-        assert big.json()["photos"][0]["error"].startswith("file of 1.")
-        assert "larger than the upload limit (1 MB)" in big.json()["photos"][0]["error"]
-        small = png(cv2.resize(next(iter(fields.values())).rgb, (160, 120)))
-        many = zipped({f"{i}.png": small for i in range(5)})
-        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("many.zip", many, "application/zip"))])
-        assert r.status_code == 413 and r.json()["error"] == ("the slide holds at most 3 photos: it has room for 2 "
-                                                              "more, and this upload holds 5 photos")
-        two = zipped({f"{i}.png": small for i in range(2)})  # a zip that fills the slide, then a photo past it
-        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("two.zip", two, "application/zip")),
-                                                       ("files", ("one.png", small, "image/png"))])
-        assert r.status_code == 413 and "this upload holds 3 photos" in r.json()["error"]
-        assert c.get(f"/api/slides/{sid}").json()["photos_total"] == 1  # nothing of either kept
-        assert c.post(f"/api/slides/{sid}/photos", files=[("files", ("two.zip", two, "application/zip"))]).status_code == 200
-        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("one.png", photo, "image/png"))])
-        assert r.status_code == 413 and "at most 3 photos: it has room for 0 more" in r.json()["error"]
-        assert c.get(f"/api/slides/{sid}").json()["photos_total"] == 3
-        assert not list((s.workspace / "tmp").iterdir())  # no body kept
-
-
-def test_with_a_token_every_request_needs_it_and_a_visit_with_it_sets_a_cookie(tmp_path, scoring):
-    s = settings(tmp_path, scoring, token=TOKEN, start_worker=False)
-    with client(s) as c:
-        assert c.get("/api/slides").status_code == 401
-        assert c.get("/api/slides", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
-        assert c.get("/api/slides", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-        assert c.get("/static/serve.css").status_code == 401
-        visit = c.get(f"/?token={TOKEN}", follow_redirects=False)
-        assert visit.status_code == 303 and visit.headers["location"] == "/"
-        assert f"{COOKIE}={TOKEN}" in visit.headers["set-cookie"] and "samesite=strict" in visit.headers["set-cookie"].lower()
-        assert c.get("/api/slides", cookies={COOKIE: TOKEN}).status_code == 200
-
-
-def test_on_loopback_a_request_naming_another_host_is_refused(tmp_path, scoring):
-    with client(settings(tmp_path, scoring, start_worker=False)) as c:
-        assert c.get("/api/status", headers={"host": "localhost:8000"}).status_code == 200
-        assert c.get("/api/status", headers={"host": "[::1]:8000"}).status_code == 200
-        r = c.get("/api/status", headers={"host": "attacker.example:8000"})
-        assert r.status_code == 421 and "attacker.example" in r.json()["error"]
-
-
 def test_answers_and_photos_survive_a_new_app_on_the_same_workspace(tmp_path, scoring, fields):
     s = settings(tmp_path, scoring)
     photo = png(next(iter(fields.values())).rgb)
@@ -323,45 +265,6 @@ def test_a_workspace_refuses_another_model_and_each_exported_cell_names_the_mode
     assert "ffffffffffff" in message and "eeeeeeeeeeee" in message and "--workspace" in message
     with client(s) as c:  # the workspace's own model still starts on it
         assert c.get("/api/status").json()["model"]["sha256"] == "f" * 64
-
-
-def test_a_photo_that_fails_at_any_step_fails_alone_and_the_worker_goes_on(tmp_path, scoring, fields, monkeypatch):
-    from malaria_cnn.serve import worker
-
-    real, calls = worker.display_copy, []
-
-    def flaky(rgb):
-        calls.append(1)
-        if len(calls) == 2:
-            raise MemoryError("no room for the display copy")
-        return real(rgb)
-
-    monkeypatch.setattr(worker, "display_copy", flaky)
-    photos = [png(f.rgb) for f in fields.values()][:3]
-    with client(settings(tmp_path, scoring)) as c:
-        sid = c.post("/api/slides", json={"name": "one fails"}).json()["id"]
-        c.post(f"/api/slides/{sid}/photos", files=[("files", (f"{i}.png", p, "image/png")) for i, p in enumerate(photos)])
-        slide = wait_done(c, sid)
-        states = sorted((p["state"], p["error"]) for p in c.get(f"/api/slides/{sid}").json()["photos"])
-        assert states[:2] == [("done", ""), ("done", "")]
-        assert states[2] == ("failed", "internal error: MemoryError: no room for the display copy")
-        assert slide["photos_done"] == 2 and c.get("/api/status").json()["worker"] == {"running": True, "error": ""}
-
-
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread ended on purpose
-def test_the_status_says_when_the_worker_is_not_running(tmp_path, scoring, monkeypatch):
-    with client(settings(tmp_path, scoring)) as c:
-        w = c.app.state.worker
-        monkeypatch.setattr(w.store, "claim", lambda n: (_ for _ in ()).throw(RuntimeError("disk gone")))
-        w.wake.set()
-        deadline = time.monotonic() + 10
-        while c.get("/api/status").json()["worker"]["error"] == "" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert c.get("/api/status").json()["worker"] == {"running": True, "error": "internal error: RuntimeError: disk gone"}
-        monkeypatch.setattr(w.store, "claim", lambda n: (_ for _ in ()).throw(SystemExit()))  # the thread ends
-        w.wake.set()
-        w.thread.join(10)
-        assert c.get("/api/status").json()["worker"]["running"] is False
 
 
 def test_a_slides_summary_from_its_photos_stored_figures_is_the_summary_from_every_cell(screened):

@@ -3,13 +3,11 @@ anything, with or without a token; the token is compared as bytes; an upload's b
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from malaria_cnn.release.options import scorer
 from malaria_cnn.serve.app import COOKIE, Settings, create_app
 from malaria_cnn.serve.limits import UploadLimits
 
@@ -17,12 +15,6 @@ OWN = "http://127.0.0.1:8000"
 TOKEN = "a-token-of-sixteen-chars"
 FOREIGN = ({"Origin": "http://127.0.0.1:9000"}, {"Origin": "https://attacker.example"}, {"Origin": "null"},
            {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"}, {})
-
-
-@pytest.fixture(scope="module")
-def scoring(ruled_model_dir):
-    return scorer(argparse.Namespace(model=str(ruled_model_dir / "model.keras"), threshold=None, threshold_file=None,
-                                     batch_size=64))
 
 
 def app_client(tmp_path: Path, scoring, **kw) -> TestClient:
@@ -102,3 +94,23 @@ def test_a_chunked_body_past_the_limit_is_refused_as_it_arrives(tmp_path, scorin
         big = c.post("/api/slides", content=b"{" + b" " * (2 << 20) + b"}",
                      headers={"Origin": OWN, "Content-Type": "application/json"})
         assert big.status_code == 413
+
+
+def test_with_a_token_every_request_needs_it_and_a_visit_with_it_sets_a_cookie(tmp_path, scoring):
+    with app_client(tmp_path, scoring, token=TOKEN) as c:
+        assert c.get("/api/slides").status_code == 401
+        assert c.get("/api/slides", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
+        assert c.get("/api/slides", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert c.get("/static/serve.css").status_code == 401
+        visit = c.get(f"/?token={TOKEN}", follow_redirects=False)
+        assert visit.status_code == 303 and visit.headers["location"] == "/"
+        assert f"{COOKIE}={TOKEN}" in visit.headers["set-cookie"] and "samesite=strict" in visit.headers["set-cookie"].lower()
+        assert c.get("/api/slides", cookies={COOKIE: TOKEN}).status_code == 200
+
+
+def test_on_loopback_a_request_naming_another_host_is_refused(tmp_path, scoring):
+    with app_client(tmp_path, scoring) as c:
+        assert c.get("/api/status", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/api/status", headers={"host": "[::1]:8000"}).status_code == 200
+        r = c.get("/api/status", headers={"host": "attacker.example:8000"})
+        assert r.status_code == 421 and "attacker.example" in r.json()["error"]

@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from malaria_cnn.serve import schema
+
 ANSWERS = ("parasitized", "uninfected", "not_cell", "skip")
 STATES = ("queued", "screening", "done", "failed", "referred")
 STOPPED_TWICE = ("the server stopped twice while screening this photo (out of memory?): it is not tried again; "
@@ -26,30 +28,6 @@ STOPPED_TWICE = ("the server stopped twice while screening this photo (out of me
 class StoreError(ValueError):
     """A record the workspace cannot hold (an unknown answer, state or image)."""
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS slides (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS photos (
-    id INTEGER PRIMARY KEY, slide_id INTEGER NOT NULL REFERENCES slides(id), name TEXT NOT NULL,
-    file TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, error TEXT NOT NULL DEFAULT '',
-    referred TEXT NOT NULL DEFAULT '', width INTEGER, height INTEGER, display_scale REAL,
-    attempts INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, done REAL, alone INTEGER NOT NULL DEFAULT 0,
-    counts TEXT);
-CREATE INDEX IF NOT EXISTS photos_slide ON photos(slide_id);
-CREATE INDEX IF NOT EXISTS photos_state ON photos(state);
-CREATE TABLE IF NOT EXISTS cells (
-    id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES photos(id), n INTEGER NOT NULL,
-    x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL, p REAL NOT NULL,
-    label TEXT NOT NULL, outline TEXT NOT NULL, crop BLOB NOT NULL, input BLOB NOT NULL, model TEXT NOT NULL DEFAULT '',
-    flagged INTEGER, UNIQUE (photo_id, n));
-CREATE TABLE IF NOT EXISTS answers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, cell_id INTEGER NOT NULL REFERENCES cells(id),
-    slide_id INTEGER NOT NULL REFERENCES slides(id), answer TEXT NOT NULL, at REAL NOT NULL,
-    undone INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS answers_cell ON answers(cell_id);
-CREATE INDEX IF NOT EXISTS answers_slide ON answers(slide_id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 
 PHOTO_COLUMNS = ("id", "slide_id", "name", "state", "error", "referred", "width", "height", "display_scale",
                  "created", "done")
@@ -70,26 +48,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        schema.create(self._db)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()  # not the writer's: a read never waits for a write
-
-    def _migrate(self) -> None:
-        """Columns added since a workspace was made: a photo screened alone; the model that scored a cell (the
-        workspace's model, for cells scored before it was kept per cell)."""
-        columns = {t: {r[1] for r in self._db.execute(f"PRAGMA table_info({t})")} for t in ("photos", "cells")}
-        if "alone" not in columns["photos"]:
-            self._db.execute("ALTER TABLE photos ADD COLUMN alone INTEGER NOT NULL DEFAULT 0")
-        if "counts" not in columns["photos"]:
-            self._db.execute("ALTER TABLE photos ADD COLUMN counts TEXT")
-        if "flagged" not in columns["cells"]:
-            self._db.execute("ALTER TABLE cells ADD COLUMN flagged INTEGER")
-        if "model" not in columns["cells"]:
-            self._db.execute("ALTER TABLE cells ADD COLUMN model TEXT NOT NULL DEFAULT ''")
-            if model := self.meta("model"):
-                self._db.execute("UPDATE cells SET model = ?", (model["sha256"],))
 
     def close(self) -> None:
         with self._lock, self._readers_lock:
