@@ -26,7 +26,7 @@ from malaria_cnn.core.errors import log_internal
 COOKIE = "malaria_cnn_token"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-STATE_CHANGING_GETS = {"/api/export"}  # writes a zip into the workspace on each call
+STATE_CHANGING_GETS = {"/api/export"}  # writes a zip into the workspace: checked whatever its method
 NEEDS_TOKEN = ("this server needs its token: open the address it printed (with ?token=...), "
                "or send 'Authorization: Bearer <token>'")
 FOREIGN = ("refused: a request that changes something must come from this server's own pages "
