@@ -119,6 +119,17 @@ def ruled_model_dir(model_dir, tmp_path_factory) -> Path:
     return where
 
 
+@pytest.fixture(scope="module")
+def scoring(ruled_model_dir):
+    """ruled_model_dir's model loaded as `serve` loads it (the in-process serve tests)."""
+    import argparse
+
+    from malaria_cnn.release.options import scorer
+
+    return scorer(argparse.Namespace(model=str(ruled_model_dir / "model.keras"), threshold=None, threshold_file=None,
+                                     batch_size=64))
+
+
 @pytest.fixture(scope="session")
 def fields():
     """Three synthetic smear photos: 36 cells each, about 40% placed against a neighbour, one white cell."""

@@ -37,7 +37,7 @@ def test_a_failed_file_is_a_row_and_exit_code_1(tmp_path, model_dir, small_cells
     (["evaluate", ".", "--out", "r", "--min-side", "0"], "error: --min-side must be at least 1"),
     (["predict", ".", "--out", "."], "error: --out . is a folder: give a CSV file"),
     (["screen", ".", "--out", "notes.txt"], "error: --out notes.txt is a file: give a folder"),
-    (["serve", "--host", "0.0.0.0"], "error: --host 0.0.0.0 lets other machines in: give --token"),
+    (["serve", "--host", "0.0.0.0", "--no-token"], "error: --no-token is for a loopback host only: --host 0.0.0.0"),
     (["serve", "--host", "192.168.1.5", "--token", "short"], "error: --token must be at least 16 characters"),
     (["serve", "--workspace", "notes.txt"], "error: --workspace notes.txt is a file: give a folder"),
     (["serve", "--max-upload-mb", "0"], "error: --max-upload-mb must be at least 1"),

@@ -29,6 +29,7 @@ CLI = Path(sys.executable).parent / "malaria-cnn"
 START_TIMEOUT = 60.0  # seconds for the server to answer GET /api/status (TensorFlow and the model load first)
 SCREEN_TIMEOUT = 120.0
 POLL = 0.05
+TOKEN = "a-test-token-of-some-length"  # passed as --token: clients send it as `Authorization: Bearer`
 Files = Mapping[str, bytes] | Sequence[tuple[str, tuple[str, bytes, str]]]
 
 
@@ -115,10 +116,13 @@ class Server:
     """A running `malaria-cnn serve` subprocess (see start)."""
 
     def __init__(self, workspace: Path, model_dir: Path, port: int, proc: subprocess.Popen, log_path: Path,
-                 log_offset: int, tmpdir: Path):
+                 log_offset: int, tmpdir: Path, token: str | None = TOKEN):
         self.workspace, self.model_dir, self.port, self.proc = Path(workspace), Path(model_dir), port, proc
-        self.log_path, self.log_offset, self.tmpdir = log_path, log_offset, tmpdir
+        self.log_path, self.log_offset, self.tmpdir, self.token = log_path, log_offset, tmpdir, token
         self.url = f"http://127.0.0.1:{port}/"
+        self.address = self.url + (f"?token={token}" if token else "")  # what a person opens: sets the cookie
+        # a script's client sends the token; without one, it sends the Origin the server's own pages send
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {"Origin": self.url.rstrip("/")}
         self._client: httpx.Client | None = None
 
     # -- the process --
@@ -178,8 +182,9 @@ class Server:
         return self._client
 
     def new_client(self, timeout: float = 120, **kwargs) -> httpx.Client:
-        """A client of its own (one connection pool; e.g. one per simulated user), httpx.Client's `kwargs`."""
-        return httpx.Client(base_url=self.url, timeout=timeout, **kwargs)
+        """A client of its own (one connection pool; e.g. one per simulated user) that sends the token,
+        httpx.Client's `kwargs`."""
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=self.headers, **kwargs)
 
     def _close_client(self) -> None:
         if self._client is not None:
@@ -205,8 +210,9 @@ class Server:
 
 
 def start(workspace: str | Path, model_dir: str | Path, port: int | None = None, extra_args: Iterable[str] = (),
-          timeout: float = START_TIMEOUT) -> Server:
-    """`malaria-cnn serve --workspace WORKSPACE --port PORT --model MODEL_DIR/model.keras [extra_args]`, once it
+          timeout: float = START_TIMEOUT, token: str | None = TOKEN) -> Server:
+    """`malaria-cnn serve --workspace WORKSPACE --port PORT --model MODEL_DIR/model.keras --token TOKEN
+    [extra_args]` (`--no-token` when `token` is None), once it
     answers GET /api/status. Its output goes to WORKSPACE's parent / "<workspace name>.serve.log" (appended
     to: a restart on the same workspace adds to it), its TMPDIR is "<workspace name>.tmp" there (where an
     internal error's traceback would be written). Without `port`, a free one (another is tried if it
@@ -225,9 +231,9 @@ def start(workspace: str | Path, model_dir: str | Path, port: int | None = None,
             log.flush()
             proc = subprocess.Popen(
                 [str(CLI), "serve", "--workspace", str(workspace), "--port", str(chosen), "--model", str(model),
-                 *extra_args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                 *(["--token", token] if token else ["--no-token"]), *extra_args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"})
-        server = Server(workspace, Path(model_dir), chosen, proc, log_path, offset, tmpdir)
+        server = Server(workspace, Path(model_dir), chosen, proc, log_path, offset, tmpdir, token)
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
@@ -236,7 +242,7 @@ def start(workspace: str | Path, model_dir: str | Path, port: int | None = None,
                 raise AssertionError(f"malaria-cnn serve exited with code {proc.returncode} before answering\n"
                                      f"{server.tail()}")
             try:
-                if httpx.get(server.url + "api/status", timeout=2).status_code == 200:
+                if httpx.get(server.url + "api/status", headers=server.headers, timeout=2).status_code == 200:
                     return server
             except httpx.TransportError:
                 pass

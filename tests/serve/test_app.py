@@ -1,10 +1,9 @@
-"""The app's JSON endpoints and guards, in process (FastAPI's test client), with the tiny model and
-synthetic field photos: uploads checked by content, screening in the background, review and undo,
-the token, the host check, one-line errors, the OpenAPI description."""
+"""The app's JSON endpoints, in process (FastAPI's test client), with the tiny model and synthetic field
+photos: uploads checked by content, screening in the background, review and undo, one-line errors, the
+OpenAPI description, one model per workspace, summaries from stored figures."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import re
@@ -18,9 +17,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from malaria_cnn.release.options import scorer
-from malaria_cnn.serve.app import COOKIE, Settings, create_app
-from malaria_cnn.serve.limits import UploadLimits
+from malaria_cnn.core.errors import UserError
+from malaria_cnn.serve.app import Settings, create_app
 
 TOKEN = "a-token-of-sixteen-chars"
 
@@ -29,18 +27,16 @@ def png(rgb) -> bytes:
     return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
-@pytest.fixture(scope="module")
-def scoring(ruled_model_dir):
-    return scorer(argparse.Namespace(model=str(ruled_model_dir / "model.keras"), threshold=None, threshold_file=None,
-                                     batch_size=64))
-
-
 def settings(tmp_path: Path, scoring, **kw) -> Settings:
     return Settings(tmp_path / "ws", scoring, Path("model.keras"), "f" * 64, **kw)
 
 
+ORIGIN = "http://127.0.0.1:8000"
+
+
 def client(s: Settings) -> TestClient:
-    return TestClient(create_app(s), base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+    """A client as the app's own pages are: every request from its origin."""
+    return TestClient(create_app(s), base_url=ORIGIN, raise_server_exceptions=False, headers={"Origin": ORIGIN})
 
 
 def wait_done(c: TestClient, slide_id: int) -> dict:
@@ -87,7 +83,7 @@ def test_every_file_and_zip_entry_becomes_a_photo_with_its_state_and_one_line_re
                                          "more.zip:../evil.png"]
     photos = {p["name"]: p for p in c.get(f"/api/slides/{sid}").json()["photos"]}
     assert photos["field 0.png"]["state"] == photos["more.zip:day/field1.png"]["state"] == "done"
-    assert photos["field 0.png"]["cells"] > 20
+    assert photos["field 0.png"]["cells_total"] > 20 and "photos" not in c.get("/api/slides").json()["slides"][0]
     assert "not an image" in photos["notes.jpg"]["error"] and photos["notes.jpg"]["state"] == "failed"
     assert photos["broken.jpg"]["state"] == "failed" and photos["broken.jpg"]["error"]
     assert "unsafe" in photos["more.zip:../evil.png"]["error"]
@@ -200,48 +196,6 @@ def test_openapi_describes_the_json_endpoints_and_no_page_needs_a_cdn(screened):
     assert c.get("/docs").status_code == 404  # Swagger UI loads its scripts from a CDN: off
 
 
-def test_limits_refuse_too_many_files_and_too_large_ones(tmp_path, scoring, fields):
-    s = settings(tmp_path, scoring, limits=UploadLimits(max_upload_mb=1, max_files=2, max_photos_per_slide=3),
-                 start_worker=False)
-    photo = png(next(iter(fields.values())).rgb)
-    with client(s) as c:
-        sid = c.post("/api/slides", json={"name": "limits"}).json()["id"]
-        r = c.post(f"/api/slides/{sid}/photos", files=[("files", (f"{i}.png", photo, "image/png")) for i in range(3)])
-        assert r.status_code == 413 and r.json()["error"] == "3 files sent at once: send at most 2"
-        big = c.post(f"/api/slides/{sid}/photos", files=[("files", ("big.png", photo + b"\0" * (1 << 20), "image/png"))])
-        assert big.json()["photos"][0]["error"].startswith("file of 1.")
-        assert "larger than the upload limit (1 MB)" in big.json()["photos"][0]["error"]
-        small = png(cv2.resize(next(iter(fields.values())).rgb, (160, 120)))
-        many = zipped({f"{i}.png": small for i in range(5)})
-        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("many.zip", many, "application/zip"))])
-        states = [p["state"] for p in r.json()["photos"]]
-        assert states == ["queued", "queued", "failed"]  # room for 2 more, then the rest said in one line
-        assert "the rest left out" in r.json()["photos"][-1]["error"]
-        r = c.post(f"/api/slides/{sid}/photos", files=[("files", ("one.png", photo, "image/png"))])
-        assert r.status_code == 413 and "at most 3 photos" in r.json()["error"]
-
-
-def test_with_a_token_every_request_needs_it_and_a_visit_with_it_sets_a_cookie(tmp_path, scoring):
-    s = settings(tmp_path, scoring, token=TOKEN, start_worker=False)
-    with client(s) as c:
-        assert c.get("/api/slides").status_code == 401
-        assert c.get("/api/slides", headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
-        assert c.get("/api/slides", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-        assert c.get("/static/serve.css").status_code == 401
-        visit = c.get(f"/?token={TOKEN}", follow_redirects=False)
-        assert visit.status_code == 303 and visit.headers["location"] == "/"
-        assert f"{COOKIE}={TOKEN}" in visit.headers["set-cookie"] and "samesite=strict" in visit.headers["set-cookie"].lower()
-        assert c.get("/api/slides", cookies={COOKIE: TOKEN}).status_code == 200
-
-
-def test_on_loopback_a_request_naming_another_host_is_refused(tmp_path, scoring):
-    with client(settings(tmp_path, scoring, start_worker=False)) as c:
-        assert c.get("/api/status", headers={"host": "localhost:8000"}).status_code == 200
-        assert c.get("/api/status", headers={"host": "[::1]:8000"}).status_code == 200
-        r = c.get("/api/status", headers={"host": "attacker.example:8000"})
-        assert r.status_code == 421 and "attacker.example" in r.json()["error"]
-
-
 def test_answers_and_photos_survive_a_new_app_on_the_same_workspace(tmp_path, scoring, fields):
     s = settings(tmp_path, scoring)
     photo = png(next(iter(fields.values())).rgb)
@@ -270,8 +224,8 @@ def test_the_export_holds_the_answered_cells_and_the_rest_of_a_reviewed_slide_an
         answers = ["parasitized", "uninfected", "not_cell"]
         for i, cell in enumerate(doubt):
             c.put(f"/api/cells/{cell['id']}/answer", json={"answer": answers[i % 3]})
-        first = c.get("/api/export")
-        second = c.get("/api/export")
+        first = c.post("/api/export")
+        second = c.post("/api/export")
         cells = c.app.state.store.cells(slide_id=reviewed)
     assert first.headers["content-type"] == "application/zip"
     names = [re.search(r'filename="([^"]+)"', r.headers["content-disposition"]).group(1) for r in (first, second)]
@@ -287,3 +241,44 @@ def test_the_export_holds_the_answered_cells_and_the_rest_of_a_reviewed_slide_an
     assert all(n.split("/")[-1].startswith(f"S{reviewed}-reviewed_IMG_") for n in crops)
     assert "f" * 64 in readme and "dvc exp run -S data.source=zip" in readme
     assert {a["category_id"] for a in coco["annotations"]} == {1, 2, 3}
+
+
+def test_a_workspace_refuses_another_model_and_each_exported_cell_names_the_model_that_scored_it(
+        tmp_path, scoring, fields):
+    s = settings(tmp_path, scoring)
+    photo = png(next(iter(fields.values())).rgb)
+    with client(s) as c:
+        sid = c.post("/api/slides", json={"name": "one model"}).json()["id"]
+        c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
+        wait_done(c, sid)
+        for cell in c.get(f"/api/slides/{sid}/review").json()["cells"]:
+            c.put(f"/api/cells/{cell['id']}/answer", json={"answer": "uninfected"})
+        exported = c.post("/api/export")
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as z:
+        coco = json.loads(z.read("boxes.coco.json"))
+    assert coco["annotations"] and {a["attributes"]["model_sha256"] for a in coco["annotations"]} == {"f" * 64}
+    other = Settings(s.workspace, scoring, Path("other.keras"), "e" * 64)
+    with pytest.raises(UserError) as refused:
+        create_app(other)
+    message = str(refused.value)
+    assert "\n" not in message and "model.keras" in message and "other.keras" in message
+    assert "ffffffffffff" in message and "eeeeeeeeeeee" in message and "--workspace" in message
+    with client(s) as c:  # the workspace's own model still starts on it
+        assert c.get("/api/status").json()["model"]["sha256"] == "f" * 64
+
+
+def test_a_slides_summary_from_its_photos_stored_figures_is_the_summary_from_every_cell(screened):
+    from malaria_cnn.serve import summary
+
+    c, s, sid, _, _ = screened
+    ctx, store = c.app.state.context, c.app.state.store
+    cell = c.get(f"/api/slides/{sid}/review").json()["cells"][0]["id"]
+    for answers in ([], ["parasitized"], ["parasitized", "not_cell"]):
+        for a in answers:
+            c.put(f"/api/cells/{cell}/answer", json={"answer": a})
+        row, photos = store.slide(sid), store.photos(sid)
+        whole = summary.slide(row, [{**p, "counts": None} for p in photos], store.cells(slide_id=sid), ctx.rule)
+        assert ctx.slide_record(row) == whole
+        assert len(store.cells(slide_id=sid, answered=True)) == (1 if answers else 0)  # the one cell answered
+    for _ in range(3):
+        c.post(f"/api/slides/{sid}/undo")

@@ -17,7 +17,7 @@ from malaria_cnn.screening.synthetic_field import make_field
 
 from browser import require_chromium
 from conftest import ROOT
-from serve.server import start
+from serve.server import TOKEN, start
 from serve.trains import assert_trains
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,8 @@ def _true_answer(box: list[int], truth) -> str:
 
 def _json(url: str, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data, method=method, headers={"Content-Type": "application/json",
+                                                                    "Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -77,6 +78,7 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "404" not in m.text else None)
 
+        page.goto(server.address)  # the address `serve` prints, with its token: the browser keeps the cookie
         # New slide: name it, drop photos and a broken file, watch each photo screened
         page.goto(server.url + "slides/new")
         page.get_by_label(re.compile("name", re.IGNORECASE)).first.fill("Ward 3 P17")
@@ -97,7 +99,7 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         page.goto(f"{server.url}slides/{slide_id}")
         page.wait_for_selector("svg polygon")
         api = _json(f"{server.url}api/slides/{slide_id}")
-        assert page.locator("svg polygon").count() == api["cells"]
+        assert page.locator("svg polygon").count() == api["cells_total"]
         page.locator("svg polygon").first.click()
         page.wait_for_selector("img[src*='/crop']")
         page.screenshot(path=SHOTS / "serve-slide.png", full_page=True)
@@ -167,9 +169,98 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         assert page.get_by_text("Ward 3 P17").count() >= 1
         page.screenshot(path=SHOTS / "serve-slides.png", full_page=True)
         with page.expect_download() as download:
-            page.get_by_role("link", name=re.compile("export", re.IGNORECASE)).first.click()
+            page.get_by_role("button", name=re.compile("export corrections", re.IGNORECASE)).first.click()
         exported = tmp_path / "corrections.zip"
         download.value.save_as(exported)
         assert not errors, errors
     metrics = assert_trains(exported, tmp_path)
     assert 0 <= metrics["sensitivity"] <= 1
+
+
+ATTACK_PAGE = """<!doctype html><html><body>
+<iframe name="sink" id="sink"></iframe>
+<form id="upload" method="post" enctype="multipart/form-data" target="sink" action="{server}api/slides/{slide}/photos">
+  <input type="file" name="files" id="file"></form>
+<form id="undo" method="post" target="sink" action="{server}api/slides/{slide}/undo"></form>
+<form id="answer" method="post" target="sink" action="{server}api/cells/{cell}/answer">
+  <input name="answer" value="parasitized"></form>
+<form id="export" method="post" target="sink" action="{server}api/export"></form>
+<script>
+const server = "{server}";
+function submitted(id) {{
+  return new Promise((done) => {{
+    const sink = document.getElementById("sink");
+    sink.onload = () => done();
+    document.getElementById(id).submit();
+  }});
+}}
+async function attack() {{
+  const photo = new File([new Uint8Array(1000)], "field.png", {{type: "image/png"}});
+  const transfer = new DataTransfer();
+  transfer.items.add(photo);
+  document.getElementById("file").files = transfer.files;
+  for (const id of ["upload", "undo", "answer", "export"]) await submitted(id);
+  const form = new FormData();
+  form.append("files", photo);
+  const tries = [
+    fetch(server + "api/slides/{slide}/photos", {{method: "POST", body: form, mode: "no-cors", credentials: "include"}}),
+    fetch(server + "api/slides/{slide}/undo", {{method: "POST", mode: "no-cors", credentials: "include"}}),
+    fetch(server + "api/export", {{method: "POST", mode: "no-cors", credentials: "include"}}),
+    fetch(server + "api/export", {{mode: "no-cors", credentials: "include"}}),
+    fetch(server + "api/cells/{cell}/answer", {{method: "PUT", credentials: "include",
+      headers: {{"Content-Type": "application/json"}}, body: JSON.stringify({{answer: "parasitized"}})}}),
+    fetch(server + "api/slides", {{method: "POST", mode: "no-cors", credentials: "include",
+      headers: {{"Content-Type": "text/plain"}}, body: JSON.stringify({{name: "forged"}})}}),
+  ];
+  await Promise.allSettled(tries);
+  document.title = "done";
+}}
+attack();
+</script></body></html>"""
+
+
+def _workspace_state(server) -> dict:
+    slides = _json(f"{server.url}api/slides")["slides"]
+    answers = {c["id"]: c["answer"] for s in slides for c in _json(f"{server.url}api/slides/{s['id']}/review")["cells"]}
+    exports = sorted(p.name for p in (server.workspace / "exports").glob("*")) if (server.workspace / "exports").exists() else []
+    return {"slides": [(s["name"], s["photos_total"]) for s in slides], "answers": answers, "exports": exports}
+
+
+@pytest.mark.parametrize("token", [TOKEN, None], ids=["token", "no-token"])
+def test_a_page_of_another_origin_cannot_upload_undo_answer_or_export(tmp_path, ruled_model_dir, playwright_browser,
+                                                                       token):
+    import http.server
+    import threading
+
+    from serve.server import free_port
+
+    with start(tmp_path / "ws", ruled_model_dir, token=token) as server:
+        slide = server.create_slide("attacked")
+        server.upload(slide, {"field.png": _png(make_field(0).rgb)})
+        server.wait_screened(slide)
+        cell = server.get(f"api/slides/{slide}/review")["cells"][0]["id"]
+        server.answer(cell, "uninfected")
+        before = _workspace_state(server)
+
+        site = tmp_path / "attacker"
+        site.mkdir()
+        (site / "index.html").write_text(ATTACK_PAGE.format(server=server.url, slide=slide, cell=cell))
+        port = free_port()
+        handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(site), **k)  # noqa: E731
+        attacker = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        threading.Thread(target=attacker.serve_forever, daemon=True).start()
+        try:
+            context = playwright_browser.new_context()
+            context.new_page().goto(server.address)  # the reviewer's browser: the token's cookie, when there is one
+            page = context.new_page()  # another tab: a page of another app on this machine
+            seen: list[tuple[str, int]] = []
+            page.on("response", lambda r: seen.append((r.request.method, r.status, r.url))
+                    if r.url.startswith(server.url) else None)
+            page.goto(f"http://127.0.0.1:{port}/index.html")
+            page.wait_for_function("document.title === 'done'", timeout=60_000)
+            context.close()
+        finally:
+            attacker.shutdown()
+        assert _workspace_state(server) == before
+        refused = [status for method, status, url in seen]
+        assert len(refused) >= 4 and set(refused) <= {403}, seen  # the forms' replies: refused by the origin check

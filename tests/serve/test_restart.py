@@ -4,14 +4,18 @@ and every answer the server acknowledged before the kill is still there."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from serve.server import POLL, field_photos, start
+from malaria_cnn.serve.store import STOPPED_TWICE
+from serve.server import CLI, POLL, field_photos, start
 
 PHOTOS = 12
 ANSWERS = ("parasitized", "uninfected", "not_cell")
@@ -107,3 +111,98 @@ def test_kill_while_screening_then_restart(tmp_path, ruled_model_dir, photos):
     for log in (first_log, second_log):
         assert "Traceback" not in log, log[-3000:]
     assert errors == [], [e.read_text()[-2000:] for e in errors]
+
+
+KILLER = Path(__file__).parent / "killer"  # its sitecustomize.py SIGKILLs the server on one photo
+
+
+def test_a_photo_that_kills_the_server_every_time_fails_after_two_tries_and_the_rest_completes(
+        tmp_path, ruled_model_dir, photos, monkeypatch):
+    ws, sent = tmp_path / "ws", dict(list(photos.items())[:4])
+    with start(ws, ruled_model_dir) as server:
+        slide_id = server.create_slide("a photo that kills")
+        server.kill()  # the next start screens what this one is sent: started with the killer armed
+    killer_file = "2.png"  # the second photo sent
+    monkeypatch.setenv("PYTHONPATH", f"{KILLER}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setenv("MALARIA_CNN_TEST_KILLER", killer_file)
+    exits = []
+    for attempt in range(2):
+        try:
+            server = start(ws, ruled_model_dir)
+        except AssertionError:  # killed before it answered: the queue was resumed at once
+            exits.append("killed before answering")
+            continue
+        if attempt == 0:
+            uploaded = server.upload(slide_id, sent)
+            assert {p["state"] for p in uploaded} <= {"queued", "screening"}
+        exits.append(server.proc.wait(120))
+        server.kill()
+    assert all(e in (-signal.SIGKILL, "killed before answering") for e in exits), exits
+    monkeypatch.delenv("MALARIA_CNN_TEST_KILLER")
+    with start(ws, ruled_model_dir) as server:
+        slide = server.wait_screened(slide_id)
+        errors = server.internal_errors()
+    states = {p["id"]: (p["state"], p["error"]) for p in slide["photos"]}
+    assert states.pop(2) == ("failed", STOPPED_TWICE)
+    assert set(states.values()) == {("done", "")}, states
+    assert errors == []
+
+
+def test_a_workspace_of_another_model_is_refused_in_one_line(tmp_path, ruled_model_dir):
+    ws = tmp_path / "ws"
+    with start(ws, ruled_model_dir):
+        pass
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.keras").write_bytes((ruled_model_dir / "model.keras").read_bytes() + b"another model")
+    run = subprocess.run([str(CLI), "serve", "--workspace", str(ws), "--model", str(other / "model.keras")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "was screened by the model" in lines[0] and str(other / "model.keras") in lines[0]
+    assert "--workspace" in lines[0] and "Traceback" not in run.stderr
+
+
+def test_a_kill_during_an_upload_loses_no_acknowledged_photo_and_queues_no_half_one(tmp_path, ruled_model_dir, photos):
+    import threading
+
+    import cv2
+    import numpy as np
+
+    from malaria_cnn.serve.uploads import INTERRUPTED
+
+    ws, files = tmp_path / "ws", list(photos.items())
+    with start(ws, ruled_model_dir) as server:
+        slide_id = server.create_slide("killed mid-upload")
+        acknowledged = server.upload(slide_id, dict(files[:2]))
+        in_flight = threading.Thread(target=lambda: _quietly(server.upload, slide_id, dict(files[2:])))
+        in_flight.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # killed as soon as the second upload's first photo is recorded
+            with sqlite3.connect(ws / "serve.sqlite3") as db:
+                if db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] > len(acknowledged):
+                    break
+            time.sleep(0.002)
+        server.kill()
+        in_flight.join(60)
+    with sqlite3.connect(ws / "serve.sqlite3") as db:
+        rows = db.execute("SELECT id, state, error, file FROM photos ORDER BY id").fetchall()
+    assert {p["id"] for p in acknowledged} <= {r[0] for r in rows}
+    for photo_id, state, error, file in rows:  # each photo whole and queued (or further on), or failed saying so
+        if state == "failed":
+            assert error == INTERRUPTED, (photo_id, error)
+        else:
+            data = np.fromfile(ws / "uploads" / file, np.uint8)
+            assert cv2.imdecode(data, cv2.IMREAD_COLOR) is not None, (photo_id, state)
+    print(f"after the kill: {len(rows)} photos, {sum(r[1] == 'failed' for r in rows)} failed as interrupted")
+    with start(ws, ruled_model_dir) as server:
+        slide = server.wait_screened(slide_id)
+    assert all(p["state"] == "done" or p["error"] == INTERRUPTED for p in slide["photos"])
+    assert {p["id"] for p in acknowledged} <= {p["id"] for p in slide["photos"] if p["state"] == "done"}
+
+
+def _quietly(call, *args):
+    try:
+        call(*args)
+    except Exception:  # the server was killed under it
+        pass

@@ -51,7 +51,7 @@ def test_the_review_counts_confirmed_cells_and_the_models_counted_cells_not_yet_
     assert r["red_cells"] == 7 and r["parasitemia"] == pytest.approx(2 / 7)
     assert 0 <= r["lower"] < 2 / 7 < r["upper"] <= 1 and not r["complete"]
     assert s["photos_total"] == 4 and s["photos_referred"] == 1 and s["photos_failed"] == 1
-    assert s["cells"] == 8 and s["called"] == 4  # the referred photo's cells are counted apart, as screen does
+    assert s["cells_total"] == 8 and s["called"] == 4  # the referred photo's cells are counted apart, as screen does
     assert s["model"]["answer"] in ("infected", "not infected", "refer") and s["model"]["reason"]
     assert s["answer"]["answer"] == "infected" and s["answer"]["reason"] == "1 parasitized cell confirmed"
     assert not s["provisional"]

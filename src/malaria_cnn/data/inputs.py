@@ -91,16 +91,30 @@ def _zip_items(path: Path, limits: Limits) -> Iterator[Item]:
         yield Item(safe_name(str(path)), problem="not a zip archive")
         return
     with zf:
-        infos = [info for info in zf.infolist() if not info.is_dir()]
-        repeated = repeated_names(infos)
-        for info in infos:
+        for info, problem in _zip_entries(zf, limits):
             name = f"{safe_name(str(path))}:{info.filename}"
-            # before the skip: `../x.png` must not pass as hidden
-            problem = unsafe_reason(info, limits.max_entry_mb) or (REPEATED if info.filename in repeated else None)
-            if problem:
-                yield Item(name, problem=problem)
-            elif not _skipped(info.filename.replace("\\", "/").split("/")):
-                yield read_item(name, partial(zf.read, info))
+            yield Item(name, problem=problem) if problem else read_item(name, partial(zf.read, info))
+
+
+def _zip_entries(zf, limits: Limits) -> Iterator[tuple]:
+    """(info, problem or None) of each entry of an open zip that gets a row, unread."""
+    infos = [info for info in zf.infolist() if not info.is_dir()]
+    repeated = repeated_names(infos)
+    for info in infos:
+        # before the skip: `../x.png` must not pass as hidden
+        problem = unsafe_reason(info, limits.max_entry_mb) or (REPEATED if info.filename in repeated else None)
+        if problem or not _skipped(info.filename.replace("\\", "/").split("/")):
+            yield info, problem
+
+
+def zip_item_count(path: str | Path, limits: Limits = Limits()) -> int:
+    """How many items `items([path])` gives for a zip, read from its directory only (1 when it is no zip)."""
+    try:
+        zf = archive.open_zip(path)
+    except UserError:
+        return 1
+    with zf:
+        return sum(1 for _ in _zip_entries(zf, limits))
 
 
 def member(name: str) -> str:

@@ -81,13 +81,16 @@ def _serve_parser(commands) -> None:
     s = commands.add_parser("serve", help="screen and review slides in a browser",
                             description="A web page where photos of a slide are screened, the model's calls reviewed "
                                         "cell by cell, and the corrections exported as training data. Listens on "
-                                        "127.0.0.1 only, unless --host (which then needs --token).")
+                                        "127.0.0.1 only, unless --host; every request carries a token, "
+                                        "generated at start unless given.")
     s.add_argument("--workspace", default="serve-workspace", metavar="DIR",
                    help="where slides, photos, results and answers are kept (default serve-workspace/)")
     s.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this machine)")
     s.add_argument("--port", type=int, default=8000, help="default 8000")
-    s.add_argument("--token", help="a secret every request must carry (needed with any host but a loopback one; "
-                                   "default: the MALARIA_CNN_TOKEN environment variable)")
+    s.add_argument("--token", help="a secret every request must carry, 16 characters or more (default: the "
+                                   "MALARIA_CNN_TOKEN environment variable, else one generated at start)")
+    s.add_argument("--no-token", action="store_true",
+                   help="no token (on a loopback host only; other pages still cannot act on the server)")
     s.add_argument("--token-hidden", action="store_true", help="do not print the address with the token")
     _model_args(s)
     s.add_argument("--max-upload-mb", type=int, default=d.max_upload_mb, help=f"per file (default {d.max_upload_mb})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 
 from malaria_cnn.core.errors import UserError
@@ -22,11 +23,16 @@ def _loopback(host: str) -> bool:
 
 
 def checked(args: argparse.Namespace) -> str | None:
-    """Every option checked before the model is loaded; the token (None on a loopback host without one)."""
-    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
-    if not _loopback(args.host) and not token:
-        raise UserError(f"--host {args.host} lets other machines in: give --token (or set {TOKEN_VARIABLE}); "
-                        f"`python -c 'import secrets; print(secrets.token_urlsafe())'` makes one")
+    """Every option checked before the model is loaded; the token (given, or generated; None with --no-token)."""
+    given = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    if getattr(args, "no_token", False):
+        if given:
+            raise UserError(f"--no-token and a token ({'--token' if args.token else TOKEN_VARIABLE}) contradict: give one")
+        if not _loopback(args.host):
+            raise UserError(f"--no-token is for a loopback host only: --host {args.host} lets other machines in")
+        token = None
+    else:
+        token = given or secrets.token_urlsafe(24)
     if token is not None and len(token) < 16:
         raise UserError("--token must be at least 16 characters")
     if not 1 <= args.port <= 65535:
@@ -51,16 +57,23 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from malaria_cnn.core.atomic import file_sha256
     from malaria_cnn.release.options import scorer
-    from malaria_cnn.serve.app import Settings, create_app
+    from malaria_cnn.serve.app import Settings, check_model, create_app
     from malaria_cnn.serve.limits import UploadLimits
+    from malaria_cnn.serve.store import Store
 
     token = checked(args)
     workspace = Path(args.workspace)
     workspace.mkdir(parents=True, exist_ok=True)
+    sha256 = file_sha256(args.model)
+    store = Store(workspace / "serve.sqlite3")
+    try:  # before the model is loaded: a workspace of another model is refused at once
+        check_model(store, workspace, Path(args.model), sha256)
+    finally:
+        store.close()
     limits = UploadLimits(args.max_upload_mb, args.max_files, args.max_photos, args.max_pixels)
-    settings = Settings(workspace, scorer(args), Path(args.model), file_sha256(args.model), token,
+    settings = Settings(workspace, scorer(args), Path(args.model), sha256, token,
                         loopback_only=_loopback(args.host), limits=limits)
-    app = create_app(settings)
+    app = create_app(settings)  # UserError when the workspace holds another model's cells
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token and not args.token_hidden else "")
     print(f"serve: workspace {workspace.resolve()}, model {args.model}; open {address}", flush=True)

@@ -25,10 +25,13 @@ import json
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 from malaria_cnn.data import archive
+from malaria_cnn.serve import summary
 
 ANSWERS = ("parasitized", "uninfected", "not_cell", "skip")
 MODEL_LABELS = ("Parasitized", "Uninfected")
@@ -68,7 +71,8 @@ class ExportCell:
     model_label: str  # "Parasitized" | "Uninfected"
     answer: str | None  # None or one of ANSWERS
     flagged: bool
-    crop_png: bytes  # the cut cell on black
+    crop_png: bytes | None  # the cut cell on black; None: read when written (write's read_crop)
+    model_sha256: str = ""  # the model that scored the cell
 
 
 def slide_key(slide_id: int, name: str) -> str:
@@ -90,21 +94,45 @@ def category(cell: ExportCell, complete: set[int]) -> str | None:
     return "uninfected" if accepted and cell.model_label == "Uninfected" else None
 
 
+def select(store, rule: summary.Rule, slides: list[dict]) -> tuple[list[ExportPhoto], list[ExportCell], set[int]]:
+    """The export's photos and cells (crops left to read when written) of these slides (store rows), and the
+    slides whose review is complete (summary.complete, as the pages say)."""
+    names = {r["id"]: r["name"] for r in slides}
+    photos = [ExportPhoto(p["id"], p["slide_id"], names[p["slide_id"]], p["name"], p["width"], p["height"])
+              for sid in names for p in store.photos(sid) if p["state"] == "done"]
+    rows = store.export_cells(list(names))
+    flagged = rule.flagged(rows)
+    cells = [ExportCell(c["id"], c["photo_id"], c["slide_id"], names[c["slide_id"]], c["n"],
+                        (c["x"], c["y"], c["w"], c["h"]), c["p"], c["label"], c["answer"], c["id"] in flagged, None,
+                        c["model"]) for c in rows]
+    by_slide: dict[int, list[str | None]] = {sid: [] for sid in names}
+    for c in cells:
+        if c.flagged:
+            by_slide[c.slide_id].append(c.answer)
+    return photos, cells, {sid for sid, answers in by_slide.items() if summary.complete(answers)}
+
+
 def write(dest: Path, photos: list[ExportPhoto], cells: list[ExportCell], model_sha256: str, complete: set[int],
-          exported_at: str) -> dict:
+          exported_at: str, read_crop: Callable[[int], bytes] | None = None) -> dict:
     """Write the corrections zip at `dest` in one step (an earlier file there stays whole until then); return
-    its counts. Raises ValueError for inconsistent records. Writes in this process take turns."""
+    its counts. A cell's crop is its crop_png, or `read_crop(cell id)` read as it is written, so one crop at a
+    time is in memory. Raises ValueError for inconsistent records. Writes in this process take turns."""
     by_id = _check(photos, cells)
     kept = [(c, k) for c in cells if (k := category(c, complete))]
     counts = _counts(photos, cells, kept)
     coco = _coco(photos, kept, by_id, counts, model_sha256, exported_at)
-    crops = sorted((crop_member(c, _CROP_FOLDER[k]), c.crop_png) for c, k in kept if k in _CROP_FOLDER)
+    crops = sorted(((crop_member(c, _CROP_FOLDER[k]), c) for c, k in kept if k in _CROP_FOLDER), key=lambda x: x[0])
     members = [(README_NAME, _readme(counts, model_sha256, exported_at).encode("utf-8")),
-               (COCO_NAME, (json.dumps(coco, indent=1, ensure_ascii=False) + "\n").encode("utf-8")),
-               *crops]
+               (COCO_NAME, (json.dumps(coco, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))]
     with _WRITING:
-        archive.write(dest, members)
+        archive.write(dest, chain(members, ((name, _crop(c, read_crop)) for name, c in crops)))
     return counts
+
+
+def _crop(cell: ExportCell, read_crop) -> bytes:
+    data = cell.crop_png if cell.crop_png is not None else read_crop(cell.id)
+    _require(data is not None and data.startswith(_PNG), f"cell {cell.id}: its crop is not a PNG")
+    return data
 
 
 def _check(photos: list[ExportPhoto], cells: list[ExportCell]) -> dict[int, ExportPhoto]:
@@ -120,7 +148,7 @@ def _check(photos: list[ExportPhoto], cells: list[ExportCell]) -> dict[int, Expo
         _require((photo.slide_id, photo.slide) == (c.slide_id, c.slide), f"cell {c.id}: not on its photo's slide")
         _require(c.answer is None or c.answer in ANSWERS, f"cell {c.id}: unknown answer {c.answer!r}")
         _require(c.model_label in MODEL_LABELS, f"cell {c.id}: unknown model label {c.model_label!r}")
-        _require(c.crop_png.startswith(_PNG), f"cell {c.id}: its crop is not a PNG")
+        _require(c.crop_png is None or c.crop_png.startswith(_PNG), f"cell {c.id}: its crop is not a PNG")
         w, h = _bbox(c.box, photo)[2:]
         _require(w > 0 and h > 0, f"cell {c.id}: box {c.box} is off its photo")
     return by_id
@@ -164,7 +192,8 @@ def _annotation(cell: ExportCell, kind: str, photo: ExportPhoto) -> dict:
     return {"id": cell.id, "image_id": cell.photo_id, "category_id": _CATEGORY_ID[kind], "bbox": bbox,
             "area": bbox[2] * bbox[3], "iscrowd": 0,
             "attributes": {"reviewed": cell.answer is not None, "answer": cell.answer, "model_p": cell.p,
-                           "model_label": cell.model_label, "cell": cell.n, "slide": cell.slide, "crop": crop}}
+                           "model_label": cell.model_label, "model_sha256": cell.model_sha256, "cell": cell.n,
+                           "slide": cell.slide, "crop": crop}}
 
 
 def _readme(counts: dict, model_sha256: str, exported_at: str) -> str:

@@ -24,6 +24,12 @@ CONFIDENCE = 0.95
 ANSWERED = ("parasitized", "uninfected", "not_cell")
 
 
+def complete(flagged_answers: list[str | None]) -> bool:
+    """Whether a slide's review is complete: it has flagged cells and every one has an answer other than skip
+    (the one definition: the summary's and the export's)."""
+    return bool(flagged_answers) and all(a in ANSWERED for a in flagged_answers)
+
+
 class Rule:
     """Which cells are counted and which are flagged for review, from the model's threshold and slide rule."""
 
@@ -61,14 +67,27 @@ def _fraction(value) -> float | None:
     return None if value is None or value == "" or (isinstance(value, float) and np.isnan(value)) else float(value)
 
 
-def _image_rows(rule: Rule, done: list[dict], cells_by_photo: dict[int, list[dict]], flagged: set[int]) -> list[tuple]:
+COUNTS = ("cells", "called", "counted", "uncertain", "flagged", "flagged_counted")
+
+
+def photo_counts(rule: Rule, cells: list[dict], flagged: set[int] | None = None) -> dict:
+    """A photo's figures from its cells (all of one photo): found, called parasitized, counted by the slide
+    rule, uncertain, flagged for review, and flagged and counted (what the review counts until answered).
+    Kept with the photo when it is screened, so a slide's summary reads a row per photo, not every cell."""
+    flagged = rule.flagged(cells) if flagged is None else flagged
+    counted = [rule.counted(c["p"], c["label"]) for c in cells]
+    shown = [c["id"] in flagged for c in cells]
+    return {"cells": len(cells), "called": sum(c["label"] == PARASITIZED for c in cells), "counted": sum(counted),
+            "uncertain": sum(rule.uncertain(c["p"]) for c in cells), "flagged": sum(shown),
+            "flagged_counted": sum(f and k for f, k in zip(shown, counted))}
+
+
+def _image_rows(done: list[dict], tallies: dict[int, dict]) -> list[tuple]:
     """report.IMAGES rows of the photos done, as `screen` writes them."""
     rows = []
     for ph in done:
-        cells = cells_by_photo.get(ph["id"], [])
-        rows.append((ph["name"], "", len(cells), sum(c["label"] == PARASITIZED for c in cells), "",
-                     sum(rule.counted(c["p"], c["label"]) for c in cells), sum(rule.uncertain(c["p"]) for c in cells),
-                     sum(c["id"] in flagged for c in cells), "", ""))
+        t = tallies[ph["id"]]
+        rows.append((ph["name"], "", t["cells"], t["called"], "", t["counted"], t["uncertain"], t["flagged"], "", ""))
     return rows
 
 
@@ -78,7 +97,7 @@ def _answer(a: patients.Answer) -> dict:
             "upper": _fraction(e.upper), "detection_limit": _fraction(a.review_limit)}
 
 
-def answers(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]], flagged: set[int],
+def answers(rule: Rule, photos: list[dict], tallies: dict[int, dict],
             review: patients.Review) -> tuple[dict | None, dict | None]:
     """(the model's answer alone, the answer after `review`) for the slide's photos done; None before any."""
     done = [ph for ph in photos if ph["state"] == "done"]
@@ -89,7 +108,7 @@ def answers(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]
                      "upper": None, "detection_limit": None}
             return blank, blank
         return None, None
-    rows = _image_rows(rule, done, cells_by_photo, flagged)
+    rows = _image_rows(done, tallies)
     if rule.rule is None:
         n, k = sum(r[2] for r in rows), sum(r[3] for r in rows)
         plain = {"answer": "", "reason": "no slide_rule.json beside the model: not corrected",
@@ -99,50 +118,62 @@ def answers(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]
     return _answer(rule.rule.answer(slide)), _answer(rule.rule.answer(slide, review))
 
 
-def review(rule: Rule, photos: list[dict], cells_by_photo: dict[int, list[dict]],
-           flagged: set[int]) -> tuple[dict, patients.Review]:
-    """What a person has confirmed of the slide's photos done (see the module's docstring)."""
+def review(rule: Rule, photos: list[dict], answered: dict[int, list[tuple[dict, bool]]],
+           tallies: dict[int, dict]) -> tuple[dict, patients.Review]:
+    """What a person has confirmed of the slide's photos done (see the module's docstring): each photo's
+    `tallies` (photo_counts: as if no cell were answered), changed by its `answered` cells, each with whether it
+    is flagged. So a summary costs a row per photo and one per answer, not one per cell."""
     counts = dict.fromkeys(("flagged", "answered", "skipped", "parasitized", "uninfected", "not_cell"), 0)
-    hits, totals = [], []
+    hits, totals, flagged_answers = [], [], []
     for ph in photos:
         if ph["state"] != "done":
             continue
-        k = n = 0
-        for c in cells_by_photo.get(ph["id"], []):
-            shown, answer = c["id"] in flagged, c["answer"]
-            counts["flagged"] += shown
+        t, mine = tallies[ph["id"]], answered.get(ph["id"], [])
+        counts["flagged"] += t["flagged"]
+        shown_answers = [c["answer"] for c, shown in mine if shown]
+        flagged_answers += shown_answers + [None] * (t["flagged"] - len(shown_answers))
+        n, k = t["cells"], t["flagged_counted"]
+        for c, shown in mine:
+            answer = c["answer"]
             if answer in ANSWERED:
                 counts["answered"] += shown
                 counts[answer] += 1
             elif answer == "skip":
                 counts["skipped"] += 1
-            n += answer != "not_cell"
-            k += answer == "parasitized" or (answer in (None, "skip") and shown and rule.counted(c["p"], c["label"]))
+            n -= answer == "not_cell"
+            was = shown and rule.counted(c["p"], c["label"])  # counted while unanswered
+            k += (answer == "parasitized" or (answer == "skip" and was)) - was
         hits.append(k)
         totals.append(n)
     red = int(sum(totals))
     low, high = korn_graubard(np.array(hits), np.array(totals), CONFIDENCE) if red else (None, None)
     out = {**counts, "red_cells": red, "parasitemia": sum(hits) / red if red else None,
-           "lower": _fraction(low), "upper": _fraction(high), "complete": counts["answered"] == counts["flagged"]}
+           "lower": _fraction(low), "upper": _fraction(high), "complete": complete(flagged_answers)}
     return out, patients.Review(counts["parasitized"], counts["answered"], counts["not_cell"])
 
 
 def slide(slide: dict, photos: list[dict], cells: list[dict], rule: Rule) -> dict:
-    """The Slide record of the pages' JSON (the workspace's store rows in, see serve/app.py): `answer` is the
-    slide's answer after the review so far, `model` the model's alone; `provisional` while photos are queued."""
+    """The Slide record of the pages' JSON (the workspace's store rows in, see serve/routes/context.py): `answer`
+    is the slide's answer after the review so far, `model` the model's alone; `provisional` while photos are
+    queued. A photo with stored `counts` (photo_counts) needs only its answered cells among `cells`, each with
+    its stored `flagged`; a photo without needs all its cells."""
     by_photo: dict[int, list[dict]] = {}
     for c in cells:
         by_photo.setdefault(c["photo_id"], []).append(c)
     done = [ph for ph in photos if ph["state"] == "done"]
-    n = sum(len(by_photo.get(ph["id"], [])) for ph in done)
-    k = sum(c["label"] == PARASITIZED for ph in done for c in by_photo.get(ph["id"], []))
+    whole = [ph["id"] for ph in done if not ph.get("counts")]
+    flagged = rule.flagged([c for i in whole for c in by_photo.get(i, [])])
+    tallies = {ph["id"]: ph["counts"] for ph in done if ph.get("counts")}
+    tallies.update({i: photo_counts(rule, by_photo.get(i, []), flagged) for i in whole})
+    answered = {i: [(c, c["id"] in flagged if i in whole else bool(c["flagged"])) for c in mine
+                    if c["answer"] is not None] for i, mine in by_photo.items()}
+    n, k = sum(t["cells"] for t in tallies.values()), sum(t["called"] for t in tallies.values())
+    reviewed, given = review(rule, photos, answered, tallies)
+    model, after = answers(rule, photos, tallies, given)
     states = [ph["state"] for ph in photos]
-    flagged = rule.flagged([c for ph in done for c in by_photo.get(ph["id"], [])])
-    reviewed, given = review(rule, photos, by_photo, flagged)
-    model, after = answers(rule, photos, by_photo, flagged, given)
     queued = sum(s in ("queued", "screening") for s in states)
-    return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos": len(photos),
-            "photos_total": len(photos), "photos_queued": queued, "photos_done": states.count("done"),
-            "photos_failed": states.count("failed"), "photos_referred": states.count("referred"),
-            "cells": n, "called": k, "called_share": k / n if n else None,
-            "answer": after, "model": model, "review": reviewed, "provisional": queued > 0}
+    return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos_total": len(photos),
+            "photos_queued": queued, "photos_done": states.count("done"), "photos_failed": states.count("failed"),
+            "photos_referred": states.count("referred"), "cells_total": n, "called": k,
+            "called_share": k / n if n else None, "answer": after, "model": model, "review": reviewed,
+            "provisional": queued > 0}

@@ -4,7 +4,9 @@ under the name it was sent with.
 A photo is checked by its content as `screen` checks it (a format the decoder knows; its size read from
 the header, so a decompression bomb is refused before any pixel is decoded); a zip's entries are read
 as `screen` reads them (data/inputs.py: unsafe entries refused, nothing extracted). A file refused here
-still becomes a photo of its slide, failed with its reason, so the page can say what happened to it.
+still becomes a photo of its slide, failed with its reason, so the page can say what happened to it. The
+photos an upload makes are counted (photo_count) before any of them is kept, so a slide never holds more
+than its limit.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import tempfile
 from pathlib import Path
 
 from malaria_cnn.data import images
-from malaria_cnn.data.inputs import Limits, items, member
+from malaria_cnn.data.inputs import Limits, items, member, zip_item_count
 from malaria_cnn.data.names import safe_name
 from malaria_cnn.screening.screen import MAX_PIXELS
 from malaria_cnn.serve.limits import MB, UploadLimits
 from malaria_cnn.serve.store import Store
+from malaria_cnn.serve.upload_stream import Received
 
 INTERRUPTED = "the upload was interrupted: send the photo again"
 
@@ -69,28 +72,36 @@ def is_zip(head: bytes) -> bool:
     return head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
-def accept(store: Store, folder: Path, slide_id: int, name: str, path: Path, size: int,
-           limits: UploadLimits, room: int) -> list[int]:
-    """The photos of one sent file (at `path`, `size` bytes), stored under `folder` and queued: the file
-    itself, or every photo in it when it is a zip, at most `room` of them (the rest said in one failed
-    photo). Their ids, in order."""
-    name = _display_name(name)
-    if size > limits.max_upload_mb * MB:
+def _zip_limits(limits: UploadLimits) -> Limits:
+    return Limits(1, limits.max_pixels or MAX_PIXELS, limits.max_upload_mb)
+
+
+def _zipped(f: Received) -> bool:
+    if f.too_large:
+        return False
+    with open(f.path, "rb") as fh:
+        return is_zip(fh.read(4))
+
+
+def photo_count(files: list[Received], limits: UploadLimits) -> int:
+    """How many photos these sent files make (a zip: one per entry read, from its directory alone)."""
+    return sum(zip_item_count(f.path, _zip_limits(limits)) if _zipped(f) else 1 for f in files)
+
+
+def accept(store: Store, folder: Path, slide_id: int, f: Received, limits: UploadLimits) -> list[int]:
+    """The photos of one sent file, stored under `folder` and queued: the file itself, or every photo in it
+    when it is a zip (the caller checked the slide's room: photo_count). Their ids, in order."""
+    name = _display_name(f.name)
+    if f.too_large:
         return [store.add_photo(slide_id, name, "failed",
-                                f"file of {size / MB:,.1f} MB is larger than the upload limit ({limits.max_upload_mb} MB)")]
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if not is_zip(head):
-        return [_store(store, folder, slide_id, name, Path(path).read_bytes(), limits)]
-    zipped = Path(path).with_suffix(".zip")
-    if zipped != Path(path):
-        os.replace(path, zipped)
+                                f"file of {f.size / MB:,.1f} MB is larger than the upload limit ({limits.max_upload_mb} MB)")]
+    if not _zipped(f):
+        return [_store(store, folder, slide_id, name, f.path.read_bytes(), limits)]
+    zipped = f.path.with_suffix(".zip")
+    if zipped != f.path:
+        os.replace(f.path, zipped)
     ids = []
-    for item in items([zipped], Limits(1, limits.max_pixels or MAX_PIXELS, limits.max_upload_mb)):
-        if len(ids) >= room:
-            ids.append(store.add_photo(slide_id, name, "failed", f"the zip holds more photos than the slide has room "
-                                       f"for (a slide holds at most {limits.max_photos_per_slide:,}): the rest left out"))
-            break
+    for item in items([zipped], _zip_limits(limits)):
         shown = f"{name}:{member(item.name)}" if ":" in item.name else name
         if item.problem:
             ids.append(store.add_photo(slide_id, shown[:300], "failed", item.problem))

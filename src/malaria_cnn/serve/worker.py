@@ -20,6 +20,7 @@ from malaria_cnn.core import atomic
 from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.screening import crops
 from malaria_cnn.screening.screen import Photo, internal_error, screen
+from malaria_cnn.serve import summary
 from malaria_cnn.serve.store import Store
 
 DISPLAY_SIDE = 2000  # the longest side of a photo as the page shows it
@@ -50,20 +51,31 @@ def cell_records(photo: Photo) -> list[dict]:
 
 
 class Worker:
-    """Screens the store's queued photos in a thread of its own until `stop`."""
+    """Screens the store's queued photos in a thread of its own until `stop`.
+
+    Whatever fails for one photo (screening, its display copy, its cells' records, storing them) fails that
+    photo alone, with its reason; a batch whose screening breaks off is screened again photo by photo.
+    A photo interrupted by a server that stopped is screened alone at the next start, and failed if the
+    server stops again (Store.requeue_interrupted). `running` and `error` say how the thread is doing."""
 
     def __init__(self, store: Store, workspace: Path, scoring, lock: threading.Lock, max_pixels: int,
-                 batch: int | None = None):
+                 model_sha256: str = "", batch: int | None = None):
         self.store, self.workspace, self.m, self.lock = store, Path(workspace), scoring, lock
-        self.max_pixels = max_pixels
+        self.max_pixels, self.model_sha256 = max_pixels, model_sha256
+        self.rule = summary.Rule(scoring.threshold, scoring.rule)
         self.batch = batch or 2 * available_cores() + 2
         self.wake, self._stop = threading.Event(), threading.Event()
+        self.error = ""  # the last error that stopped a round of the loop (the photos' own are theirs)
         self.thread = threading.Thread(target=self._run, name="screening", daemon=True)
 
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
     def start(self) -> Worker:
-        requeued = self.store.requeue_interrupted()
-        if requeued:
-            log.info("resuming %d photos left mid-screening", requeued)
+        requeued, failed = self.store.requeue_interrupted()
+        if requeued or failed:
+            log.info("resuming %d photos left mid-screening; %d failed (interrupted twice)", requeued, failed)
         self.thread.start()
         return self
 
@@ -78,38 +90,65 @@ class Worker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            claimed = self.store.claim(self.batch)
-            if not claimed:
-                self.wake.wait(1.0)
-                self.wake.clear()
-                continue
             try:
-                self.screen_batch(claimed)
-            except Exception as exc:  # never leave photos marked as being screened by a worker that goes on
-                log.exception("screening failed")
-                for row in claimed:
-                    if self.store.photo(row["id"])["state"] == "screening":
-                        self.store.save_result(row["id"], "failed", internal_error(exc), "", None, None, [])
+                claimed = self.store.claim(self.batch)
+                if not claimed:
+                    self.wake.wait(1.0)
+                    self.wake.clear()
+                    continue
+                left = self.screen_batch(claimed)
+                if left and not self._stop.is_set():  # the batch broke off: the rest one by one
+                    for row in left:
+                        self.screen_batch([row], alone=True)
+                if self._stop.is_set():
+                    self.store.release([row["id"] for row in claimed])
+                self.error = ""
+            except Exception as exc:  # the store itself failed: said by /api/status, tried again shortly
+                log.exception("the screening worker failed")
+                self.error = internal_error(exc)
+                self._stop.wait(1.0)
 
-    def screen_batch(self, claimed: list[dict]) -> None:
+    def screen_batch(self, claimed: list[dict], alone: bool = False) -> list[dict]:
+        """Screen and store these claimed photos; those left unscreened when the screening broke off (or a
+        photo's own error when `alone`: it is failed with it)."""
         uploads = self.workspace / "uploads"
-        paths = [uploads / row["file"] for row in claimed]
-        ids = {str(path): row["id"] for path, row in zip(paths, claimed)}
+        rows = {str(uploads / row["file"]): row for row in claimed}
+        left = dict(rows)
         m = self.m
-        for photo in screen(self._score, paths, m.size, m.threshold, None, "", m.stain_mode, m.stain_range,
-                            progress=False, max_pixels=self.max_pixels):
-            if self._stop.is_set():
-                return  # the rest stay marked as being screened: requeued at the next start
-            photo_id = ids[photo.name]
-            self.save(photo_id, photo)
-            del photo
+        try:
+            for photo in screen(self._score, list(rows), m.size, m.threshold, None, "", m.stain_mode, m.stain_range,
+                                progress=False, max_pixels=self.max_pixels):
+                if self._stop.is_set():
+                    return []  # left marked as being screened: the caller puts them back in the queue
+                row = left.pop(photo.name)
+                self.save(row["id"], photo)
+                del photo
+        except Exception as exc:
+            if not alone:
+                log.warning("screening a batch broke off (%s): its photos are screened one by one", exc)
+                return list(left.values())
+            log.exception("screening photo %s failed", claimed[0]["id"])
+            for row in left.values():
+                self.store.save_result(row["id"], "failed", internal_error(exc), "", None, None, [])
+        return []
 
     def save(self, photo_id: int, photo: Photo) -> None:
-        if photo.error:
-            self.store.save_result(photo_id, "failed", photo.error, "", None, None, [])
-            return
-        jpeg, scale = display_copy(photo.rgb)
-        atomic.write_bytes(self.workspace / "display" / f"{photo_id}.jpg", jpeg)
-        height, width = photo.rgb.shape[:2]
-        self.store.save_result(photo_id, "referred" if photo.referred else "done", "", photo.referred,
-                               (width, height), scale, cell_records(photo))
+        """Store a screened photo: its display copy and its cells, or its failure; any error fails it alone."""
+        try:
+            if photo.error:
+                self.store.save_result(photo_id, "failed", photo.error, "", None, None, [])
+                return
+            jpeg, scale = display_copy(photo.rgb)
+            atomic.write_bytes(self.workspace / "display" / f"{photo_id}.jpg", jpeg)
+            height, width = photo.rgb.shape[:2]
+            cells = cell_records(photo)
+            keyed = [{**c, "id": c["n"], "photo_id": photo_id} for c in cells]  # keyed by n until stored
+            flagged = self.rule.flagged(keyed)
+            counts = summary.photo_counts(self.rule, keyed, flagged)
+            for c in cells:
+                c["flagged"] = c["n"] in flagged
+            self.store.save_result(photo_id, "referred" if photo.referred else "done", "", photo.referred,
+                                   (width, height), scale, cells, self.model_sha256, counts)
+        except Exception as exc:
+            log.exception("storing photo %s failed", photo_id)
+            self.store.save_result(photo_id, "failed", internal_error(exc), "", None, None, [])

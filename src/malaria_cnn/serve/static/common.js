@@ -148,7 +148,7 @@ const MC = (() => {
   async function download(url, statusEl) {
     if (statusEl) statusEl.textContent = "Preparing the export…";
     try {
-      const resp = await api("GET", url, undefined);
+      const resp = await api("POST", url, undefined);
       const blob = await resp.blob();
       const disposition = resp.headers.get("content-disposition") || "";
       const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
@@ -218,13 +218,8 @@ const MC = (() => {
     return wrap;
   }
 
-  /** Slide.photos is a count, but GET /api/slides/{id} replaces it with the list of Photo. */
-  function photoTotal(slide) {
-    return Array.isArray(slide.photos) ? slide.photos.length : slide.photos;
-  }
-
   function photoCounts(slide) {
-    const parts = [`${slide.photos_done}/${photoTotal(slide)} done`];
+    const parts = [`${slide.photos_done}/${slide.photos_total} done`];
     if (slide.photos_queued) parts.push(`${slide.photos_queued} waiting`);
     if (slide.photos_failed) parts.push(`${slide.photos_failed} failed`);
     if (slide.photos_referred) parts.push(`${slide.photos_referred} referred`);
@@ -263,7 +258,7 @@ const MC = (() => {
       el("p", {}, answerBadge(model, slide.provisional)),
       dl([
         ["Corrected parasitemia", model ? interval(model.parasitemia, model.lower, model.upper) : "—"],
-        ["Red cells found", String(slide.cells)],
+        ["Red cells found", String(slide.cells_total)],
         ["Called parasitized", `${slide.called} (${pct(slide.called_share)})`],
         ["Photos", photoCounts(slide)],
       ]));
@@ -292,8 +287,22 @@ const MC = (() => {
     return el("div", { class: "summary-grid" }, answerPart, reviewPart, modelPart);
   }
 
+  /** Says on the page when the screening worker has stopped (GET /api/status), checked every 10 s. */
+  async function watchWorker() {
+    try {
+      const status = await api("GET", "/api/status", undefined, { quiet: true });
+      if (status.worker && !status.worker.running) {
+        showError("The screening worker has stopped: photos are not screened. Restart malaria-cnn serve.");
+        return;
+      }
+      if (status.worker && status.worker.error) showError(`Screening is failing: ${status.worker.error}`);
+    } catch (_) { /* the page's own requests say what is wrong */ }
+    setTimeout(watchWorker, 10000);
+  }
+
   /* ---- wiring for every page ---- */
   document.addEventListener("DOMContentLoaded", () => {
+    watchWorker();
     const close = document.querySelector("#error .error-close");
     if (close) close.addEventListener("click", clearError);
     for (const a of document.querySelectorAll("a[href^='/api/export']")) {
@@ -306,7 +315,7 @@ const MC = (() => {
 
   return {
     el, append, slideId, oneLine, showError, clearError, api, upload, download,
-    pct, interval, p3, count, date, answerLabel, answerBadge, photoTotal, photoCounts, reviewProgress, summary, dl,
+    pct, interval, p3, count, date, answerLabel, answerBadge, photoCounts, reviewProgress, summary, dl,
     ANSWER_LABEL,
   };
 })();

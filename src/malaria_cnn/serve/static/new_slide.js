@@ -72,7 +72,7 @@
 
   function resultText(photo) {
     switch (photo.state) {
-      case "done": return `${MC.count(photo.cells ?? 0, "cell")}, ${photo.called ?? 0} called parasitized`;
+      case "done": return `${MC.count(photo.cells_total ?? 0, "cell")}, ${photo.called ?? 0} called parasitized`;
       case "failed": return photo.error || "failed";
       case "referred": return `Referred: ${photo.referred || "not counted"}`;
       case "screening": return "finding and calling the cells…";

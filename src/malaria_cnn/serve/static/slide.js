@@ -87,8 +87,7 @@
     update(photo) {
       this.photo = photo;
       this.root.dataset.state = photo.state;
-      // Photo.cells is a count, but GET /api/photos/{id} replaces it with the list of Cell
-      const n = Array.isArray(photo.cells) ? photo.cells.length : photo.cells ?? 0;
+      const n = photo.cells_total ?? 0;
       this.facts.textContent = `${MC.count(n, "cell")}, ${photo.called ?? 0} called parasitized` +
         ` · ${photo.width}×${photo.height} px`;
       if (photo.state === "referred") {

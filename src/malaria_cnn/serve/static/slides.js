@@ -50,7 +50,7 @@
         el("a", { href: `/slides/${slide.id}`, text: slide.name }),
         el("div", { class: "hint", text: MC.date(slide.created) })),
       el("td", { text: MC.photoCounts(slide) }),
-      el("td", { class: "num", text: String(slide.cells) }),
+      el("td", { class: "num", text: String(slide.cells_total) }),
       el("td", { class: "num", text: `${slide.called} (${MC.pct(slide.called_share)})` }),
       el("td", { text: model ? MC.interval(model.parasitemia, model.lower, model.upper) : "—" }),
       el("td", {}, MC.answerBadge(slide.answer, slide.provisional)),
@@ -92,6 +92,7 @@
     for (const box of body.querySelectorAll(".select-slide")) box.checked = selectAll.checked;
     updateExport();
   });
+  document.getElementById("export-all").addEventListener("click", () => MC.download("/api/export", status));
   exportSelected.addEventListener("click", () => {
     if (!exportSelected.disabled) MC.download(exportSelected.dataset.href, status);
   });

@@ -1,0 +1,49 @@
+"""The screening worker in the running app (in process): a photo that fails at any step fails alone, with its
+reason, and the rest are screened; the status says when the worker fails or stops."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from serve.test_app import client, png, settings, wait_done
+
+
+def test_a_photo_that_fails_at_any_step_fails_alone_and_the_worker_goes_on(tmp_path, scoring, fields, monkeypatch):
+    from malaria_cnn.serve import worker
+
+    real, calls = worker.display_copy, []
+
+    def flaky(rgb):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("no room for the display copy")
+        return real(rgb)
+
+    monkeypatch.setattr(worker, "display_copy", flaky)
+    photos = [png(f.rgb) for f in fields.values()][:3]
+    with client(settings(tmp_path, scoring)) as c:
+        sid = c.post("/api/slides", json={"name": "one fails"}).json()["id"]
+        c.post(f"/api/slides/{sid}/photos", files=[("files", (f"{i}.png", p, "image/png")) for i, p in enumerate(photos)])
+        slide = wait_done(c, sid)
+        states = sorted((p["state"], p["error"]) for p in c.get(f"/api/slides/{sid}").json()["photos"])
+        assert states[:2] == [("done", ""), ("done", "")]
+        assert states[2] == ("failed", "internal error: MemoryError: no room for the display copy")
+        assert slide["photos_done"] == 2 and c.get("/api/status").json()["worker"] == {"running": True, "error": ""}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread ended on purpose
+def test_the_status_says_when_the_worker_is_not_running(tmp_path, scoring, monkeypatch):
+    with client(settings(tmp_path, scoring)) as c:
+        w = c.app.state.worker
+        monkeypatch.setattr(w.store, "claim", lambda n: (_ for _ in ()).throw(RuntimeError("disk gone")))
+        w.wake.set()
+        deadline = time.monotonic() + 10
+        while c.get("/api/status").json()["worker"]["error"] == "" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get("/api/status").json()["worker"] == {"running": True, "error": "internal error: RuntimeError: disk gone"}
+        monkeypatch.setattr(w.store, "claim", lambda n: (_ for _ in ()).throw(SystemExit()))  # the thread ends
+        w.wake.set()
+        w.thread.join(10)
+        assert c.get("/api/status").json()["worker"]["running"] is False
