@@ -221,13 +221,16 @@ def per_source_points(cells: dict[str, np.ndarray], owner: dict[str, str], rule:
     return thresholds, rules
 
 
-def holdout_cells(work: Path, held: Path) -> dict:
-    """The held-out NIH slides' crops, as ingest and preprocess make them with the committed params."""
-    cache = work / "holdout_cells.npz"
+def holdout_cells(work: Path, held: Path, image_size: int | None = None) -> dict:
+    """The held-out NIH slides' crops, as ingest and preprocess make them with the committed params (at
+    `image_size` when given)."""
+    p = params.load(ROOT / "params.yaml")
+    size = image_size or p.preprocess.image_size
+    cache = work / ("holdout_cells.npz" if size == p.preprocess.image_size else f"holdout_cells_{size}.npz")
     if not cache.is_file():
-        p = params.load(ROOT / "params.yaml")
         ingest(params.DataParams(source="zip", path=str(held)), work / "h.zip", work / "h.csv", work / "hr.csv")
-        preprocess(work / "h.zip", work / "h.csv", cache, work / "hp.csv", p.preprocess)
+        preprocess(work / "h.zip", work / "h.csv", cache, work / "hp.csv",
+                   dataclasses.replace(p.preprocess, image_size=size))
     return cells_npz.load(cache, ("x", "y", "slide"))
 
 

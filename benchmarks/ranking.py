@@ -72,14 +72,15 @@ def nih(model_path: Path, cells: dict, threshold: float) -> dict:
             "false_calls_p90": s.get("false_call_rate_p90"), "false_calls_max": s.get("false_call_rate_max")}
 
 
-def run_arm(work: Path, arm: str, seed: int, folds: int, train_zip: Path, cells: dict, photos: dict) -> dict:
+def run_arm(work: Path, arm: str, seed: int, folds: int, train_zip: Path, held_zip: Path, photos: dict) -> dict:
     sections = {k: dict(v) for k, v in ARMS[arm].items()}
     train = {**sections.pop("train", {}), "seed": seed}
     where, minutes = bench.pipeline(work, f"ranking_{arm}_{seed}", {"source": "zip", "path": str(train_zip)}, train,
                                     folds=folds, more=sections)
     model = where / "models" / "model.keras"
     threshold = operating_point.load(where / "models" / "threshold.json", model)
-    out = {"minutes": sum(minutes.values()), "nih": nih(model, cells, threshold)}
+    size = sections.get("preprocess", {}).get("image_size")
+    out = {"minutes": sum(minutes.values()), "nih": nih(model, bench.holdout_cells(work, held_zip, size), threshold)}
     for b in bench.BATCHES:
         records = review_bench.screened(work / f"ranking_{arm}_{seed}_{b}.pkl", str(model),
                                         list(photos[b].values()), b, threshold, None)
@@ -98,9 +99,8 @@ def main() -> None:
         sys.exit(f"error: needs {bench.DEV_ZIP} and the labelled photos in {bench.FIELDS}")
     args.work.mkdir(parents=True, exist_ok=True)
     train_zip, held_zip = bench.cut_dev_zip(args.work)
-    cells = bench.holdout_cells(args.work, held_zip)
     photos = {b: {p.name: p for p in sorted((bench.FIELDS / b).glob("*.JPG"))} for b in bench.BATCHES}
-    report = {arm: {seed: run_arm(args.work, arm, seed, args.folds, train_zip, cells, photos) for seed in args.seeds}
+    report = {arm: {seed: run_arm(args.work, arm, seed, args.folds, train_zip, held_zip, photos) for seed in args.seeds}
               for arm in args.arms}
     (args.work / "ranking.json").write_text(json.dumps(report, indent=1))
     print("| arm | seed | minutes | " + " | ".join(f"{b}: AUC, top 1/2/5%" for b in bench.BATCHES)
