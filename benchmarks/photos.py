@@ -260,6 +260,16 @@ def _line(name: str, s: dict) -> str:
             + ", ".join(f"{k} {n}" for k, n in s["photo_answers"].items()))
 
 
+def prepared(work: Path) -> tuple[Path, Path, dict[str, dict[str, Path]]]:
+    """(nih_train.zip, nih_holdout.zip, {batch: {photo name: path}}) in `work`; exits with one line when the
+    dev zip or the labelled photos are missing."""
+    if not DEV_ZIP.is_file() or not all((FIELDS / b / "annotations.json").is_file() for b in BATCHES):
+        sys.exit(f"error: needs {DEV_ZIP} and the labelled photos in {FIELDS}")
+    work.mkdir(parents=True, exist_ok=True)
+    train_zip, held_zip = cut_dev_zip(work)
+    return train_zip, held_zip, {b: {p.name: p for p in sorted((FIELDS / b).glob("*.JPG"))} for b in BATCHES}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True, help="a folder for the clones and data (kept: reruns reuse it)")
@@ -272,12 +282,8 @@ def main() -> None:
     ap.add_argument("--own-rules", nargs="*", default=["f1", "count", "sensitivity"],
                     help="each batch also scored at its own threshold and slide rule by these threshold rules, nested")
     args = ap.parse_args()
-    if not DEV_ZIP.is_file() or not all((FIELDS / b / "annotations.json").is_file() for b in BATCHES):
-        sys.exit(f"error: needs {DEV_ZIP} and the labelled photos in {FIELDS}")
-    args.work.mkdir(parents=True, exist_ok=True)
-    train_zip, held_zip = cut_dev_zip(args.work)
+    train_zip, held_zip, photos = prepared(args.work)
     cells = holdout_cells(args.work, held_zip)
-    photos = {b: {p.name: p for p in sorted((FIELDS / b).glob("*.JPG"))} for b in BATCHES}
     report: dict = {}
 
     def photo_source(batch: str) -> dict:

@@ -95,11 +95,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 1])
     ap.add_argument("--folds", type=int, default=3)
     args = ap.parse_args()
-    if not bench.DEV_ZIP.is_file() or not all((bench.FIELDS / b / "annotations.json").is_file() for b in bench.BATCHES):
-        sys.exit(f"error: needs {bench.DEV_ZIP} and the labelled photos in {bench.FIELDS}")
-    args.work.mkdir(parents=True, exist_ok=True)
-    train_zip, held_zip = bench.cut_dev_zip(args.work)
-    photos = {b: {p.name: p for p in sorted((bench.FIELDS / b).glob("*.JPG"))} for b in bench.BATCHES}
+    train_zip, held_zip, photos = bench.prepared(args.work)
     report = {arm: {seed: run_arm(args.work, arm, seed, args.folds, train_zip, held_zip, photos) for seed in args.seeds}
               for arm in args.arms}
     (args.work / "ranking.json").write_text(json.dumps(report, indent=1))

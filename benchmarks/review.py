@@ -179,11 +179,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, required=True, help="benchmarks/photos.py's work folder (made if missing)")
     args = ap.parse_args()
-    if not bench.DEV_ZIP.is_file() or not all((bench.FIELDS / b / "annotations.json").is_file() for b in bench.BATCHES):
-        sys.exit(f"error: needs {bench.DEV_ZIP} and the labelled photos in {bench.FIELDS}")
-    args.work.mkdir(parents=True, exist_ok=True)
-    train_zip, held_zip = bench.cut_dev_zip(args.work)
-    photos = {b: {p.name: p for p in sorted((bench.FIELDS / b).glob("*.JPG"))} for b in bench.BATCHES}
+    train_zip, held_zip, photos = bench.prepared(args.work)
     nih_run, _ = bench.pipeline(args.work, "nih", {"source": "zip", "path": str(train_zip)})
     scored = oof.read(nih_run / "data" / "oof" / "predictions.csv")
     t_nih, rule = fitted(scored["y"], scored["prob"], scored["slide"], smears=False)
