@@ -49,6 +49,14 @@ def wait_done(c: TestClient, slide_id: int) -> dict:
     raise AssertionError("the slide's photos were not screened in 2 minutes")
 
 
+def screened_slide(c: TestClient, name: str, photo: bytes) -> int:
+    """A new slide with one photo, screened; its id."""
+    sid = c.post("/api/slides", json={"name": name}).json()["id"]
+    c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
+    wait_done(c, sid)
+    return sid
+
+
 def zipped(entries: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -200,9 +208,7 @@ def test_answers_and_photos_survive_a_new_app_on_the_same_workspace(tmp_path, sc
     s = settings(tmp_path, scoring)
     photo = png(next(iter(fields.values())).rgb)
     with client(s) as c:
-        sid = c.post("/api/slides", json={"name": "again"}).json()["id"]
-        c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
-        wait_done(c, sid)
+        sid = screened_slide(c, "again", photo)
         cell = c.get(f"/api/slides/{sid}/review").json()["cells"][0]["id"]
         c.put(f"/api/cells/{cell}/answer", json={"answer": "parasitized"})
     with client(s) as c:
@@ -216,10 +222,7 @@ def test_the_export_holds_the_answered_cells_and_the_rest_of_a_reviewed_slide_an
     s = settings(tmp_path, scoring)
     photo = png(next(iter(fields.values())).rgb)
     with client(s) as c:
-        reviewed, untouched = (c.post("/api/slides", json={"name": n}).json()["id"] for n in ("reviewed", "untouched"))
-        for sid in (reviewed, untouched):
-            c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
-            wait_done(c, sid)
+        reviewed, untouched = (screened_slide(c, n, photo) for n in ("reviewed", "untouched"))
         doubt = c.get(f"/api/slides/{reviewed}/review").json()["cells"]
         answers = ["parasitized", "uninfected", "not_cell"]
         for i, cell in enumerate(doubt):
@@ -248,9 +251,7 @@ def test_a_workspace_refuses_another_model_and_each_exported_cell_names_the_mode
     s = settings(tmp_path, scoring)
     photo = png(next(iter(fields.values())).rgb)
     with client(s) as c:
-        sid = c.post("/api/slides", json={"name": "one model"}).json()["id"]
-        c.post(f"/api/slides/{sid}/photos", files=[("files", ("a.png", photo, "image/png"))])
-        wait_done(c, sid)
+        sid = screened_slide(c, "one model", photo)
         for cell in c.get(f"/api/slides/{sid}/review").json()["cells"]:
             c.put(f"/api/cells/{cell['id']}/answer", json={"answer": "uninfected"})
         exported = c.post("/api/export")
