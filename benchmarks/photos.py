@@ -260,6 +260,12 @@ def _line(name: str, s: dict) -> str:
             + ", ".join(f"{k} {n}" for k, n in s["photo_answers"].items()))
 
 
+def photo_source(batch: str) -> dict:
+    """A `data.sources` entry for one shared batch of labelled photos, every photo its own slide."""
+    return {"source": "photos", "path": str(FIELDS / batch), "boxes": str(FIELDS / batch / "annotations.json"),
+            "name": batch}
+
+
 def prepared(work: Path) -> tuple[Path, Path, dict[str, dict[str, Path]]]:
     """(nih_train.zip, nih_holdout.zip, {batch: {photo name: path}}) in `work`; exits with one line when the
     dev zip or the labelled photos are missing."""
@@ -285,10 +291,6 @@ def main() -> None:
     train_zip, held_zip, photos = prepared(args.work)
     cells = holdout_cells(args.work, held_zip)
     report: dict = {}
-
-    def photo_source(batch: str) -> dict:
-        return {"source": "photos", "path": str(FIELDS / batch), "boxes": str(FIELDS / batch / "annotations.json"),
-                "name": batch}
 
     nih_run, minutes = pipeline(args.work, "nih", {"source": "zip", "path": str(train_zip)})
     t_nih = _threshold(nih_run)

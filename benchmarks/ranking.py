@@ -14,10 +14,16 @@ and seed:
 - the minutes `dvc repro` took.
 
 Arms (`--arms`): `baseline` (the defaults), `hed` (train.stain_jitter hed: jitter in stain optical density),
-`size96` (preprocess.image_size 96: a ring is more pixels), `size96_hed`. Cross-validation uses 3 folds to
-keep each run short (`--folds`); a lever counts only where it moves a figure beyond the spread between seeds.
+`size96` (preprocess.image_size 96: a ring is more pixels), `size96_hed`, `unboxed` (data.unboxed uninfected:
+the found cells of the photos trained on that no box matches, platelets and debris among them, as negatives;
+only with --with-photos). Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only
+where it moves a figure beyond the spread between seeds.
+
+With `--with-photos`, leave one stain out: each arm trains twice, on the dev zip's training slides and one
+shared batch (data.sources), and is scored on the other batch, a stain it never saw.
 
     python benchmarks/ranking.py --work /tmp/photos-bench --seeds 42 1
+    python benchmarks/ranking.py --work /tmp/photos-bench --with-photos --arms baseline size96 unboxed
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ from malaria_cnn.evaluation import false_calls, operating_point  # noqa: E402
 from malaria_cnn.training import model_io  # noqa: E402
 
 ARMS = {"baseline": {}, "hed": {"train": {"stain_jitter": "hed"}}, "size96": {"preprocess": {"image_size": 96}},
-        "size96_hed": {"train": {"stain_jitter": "hed"}, "preprocess": {"image_size": 96}}}
+        "size96_hed": {"train": {"stain_jitter": "hed"}, "preprocess": {"image_size": 96}},
+        "unboxed": {"data": {"unboxed": "uninfected"}}}
 TOPS = (0.01, 0.02, 0.05)
 GROUP = 10  # photos a slide
 
@@ -72,20 +79,33 @@ def nih(model_path: Path, cells: dict, threshold: float) -> dict:
             "false_calls_p90": s.get("false_call_rate_p90"), "false_calls_max": s.get("false_call_rate_max")}
 
 
-def run_arm(work: Path, arm: str, seed: int, folds: int, train_zip: Path, held_zip: Path, photos: dict) -> dict:
+def run_arm(work: Path, arm: str, seed: int, folds: int, train_zip: Path, held_zip: Path, photos: dict,
+            with_batch: str | None = None) -> dict:
+    """One arm and seed: trained on the dev zip's training slides (and `with_batch`'s photos), scored on NIH's
+    held-out slides and on every batch it did not train on."""
     sections = {k: dict(v) for k, v in ARMS[arm].items()}
     train = {**sections.pop("train", {}), "seed": seed}
-    where, minutes = bench.pipeline(work, f"ranking_{arm}_{seed}", {"source": "zip", "path": str(train_zip)}, train,
-                                    folds=folds, more=sections)
+    nih_zip = {"source": "zip", "path": str(train_zip)}
+    data = {"sources": [{**nih_zip, "name": "nih"}, bench.photo_source(with_batch)]} if with_batch else nih_zip
+    data.update(sections.pop("data", {}))
+    name = f"ranking_{arm}_{seed}" + (f"_with_{with_batch}" if with_batch else "")
+    where, minutes = bench.pipeline(work, name, data, train, folds=folds, more=sections)
     model = where / "models" / "model.keras"
     threshold = operating_point.load(where / "models" / "threshold.json", model)
     size = sections.get("preprocess", {}).get("image_size")
     out = {"minutes": sum(minutes.values()), "nih": nih(model, bench.holdout_cells(work, held_zip, size), threshold)}
     for b in bench.BATCHES:
-        records = review_bench.screened(work / f"ranking_{arm}_{seed}_{b}.pkl", str(model),
-                                        list(photos[b].values()), b, threshold, None)
-        out[b] = ranking(records)
+        if b != with_batch:
+            records = review_bench.screened(work / f"{name}_{b}.pkl", str(model), list(photos[b].values()), b,
+                                            threshold, None)
+            out[b] = ranking(records)
     return out
+
+
+def _cell(r: dict, batch: str) -> str:
+    if batch not in r:
+        return "(trained on)"
+    return f"{r[batch]['auc']:.3f}, {r[batch]['top1']:.2f}/{r[batch]['top2']:.2f}/{r[batch]['top5']:.2f}"
 
 
 def main() -> None:
@@ -94,19 +114,25 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 1])
     ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--with-photos", action="store_true",
+                    help="leave one stain out: train with one shared batch, score the other")
     args = ap.parse_args()
-    train_zip, held_zip, photos = bench.prepared(args.work)
-    report = {arm: {seed: run_arm(args.work, arm, seed, args.folds, train_zip, held_zip, photos) for seed in args.seeds}
-              for arm in args.arms}
-    (args.work / "ranking.json").write_text(json.dumps(report, indent=1))
+    if "unboxed" in args.arms and not args.with_photos:
+        ap.error("the unboxed arm needs --with-photos (its negatives come from the photos trained on)")
+    prepared = bench.prepared(args.work)
+    withs = bench.BATCHES if args.with_photos else (None,)
+    report = {f"{arm}" + (f" + {w}" if w else ""): {seed: run_arm(args.work, arm, seed, args.folds, *prepared, w)
+                                                     for seed in args.seeds}
+              for arm in args.arms for w in withs}
+    out = args.work / ("ranking_with_photos.json" if args.with_photos else "ranking.json")
+    out.write_text(json.dumps(report, indent=1))
     print("| arm | seed | minutes | " + " | ".join(f"{b}: AUC, top 1/2/5%" for b in bench.BATCHES)
           + " | NIH held out: accuracy, AUC, false calls p90 / max |")
     print("|---|---|---|" + "---|" * (len(bench.BATCHES) + 1))
     for arm, seeds in report.items():
         for seed, r in seeds.items():
-            cols = [f"{r[b]['auc']:.3f}, {r[b]['top1']:.2f}/{r[b]['top2']:.2f}/{r[b]['top5']:.2f}" for b in bench.BATCHES]
             n = r["nih"]
-            print(f"| {arm} | {seed} | {r['minutes']:.1f} | " + " | ".join(cols) +
+            print(f"| {arm} | {seed} | {r['minutes']:.1f} | " + " | ".join(_cell(r, b) for b in bench.BATCHES) +
                   f" | {n['accuracy']:.3f}, {n['auc']:.3f}, {n['false_calls_p90']:.1%} / {n['false_calls_max']:.1%} |")
 
 
