@@ -17,19 +17,22 @@ Arms (`--arms`): `baseline` (the defaults), `hed` (train.stain_jitter hed: jitte
 `size96` (preprocess.image_size 96: a ring is more pixels), `size96_hed`, `unboxed` (data.unboxed uninfected:
 the found cells of the photos trained on that no box matches, platelets and debris among them, as negatives;
 only with --with-photos). Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only
-where it moves a figure beyond the spread between seeds.
+where it moves a figure beyond the spread between seeds. `--ensembles` ranks by the mean score of runs already
+made (an ensemble of different networks or seeds), over the same found cells.
 
 With `--with-photos`, leave one stain out: each arm trains twice, on the dev zip's training slides and one
 shared batch (data.sources), and is scored on the other batch, a stain it never saw.
 
     python benchmarks/ranking.py --work /tmp/photos-bench --seeds 42 1
     python benchmarks/ranking.py --work /tmp/photos-bench --with-photos --arms baseline size96 unboxed
+    python benchmarks/ranking.py --work /tmp/photos-bench --arms baseline size96 --ensembles baseline:42+size96:42
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -102,6 +105,16 @@ def run_arm(work: Path, arm: str, seed: int, folds: int, train_zip: Path, held_z
     return out
 
 
+def ensemble(work: Path, members: list[tuple[str, int]], batch: str) -> dict:
+    """The ranking by the mean P(Parasitized) of several runs' final models (arm, seed) over the same found
+    cells: an ensemble of different networks, from the runs' cached scores."""
+    runs = [pickle.loads((work / f"ranking_{arm}_{seed}_{batch}.pkl").read_bytes()) for arm, seed in members]
+    for photos in zip(*runs):
+        if len({(r["name"], len(r["p"])) for r in photos}) != 1:
+            sys.exit(f"ranking: the runs {members} found different cells in {photos[0]['name']}")
+    return ranking([{**photos[0], "p": np.mean([r["p"] for r in photos], axis=0)} for photos in zip(*runs)])
+
+
 def _cell(r: dict, batch: str) -> str:
     if batch not in r:
         return "(trained on)"
@@ -116,6 +129,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--with-photos", action="store_true",
                     help="leave one stain out: train with one shared batch, score the other")
+    ap.add_argument("--ensembles", nargs="+", default=[], metavar="ARM:SEED+ARM:SEED",
+                    help="also rank by the mean score of these runs (already run, without --with-photos)")
     args = ap.parse_args()
     if "unboxed" in args.arms and not args.with_photos:
         ap.error("the unboxed arm needs --with-photos (its negatives come from the photos trained on)")
@@ -134,6 +149,10 @@ def main() -> None:
             n = r["nih"]
             print(f"| {arm} | {seed} | {r['minutes']:.1f} | " + " | ".join(_cell(r, b) for b in bench.BATCHES) +
                   f" | {n['accuracy']:.3f}, {n['auc']:.3f}, {n['false_calls_p90']:.1%} / {n['false_calls_max']:.1%} |")
+    for spec in args.ensembles:
+        members = [(m.split(":")[0], int(m.split(":")[1])) for m in spec.split("+")]
+        print(f"| mean of {spec} | - | - | " + " | ".join(_cell({b: ensemble(args.work, members, b)}, b)
+                                                         for b in bench.BATCHES) + " | - |")
 
 
 if __name__ == "__main__":
