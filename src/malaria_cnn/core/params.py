@@ -120,7 +120,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class PreprocessParams:
-    image_size: int = param(64, integer(8), "crops are resized to image_size x image_size RGB")
+    image_size: int = param(96, integer(8), "crops are resized to image_size x image_size RGB")
     workers: int = param(0, integer(0), "decoding processes; 0: one per available core")
     min_side: int = param(16, integer(1), "images with a side shorter than this are rejected")
     max_pixels: int = param(4_000_000, integer(1),
