@@ -226,7 +226,7 @@ def holdout_cells(work: Path, held: Path, image_size: int | None = None) -> dict
     `image_size` when given)."""
     p = params.load(ROOT / "params.yaml")
     size = image_size or p.preprocess.image_size
-    cache = work / ("holdout_cells.npz" if size == p.preprocess.image_size else f"holdout_cells_{size}.npz")
+    cache = work / f"holdout_cells_{size}.npz"
     if not cache.is_file():
         ingest(params.DataParams(source="zip", path=str(held)), work / "h.zip", work / "h.csv", work / "hr.csv")
         preprocess(work / "h.zip", work / "h.csv", cache, work / "hp.csv",

@@ -13,7 +13,7 @@ and seed:
   parasitized at the run's threshold (90th percentile and largest);
 - the minutes `dvc repro` took.
 
-Arms (`--arms`): `baseline` (the defaults), `hed` (train.stain_jitter hed: jitter in stain optical density),
+Arms (`--arms`), each at 64 px unless it says 96: `baseline` (the defaults before 96 px became one), `hed` (train.stain_jitter hed: jitter in stain optical density),
 `size96` (preprocess.image_size 96: a ring is more pixels), `size96_hed`, `unboxed` (data.unboxed uninfected:
 the found cells of the photos trained on that no box matches, platelets and debris among them, as negatives;
 only with --with-photos). Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only
@@ -50,9 +50,10 @@ from malaria_cnn.core.labels import POSITIVE  # noqa: E402
 from malaria_cnn.evaluation import false_calls, operating_point  # noqa: E402
 from malaria_cnn.training import model_io  # noqa: E402
 
-ARMS = {"baseline": {}, "hed": {"train": {"stain_jitter": "hed"}}, "size96": {"preprocess": {"image_size": 96}},
-        "size96_hed": {"train": {"stain_jitter": "hed"}, "preprocess": {"image_size": 96}},
-        "unboxed": {"data": {"unboxed": "uninfected"}}}
+SIZE64, SIZE96 = {"preprocess": {"image_size": 64}}, {"preprocess": {"image_size": 96}}
+ARMS = {"baseline": SIZE64, "hed": {"train": {"stain_jitter": "hed"}, **SIZE64}, "size96": SIZE96,
+        "size96_hed": {"train": {"stain_jitter": "hed"}, **SIZE96},
+        "unboxed": {"data": {"unboxed": "uninfected"}, **SIZE64}}
 TOPS = (0.01, 0.02, 0.05)
 GROUP = 10  # photos a slide
 
