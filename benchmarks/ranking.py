@@ -128,19 +128,19 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 1])
     ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--with-photos", action="store_true",
-                    help="leave one stain out: train with one shared batch, score the other")
+    ap.add_argument("--with-photos", nargs="*", choices=bench.BATCHES, metavar="BATCH",
+                    help="leave one stain out: train with one shared batch (each, or those named), score the other")
     ap.add_argument("--ensembles", nargs="+", default=[], metavar="ARM:SEED+ARM:SEED",
                     help="also rank by the mean score of these runs (already run, without --with-photos)")
     args = ap.parse_args()
-    if "unboxed" in args.arms and not args.with_photos:
+    if "unboxed" in args.arms and args.with_photos is None:
         ap.error("the unboxed arm needs --with-photos (its negatives come from the photos trained on)")
     prepared = bench.prepared(args.work)
-    withs = bench.BATCHES if args.with_photos else (None,)
+    withs = (None,) if args.with_photos is None else (args.with_photos or bench.BATCHES)
     report = {f"{arm}" + (f" + {w}" if w else ""): {seed: run_arm(args.work, arm, seed, args.folds, *prepared, w)
                                                      for seed in args.seeds}
               for arm in args.arms for w in withs}
-    out = args.work / ("ranking_with_photos.json" if args.with_photos else "ranking.json")
+    out = args.work / ("ranking.json" if args.with_photos is None else "ranking_with_photos.json")
     out.write_text(json.dumps(report, indent=1))
     print("| arm | seed | minutes | " + " | ".join(f"{b}: AUC, top 1/2/5%" for b in bench.BATCHES)
           + " | NIH held out: accuracy, AUC, false calls p90 / max |")
