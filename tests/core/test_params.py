@@ -26,7 +26,7 @@ def test_the_written_file_reads_back_as_the_values_it_was_written_from():
 
 def test_defaults():
     p = params.Params()
-    assert p.epochs == 25 and p.train.batch_size == 64 and p.preprocess.image_size == 64
+    assert p.epochs == 25 and p.train.batch_size == 64 and p.preprocess.image_size == 96
     assert p.data.synthetic.per_class == 500 and p.model.preset == "compact"
     assert p.model.seed.filters == 32 and p.model.seed.dense_units == (512, 256)
 
