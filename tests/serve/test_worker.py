@@ -47,3 +47,25 @@ def test_the_status_says_when_the_worker_is_not_running(tmp_path, scoring, monke
         w.wake.set()
         w.thread.join(10)
         assert c.get("/api/status").json()["worker"]["running"] is False
+
+
+def test_a_cells_model_input_made_on_request_is_the_one_it_was_scored_on(tmp_path, scoring, fields):
+    import cv2
+    import numpy as np
+
+    from malaria_cnn.screening.screen import screen
+    from serve.test_app import screened_slide
+
+    data = png(next(iter(fields.values())).rgb)
+    (tmp_path / "a.png").write_bytes(data)
+    scored = next(iter(screen(scoring.score, [tmp_path / "a.png"], scoring.size, scoring.threshold, None, "",
+                              scoring.stain_mode, scoring.stain_range, progress=False)))
+    with client(settings(tmp_path / "served", scoring)) as c:
+        sid = screened_slide(c, "inputs", data)
+        photo_id = c.get(f"/api/slides/{sid}").json()["photos"][0]["id"]
+        cells = c.get(f"/api/photos/{photo_id}").json()["cells"]
+        assert len(cells) == len(scored.inputs) > 0
+        for cell in cells[:8]:
+            got = cv2.imdecode(np.frombuffer(c.get(f"/api/cells/{cell['id']}/input").content, np.uint8), cv2.IMREAD_COLOR)
+            assert np.array_equal(cv2.cvtColor(got, cv2.COLOR_BGR2RGB), scored.inputs[cell["n"] - 1])
+            assert cell["p"] == float(scored.p[cell["n"] - 1])

@@ -4,13 +4,17 @@ and per-photo error isolation) and stores each photo's outcome as soon as it is 
 
 The model is loaded once, by the server; `lock` keeps the worker's scoring and a page's Grad-CAM from
 running through it at once. A photo is taken from the queue in small batches, so a slide uploaded while
-another is screened waits for a batch, not for the whole queue.
+another is screened waits for a batch, not for the whole queue. A screened photo is stored (its crops
+encoded, its rows committed and synced) by a thread of its own while the next photos are screened; at
+most STORING_AHEAD photos wait for it, so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import cv2
@@ -24,6 +28,7 @@ from malaria_cnn.serve import summary
 from malaria_cnn.serve.store import Store
 
 DISPLAY_SIDE = 2000  # the longest side of a photo as the page shows it
+STORING_AHEAD = 2  # photos screened and waiting to be stored while the next are screened
 OUTLINE_TOLERANCE = 0.75  # pixels an outline may move when simplified (the page draws thousands of them)
 log = logging.getLogger("malaria_cnn.serve")
 
@@ -39,14 +44,14 @@ def display_copy(rgb: np.ndarray) -> tuple[bytes, float]:
 
 
 def cell_records(photo: Photo) -> list[dict]:
-    """The rows of a screened photo's cells for the store."""
+    """The rows of a screened photo's cells for the store: each cell's crop, lossless; not its model input,
+    which a page that asks for it gets made from the crop (serve/explain.py input_png)."""
     out = []
     for i, (box, p, label) in enumerate(zip(photo.boxes, photo.p, photo.labels)):
         outline = cv2.approxPolyDP(photo.outlines[i].reshape(-1, 1, 2), OUTLINE_TOLERANCE, True).reshape(-1, 2)
         x, y, w, h = (int(v) for v in box)
         out.append({"n": i + 1, "x": x, "y": y, "w": w, "h": h, "p": float(p), "label": label,
-                    "outline": outline.tolist(), "crop": crops.to_png(photo.cut[i]),
-                    "input": crops.to_png(photo.inputs[i])})  # lossless, at a fast level
+                    "outline": outline.tolist(), "crop": crops.to_png(photo.cut[i]), "input": b""})
     return out
 
 
@@ -67,6 +72,7 @@ class Worker:
         self.wake, self._stop = threading.Event(), threading.Event()
         self.error = ""  # the last error that stopped a round of the loop (the photos' own are theirs)
         self.thread = threading.Thread(target=self._run, name="screening", daemon=True)
+        self._storing = ThreadPoolExecutor(1, thread_name_prefix="storing")
 
     @property
     def running(self) -> bool:
@@ -83,6 +89,7 @@ class Worker:
         self._stop.set()
         self.wake.set()
         self.thread.join(timeout)
+        self._storing.shutdown(wait=True)
 
     def _score(self, x: np.ndarray) -> np.ndarray:
         with self.lock:
@@ -113,16 +120,19 @@ class Worker:
         photo's own error when `alone`: it is failed with it)."""
         uploads = self.workspace / "uploads"
         rows = {str(uploads / row["file"]): row for row in claimed}
-        left = dict(rows)
+        left, storing = dict(rows), deque()
         m = self.m
         try:
             for photo in screen(self._score, list(rows), m.size, m.threshold, None, "", m.stain_mode, m.stain_range,
                                 progress=False, max_pixels=self.max_pixels):
                 if self._stop.is_set():
                     return []  # left marked as being screened: the caller puts them back in the queue
-                row = left.pop(photo.name)
-                self.save(row["id"], photo)
+                storing.append(self._storing.submit(self.save, left.pop(photo.name)["id"], photo))
                 del photo
+                while len(storing) > STORING_AHEAD:
+                    storing.popleft().result()
+            while storing:
+                storing.popleft().result()
         except Exception as exc:
             if not alone:
                 log.warning("screening a batch broke off (%s): its photos are screened one by one", exc)
@@ -130,6 +140,8 @@ class Worker:
             log.exception("screening photo %s failed", claimed[0]["id"])
             for row in left.values():
                 self.store.save_result(row["id"], "failed", internal_error(exc), "", None, None, [])
+        finally:
+            wait(storing)  # the photos screened are stored before their batch is done, or put back
         return []
 
     def save(self, photo_id: int, photo: Photo) -> None:

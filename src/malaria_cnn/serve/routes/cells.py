@@ -54,7 +54,7 @@ def context_image(cell_id: int, ctx: Context = Depends(context)):
             response_class=Response)
 def input_image(cell_id: int, ctx: Context = Depends(context)):
     ctx.cell_or_404(cell_id)
-    return _png(ctx.store.cell_image(cell_id, "input"))
+    return _png(ctx.cell_input(cell_id))
 
 
 @router.get("/{cell_id}/gradcam", summary="Grad-CAM over the model's input for the cell (PNG)",
@@ -64,5 +64,5 @@ def gradcam_image(cell_id: int, ctx: Context = Depends(context)):
 
     cell = ctx.cell_or_404(cell_id)
     with ctx.model_lock:
-        png = gradcam_png(ctx.settings.scoring.model, ctx.store.cell_image(cell_id, "input"), cell["label"])
+        png = gradcam_png(ctx.settings.scoring.model, ctx.cell_input(cell_id), cell["label"])
     return _png(png)

@@ -40,6 +40,16 @@ class Context:
             raise HTTPException(404, f"no cell {cell_id}")
         return row
 
+    def cell_input(self, cell_id: int) -> bytes:
+        """The model's input for a cell as PNG: stored by earlier versions, else made from its crop."""
+        from malaria_cnn.serve.explain import input_png
+
+        stored = self.store.cell_image(cell_id, "input")
+        if stored:
+            return stored
+        m = self.settings.scoring
+        return input_png(self.store.cell_image(cell_id, "crop"), m.size, m.stain_mode)
+
     def slide_record(self, row: dict, photos: list[dict] | None = None) -> dict:
         """The slide's summary: its photos' stored figures, and its answered cells."""
         photos = self.store.photos(row["id"]) if photos is None else photos
