@@ -213,11 +213,14 @@ class Store:
 
     # -- cells --
     def cells(self, photo_id: int | None = None, slide_id: int | None = None, outlines: bool = False,
-              answered: bool = False) -> list[dict]:
+              answered: bool = False, flagged: bool = False) -> list[dict]:
         """Cells of a photo or of a slide (photos done or referred; with `answered`, only the cells with an
-        answer), with their current answer and whether they are flagged (stored when screened)."""
+        answer; with `flagged`, only those flagged on its photos done), with their current answer and whether
+        they are flagged (stored when screened)."""
         if photo_id is not None:
             where, args = "c.photo_id = ?", (photo_id,)
+        elif flagged:  # read through the index of the flagged cells: a row per cell shown, not per cell
+            where, args = "ph.slide_id = ? AND ph.state = 'done' AND c.flagged = 1", (slide_id,)
         elif answered:
             where, args = "c.id IN (SELECT cell_id FROM answers WHERE slide_id = ? AND undone = 0)", (slide_id,)
         else:
