@@ -99,8 +99,9 @@ class Records:
         for c in sorted(cells, key=lambda c: c.n):
             self._by_photo.setdefault(c.photo_id, []).append(c)
 
-    def cells(self, photo_ids: list[int]) -> Iterator[list[ExportCell]]:
-        """Each of these photos' cells (by n), the photos in the order given."""
+    def cells(self, photo_ids: list[int], models: bool = False) -> Iterator[list[ExportCell]]:
+        """Each of these photos' cells (by n), the photos in the order given (with their models: `models`
+        is for sources that read them only when asked)."""
         for i in photo_ids:
             yield self._by_photo.get(i, [])
 

@@ -35,11 +35,13 @@ class StoreSource:
                                           r["height"]) for r in rows), key=lambda p: (order[p.slide_id], p.id))
         self._slide_of = {p.id: p.slide_id for p in self.photos}
 
-    def cells(self, photo_ids: list[int]) -> Iterator[list[ExportCell]]:
-        """Each of these photos' cells (by n), the photos in the order given, CHUNK photos read at once."""
+    def cells(self, photo_ids: list[int], models: bool = False) -> Iterator[list[ExportCell]]:
+        """Each of these photos' cells (by n), the photos in the order given, CHUNK photos read at once; with
+        `models`, each with the sha256 of the model that scored it (stored after the crop: slower to read)."""
+        model = "c.model" if models else "''"
         for start in range(0, len(photo_ids), CHUNK):
             chunk = photo_ids[start:start + CHUNK]
-            rows = self.db.execute(f"SELECT c.id, c.photo_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.model, "
+            rows = self.db.execute(f"SELECT c.id, c.photo_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, {model} AS model, "
                                    f"{CURRENT_ANSWER} AS answer FROM cells c WHERE c.photo_id IN "
                                    f"({', '.join('?' * len(chunk))}) ORDER BY c.photo_id, c.n", chunk).fetchall()
             flagged = self.rule.flagged(rows)

@@ -4,8 +4,9 @@ file, the crops), and each member goes into the zip as it is made. The COCO file
 it always was, written an image and an annotation at a time to a temporary file beside the zip; so its
 bytes, and the zip's, are the same as when the export was built in memory.
 
-A source has `photos` (every photo exported, in the COCO file's order), `cells(photo ids)` (each photo's
-cells, by n, the photos in the order given) and `crop(cell)` (its PNG bytes): export.Records holds them in
+A source has `photos` (every photo exported, in the COCO file's order), `cells(photo ids, models)` (each
+photo's cells, by n, the photos in the order given; their model_sha256 asked for by the COCO file alone)
+and `crop(cell)` (its PNG bytes): export.Records holds them in
 memory, export_store.StoreSource reads them from the workspace's store.
 """
 
@@ -44,10 +45,10 @@ def write_from(dest: Path, source, complete: set[int], model_sha256: str, export
     return counts
 
 
-def _classified(source, complete: set[int]) -> Iterator[tuple[ExportCell, str | None]]:
+def _classified(source, complete: set[int], models: bool = False) -> Iterator[tuple[ExportCell, str | None]]:
     """Every cell, by photo id then n, checked (export.check_cell), with its category (None: left out)."""
     photos = {p.id: p for p in source.photos}
-    for cells in source.cells(sorted(photos)):
+    for cells in source.cells(sorted(photos), models):
         for c in cells:
             check_cell(c, photos[c.photo_id])
             yield c, category(c, complete)
@@ -76,7 +77,7 @@ def _write_coco(out: BinaryIO, source, complete: set[int], counts: dict, model_s
     put(f'{{\n "info": {_json(info, 1)},\n "licenses": [],\n "images": ')
     _array(put, (image(p) for p in source.photos))
     put(f',\n "categories": {_json(CATEGORIES, 1)},\n "annotations": ')
-    _array(put, (annotation(c, kind, photos[c.photo_id]) for c, kind in _classified(source, complete) if kind))
+    _array(put, (annotation(c, kind, photos[c.photo_id]) for c, kind in _classified(source, complete, True) if kind))
     put("\n}\n")
     return out.tell()
 
