@@ -86,9 +86,10 @@ def large_slide(tmp: Path, model: Path, n_photos: int, photos: list[Path], serve
 
     ws = tmp / "large-ws"
     t0 = time.perf_counter()
+    small = max(n_photos // 10, 1)
     slide_id = synthetic_slide(ws, model, n_photos)
-    small_id = synthetic_slide(ws, model, max(n_photos // 10, 1), seed=1, name="synthetic small")
-    print(f"large slide: {n_photos} photos of 120 cells (and {max(n_photos // 10, 1)} in another) written in "
+    small_id = synthetic_slide(ws, model, small, seed=1, name="synthetic small")
+    print(f"large slide: {n_photos} photos of 120 cells (and {small} in another) written in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     with served.start(ws, model.parent, extra_args=["--batch-size", str(batch)], timeout=600) as server:
         polls = []
@@ -96,7 +97,9 @@ def large_slide(tmp: Path, model: Path, n_photos: int, photos: list[Path], serve
             start = time.perf_counter()
             slide = server.get(f"api/slides/{slide_id}")
             polls.append(time.perf_counter() - start)
+        start = time.perf_counter()
         review = server.get(f"api/slides/{slide_id}/review")["cells"]
+        t_review = time.perf_counter() - start
         other = server.create_slide("screened meanwhile")
         with ThreadPoolExecutor(1) as pool:
             uploading = pool.submit(lambda: [send(server.new_client(), other, p) for p in photos])
@@ -136,11 +139,17 @@ def large_slide(tmp: Path, model: Path, n_photos: int, photos: list[Path], serve
           f"slide are uploaded and screened ({screening} still queued at the last answer): median "
           f"{1000 * statistics.median(times):.0f} ms, max {1000 * max(times):.0f} over {len(times)} (goal: at most "
           f"50 ms: {'met' if statistics.median(times) <= 0.05 else 'NOT met'})")
-    for name, (seconds, size, before, peak) in zip((f"{n_photos // 10}-photo", f"{n_photos}-photo"), exports):
-        print(f"the export of the {name} slide, complete (every flagged cell answered, the rest accepted): "
+    print(f"the review's cells (GET /api/slides/{{id}}/review, {len(review):,} flagged): {1000 * t_review:.0f} ms")
+    print_exports(exports, (small, n_photos), crops_mb)
+
+
+def print_exports(exports: list[tuple], sizes: tuple[int, int], crops_mb: float) -> None:
+    """The exports' lines (export_peak's figures of the smaller slide, then the larger)."""
+    for n, (seconds, size, before, peak) in zip(sizes, exports):
+        print(f"the export of the {n}-photo slide, complete (every flagged cell answered, the rest accepted): "
               f"{seconds:.1f} s, {size:,.0f} MB; the server's resident memory {before:,.0f} MB before it, its peak "
               f"during it {peak:,.0f} MB (+{peak - before:,.0f} MB)")
     grown = (exports[1][3] - exports[1][2]) - (exports[0][3] - exports[0][2])
-    print(f"the export's peak grew by {grown:+,.0f} MB from the {n_photos // 10}-photo slide to the {n_photos}-photo "
-          f"one, against {crops_mb:,.0f} MB of crops that an export holding them at once would add (goal: bounded "
+    print(f"the export's peak grew by {grown:+,.0f} MB from the {sizes[0]}-photo slide to the {sizes[1]}-photo one, "
+          f"against {crops_mb:,.0f} MB of crops that an export holding them at once would add (goal: bounded "
           f"memory, about flat: {'met' if grown < 50 else 'NOT met'})")
