@@ -13,15 +13,15 @@ from serve.test_app import client, png, settings, wait_done
 def test_a_photo_that_fails_at_any_step_fails_alone_and_the_worker_goes_on(tmp_path, scoring, fields, monkeypatch):
     from malaria_cnn.serve import worker
 
-    real, calls = worker.display_copy, []
+    real, calls = worker.cell_records, []
 
-    def flaky(rgb):
+    def flaky(photo):
         calls.append(1)
         if len(calls) == 2:
-            raise MemoryError("no room for the display copy")
-        return real(rgb)
+            raise MemoryError("no room for the cells' records")
+        return real(photo)
 
-    monkeypatch.setattr(worker, "display_copy", flaky)
+    monkeypatch.setattr(worker, "cell_records", flaky)
     photos = [png(f.rgb) for f in fields.values()][:3]
     with client(settings(tmp_path, scoring)) as c:
         sid = c.post("/api/slides", json={"name": "one fails"}).json()["id"]
@@ -29,7 +29,7 @@ def test_a_photo_that_fails_at_any_step_fails_alone_and_the_worker_goes_on(tmp_p
         slide = wait_done(c, sid)
         states = sorted((p["state"], p["error"]) for p in c.get(f"/api/slides/{sid}").json()["photos"])
         assert states[:2] == [("done", ""), ("done", "")]
-        assert states[2] == ("failed", "internal error: MemoryError: no room for the display copy")
+        assert states[2] == ("failed", "internal error: MemoryError: no room for the cells' records")
         assert slide["photos_done"] == 2 and c.get("/api/status").json()["worker"] == {"running": True, "error": ""}
 
 
@@ -69,3 +69,24 @@ def test_a_cells_model_input_made_on_request_is_the_one_it_was_scored_on(tmp_pat
             got = cv2.imdecode(np.frombuffer(c.get(f"/api/cells/{cell['id']}/input").content, np.uint8), cv2.IMREAD_COLOR)
             assert np.array_equal(cv2.cvtColor(got, cv2.COLOR_BGR2RGB), scored.inputs[cell["n"] - 1])
             assert cell["p"] == float(scored.p[cell["n"] - 1])
+
+
+def test_a_photos_display_copy_is_made_when_a_page_first_asks_for_it(tmp_path, scoring, fields):
+    import cv2
+    import numpy as np
+
+    from serve.test_app import screened_slide
+
+    rgb = next(iter(fields.values())).rgb
+    s = settings(tmp_path, scoring)
+    with client(s) as c:
+        sid = screened_slide(c, "shown later", png(rgb))
+        photo = c.get(f"/api/slides/{sid}").json()["photos"][0]
+        kept = s.workspace / "display" / f"{photo['id']}.jpg"
+        assert photo["state"] == "done" and not kept.exists()  # screening made no picture
+        first = c.get(f"/api/photos/{photo['id']}/image")
+        assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg" and kept.is_file()
+        shown = cv2.imdecode(np.frombuffer(first.content, np.uint8), cv2.IMREAD_COLOR)
+        assert shown.shape[:2] == tuple(round(v * photo["display_scale"]) for v in rgb.shape[:2])
+        assert np.abs(cv2.cvtColor(shown, cv2.COLOR_BGR2RGB).astype(int) - rgb).mean() < 8  # the photo, as JPEG
+        assert c.get(f"/api/photos/{photo['id']}/image").content == first.content == kept.read_bytes()

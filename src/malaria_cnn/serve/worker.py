@@ -20,27 +20,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from malaria_cnn.core import atomic
 from malaria_cnn.data.cpus import available_cores
 from malaria_cnn.screening import crops
 from malaria_cnn.screening.screen import Photo, internal_error, screen
 from malaria_cnn.serve import summary
+from malaria_cnn.serve.display import display_scale
 from malaria_cnn.serve.store import Store
 
-DISPLAY_SIDE = 2000  # the longest side of a photo as the page shows it
 STORING_AHEAD = 2  # photos screened and waiting to be stored while the next are screened
 OUTLINE_TOLERANCE = 0.75  # pixels an outline may move when simplified (the page draws thousands of them)
 log = logging.getLogger("malaria_cnn.serve")
-
-
-def display_copy(rgb: np.ndarray) -> tuple[bytes, float]:
-    """The photo as JPEG for the page, its longest side at most DISPLAY_SIDE, and its scale (display px per
-    photo px)."""
-    scale = min(1.0, DISPLAY_SIDE / max(rgb.shape[:2]))
-    if scale < 1:
-        rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    _, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
-    return buf.tobytes(), scale
 
 
 def cell_records(photo: Photo) -> list[dict]:
@@ -51,7 +40,8 @@ def cell_records(photo: Photo) -> list[dict]:
         outline = cv2.approxPolyDP(photo.outlines[i].reshape(-1, 1, 2), OUTLINE_TOLERANCE, True).reshape(-1, 2)
         x, y, w, h = (int(v) for v in box)
         out.append({"n": i + 1, "x": x, "y": y, "w": w, "h": h, "p": float(p), "label": label,
-                    "outline": outline.tolist(), "crop": crops.to_png(photo.cut[i]), "input": b""})
+                    "outline": outline.tolist(), "crop": crops.to_png(photo.cut[i], crops.FASTEST_PNG),
+                    "input": b""})
     return out
 
 
@@ -145,13 +135,12 @@ class Worker:
         return []
 
     def save(self, photo_id: int, photo: Photo) -> None:
-        """Store a screened photo: its display copy and its cells, or its failure; any error fails it alone."""
+        """Store a screened photo's cells (its display copy is made when a page asks: serve/display.py), or
+        its failure; any error fails it alone."""
         try:
             if photo.error:
                 self.store.save_result(photo_id, "failed", photo.error, "", None, None, [])
                 return
-            jpeg, scale = display_copy(photo.rgb)
-            atomic.write_bytes(self.workspace / "display" / f"{photo_id}.jpg", jpeg)
             height, width = photo.rgb.shape[:2]
             cells = cell_records(photo)
             keyed = [{**c, "id": c["n"], "photo_id": photo_id} for c in cells]  # keyed by n until stored
@@ -160,7 +149,7 @@ class Worker:
             for c in cells:
                 c["flagged"] = c["n"] in flagged
             self.store.save_result(photo_id, "referred" if photo.referred else "done", "", photo.referred,
-                                   (width, height), scale, cells, self.model_sha256, counts)
+                                   (width, height), display_scale(photo.rgb.shape), cells, self.model_sha256, counts)
         except Exception as exc:
             log.exception("storing photo %s failed", photo_id)
             self.store.save_result(photo_id, "failed", internal_error(exc), "", None, None, [])
