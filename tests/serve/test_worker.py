@@ -90,3 +90,43 @@ def test_a_photos_display_copy_is_made_when_a_page_first_asks_for_it(tmp_path, s
         assert shown.shape[:2] == tuple(round(v * photo["display_scale"]) for v in rgb.shape[:2])
         assert np.abs(cv2.cvtColor(shown, cv2.COLOR_BGR2RGB).astype(int) - rgb).mean() < 8  # the photo, as JPEG
         assert c.get(f"/api/photos/{photo['id']}/image").content == first.content == kept.read_bytes()
+
+
+def test_photos_queued_while_a_batch_is_screened_join_it_and_one_to_be_screened_alone_waits(tmp_path, scoring, fields):
+    import threading
+
+    from malaria_cnn.screening.screen import MAX_PIXELS
+    from malaria_cnn.serve import worker
+    from malaria_cnn.serve.store import Store
+
+    store = Store(tmp_path / "serve.sqlite3")
+    (tmp_path / "uploads").mkdir()
+    slide = store.add_slide("streamed")
+    data = png(next(iter(fields.values())).rgb)
+    ids = [store.add_photo(slide, f"{i}.png") for i in range(6)]
+    for i in ids:
+        (tmp_path / "uploads" / f"{i}.png").write_bytes(data)
+        store.queue_photo(i, f"{i}.png")
+    store._write("UPDATE photos SET alone = 1 WHERE id = ?", (ids[3],))  # interrupted once: to be screened alone
+    screens, real = [], worker.screen
+
+    def counted(*args, **kwargs):
+        screens.append(1)
+        return real(*args, **kwargs)
+
+    w = worker.Worker(store, tmp_path, scoring, threading.Lock(), MAX_PIXELS, "sha", batch=2)
+    try:
+        worker.screen = counted
+        w.screen_batch(store.claim(2))  # two claimed, the next claimed as they are screened, up to the alone one
+        assert [store.photo(i)["state"] for i in ids] == ["done"] * 3 + ["queued"] * 3 and len(screens) == 1
+        alone = store.claim(2)
+        assert [r["id"] for r in alone] == [ids[3]]
+        w.screen_batch(alone)  # by itself
+        assert [store.photo(i)["state"] for i in ids] == ["done"] * 4 + ["queued"] * 2 and len(screens) == 2
+        w.screen_batch(store.claim(2))
+    finally:
+        worker.screen = real
+        w._storing.shutdown()
+    assert [store.photo(i)["state"] for i in ids] == ["done"] * 6 and len(screens) == 3
+    assert [store.photo(i)["attempts"] for i in ids] == [1] * 6  # the alone one put back uncounted
+    store.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -106,17 +107,17 @@ class Worker:
                 self._stop.wait(1.0)
 
     def screen_batch(self, claimed: list[dict], alone: bool = False) -> list[dict]:
-        """Screen and store these claimed photos; those left unscreened when the screening broke off (or a
-        photo's own error when `alone`: it is failed with it)."""
-        uploads = self.workspace / "uploads"
-        rows = {str(uploads / row["file"]): row for row in claimed}
-        left, storing = dict(rows), deque()
+        """Screen and store these claimed photos, and (unless `alone`) those queued meanwhile, claimed as the
+        last are screened (_stream); those left unscreened when the screening broke off (or a photo's own
+        error when `alone`: it is failed with it). Photos claimed but not screened when the worker stops
+        are put back in the queue."""
+        left, storing = {}, deque()
         m = self.m
         try:
-            for photo in screen(self._score, list(rows), m.size, m.threshold, None, "", m.stain_mode, m.stain_range,
-                                progress=False, max_pixels=self.max_pixels):
+            for photo in screen(self._score, self._stream(claimed, left, alone), m.size, m.threshold, None, "",
+                                m.stain_mode, m.stain_range, progress=False, max_pixels=self.max_pixels):
                 if self._stop.is_set():
-                    return []  # left marked as being screened: the caller puts them back in the queue
+                    return []
                 storing.append(self._storing.submit(self.save, left.pop(photo.name)["id"], photo))
                 del photo
                 while len(storing) > STORING_AHEAD:
@@ -131,8 +132,28 @@ class Worker:
             for row in left.values():
                 self.store.save_result(row["id"], "failed", internal_error(exc), "", None, None, [])
         finally:
-            wait(storing)  # the photos screened are stored before their batch is done, or put back
+            wait(storing)  # the photos screened are stored before their batch is done
+            if self._stop.is_set():
+                self.store.release([row["id"] for row in left.values()])
         return []
+
+    def _stream(self, claimed: list[dict], left: dict[str, dict], alone: bool) -> Iterator[str]:
+        """The claimed photos' paths, then those of the next photos queued, claimed as screening asks for
+        them: its read-ahead keeps every core busy from one batch to the next. Each photo is in `left` (by
+        path) from its claim until it is screened. A photo to be screened alone (`alone`, or claimed so:
+        Store.claim) is screened with no other; one met in the queue ends the stream (put back: the loop
+        claims it by itself)."""
+        batch = claimed
+        while batch:
+            paths = [str(self.workspace / "uploads" / row["file"]) for row in batch]
+            left.update(zip(paths, batch))
+            yield from paths
+            if alone or claimed[0]["alone"] or self._stop.is_set():
+                return
+            batch = self.store.claim(self.batch)
+            if batch and batch[0]["alone"]:
+                self.store.release([row["id"] for row in batch])
+                return
 
     def save(self, photo_id: int, photo: Photo) -> None:
         """Store a screened photo's cells (its display copy is made when a page asks: serve/display.py), or
