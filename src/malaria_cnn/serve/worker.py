@@ -3,10 +3,11 @@ by `screen`'s own path (screening/screen.py: the same decoding, segmentation, cu
 and per-photo error isolation) and stores each photo's outcome as soon as it is done.
 
 The model is loaded once, by the server; `lock` keeps the worker's scoring and a page's Grad-CAM from
-running through it at once. A photo is taken from the queue in small batches, so a slide uploaded while
-another is screened waits for a batch, not for the whole queue. A screened photo is stored (its crops
-encoded, its rows committed and synced) by a thread of its own while the next photos are screened; at
-most STORING_AHEAD photos wait for it, so memory stays bounded.
+running through it at once. Photos are taken from the queue oldest first, a small batch at a time, and
+the next batch as screening's read-ahead asks for it, so the cores do not idle between batches. A screened
+photo is stored (its crops encoded, its rows committed and synced) by a thread of its own while the next
+photos are screened; at most STORING_AHEAD photos wait for it, so memory stays bounded. A photo's display
+copy and its cells' model inputs are made when a page asks for them (serve/display.py, serve/explain.py).
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def cell_records(photo: Photo) -> list[dict]:
 class Worker:
     """Screens the store's queued photos in a thread of its own until `stop`.
 
-    Whatever fails for one photo (screening, its display copy, its cells' records, storing them) fails that
-    photo alone, with its reason; a batch whose screening breaks off is screened again photo by photo.
+    Whatever fails for one photo (screening, its cells' records, storing them) fails that photo alone, with its reason; a batch whose screening breaks off is screened again photo by photo.
     A photo interrupted by a server that stopped is screened alone at the next start, and failed if the
     server stops again (Store.requeue_interrupted). `running` and `error` say how the thread is doing."""
 
