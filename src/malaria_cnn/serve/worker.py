@@ -50,9 +50,10 @@ def cell_records(photo: Photo) -> list[dict]:
 class Worker:
     """Screens the store's queued photos in a thread of its own until `stop`.
 
-    Whatever fails for one photo (screening, its cells' records, storing them) fails that photo alone, with its reason; a batch whose screening breaks off is screened again photo by photo.
-    A photo interrupted by a server that stopped is screened alone at the next start, and failed if the
-    server stops again (Store.requeue_interrupted). `running` and `error` say how the thread is doing."""
+    Whatever fails for one photo (screening, its cells' records, storing them) fails that photo alone, with
+    its reason; a batch whose screening breaks off is screened again photo by photo. A photo interrupted
+    by a server that stopped is screened alone at the next start, and failed if the server stops again
+    (Store.requeue_interrupted). `running` and `error` say how the thread is doing."""
 
     def __init__(self, store: Store, workspace: Path, scoring, lock: threading.Lock, max_pixels: int,
                  model_sha256: str = "", batch: int | None = None):
