@@ -8,6 +8,7 @@ import numpy as np
 from malaria_cnn.core.labels import CLASS_NAMES
 from malaria_cnn.data import images
 from malaria_cnn.evaluation import gradcam
+from malaria_cnn.screening import crops
 
 SIDE = 192  # pixels of the picture's side
 
@@ -18,6 +19,13 @@ def gradcam_png(model, input_png: bytes, label: str) -> bytes:
     heat = gradcam.heatmaps(model, x[None], np.array([CLASS_NAMES.index(label)]))[0]
     picture = cv2.resize(gradcam.overlay(x, heat), (SIDE, SIDE), interpolation=cv2.INTER_NEAREST)
     return images.encode_png(picture)
+
+
+def input_png(crop_png: bytes, size: int, stain_mode: str) -> bytes:
+    """The model's input for a cell as PNG, made from its stored crop (lossless) as screening made it from the
+    cut cell: the pixels the model scored, made when a page asks, not stored for every cell."""
+    cut = cv2.cvtColor(cv2.imdecode(np.frombuffer(crop_png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return crops.to_png(crops.model_input(cut, size, stain_mode)[0])
 
 
 CONTEXT_MARGIN = 1.0  # cell widths shown on each side of a cell in its neighbourhood

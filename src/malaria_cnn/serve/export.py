@@ -21,17 +21,12 @@ therefore not every cell on it.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 
 from malaria_cnn.data import archive
-from malaria_cnn.serve import summary
 
 ANSWERS = ("parasitized", "uninfected", "not_cell", "skip")
 MODEL_LABELS = ("Parasitized", "Uninfected")
@@ -43,10 +38,9 @@ CATEGORIES = [
     {"id": 3, "name": "not a red cell", "supercategory": "other"},
 ]
 _CATEGORY_ID = {"parasitized": 1, "uninfected": 2, "not_cell": 3}
-_CROP_FOLDER = {"parasitized": "Parasitized", "uninfected": "Uninfected"}  # the pipeline's default class_dirs
+CROP_FOLDER = {"parasitized": "Parasitized", "uninfected": "Uninfected"}  # the pipeline's default class_dirs
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]")
-_PNG = b"\x89PNG\r\n\x1a\n"
-_WRITING = threading.Lock()  # atomic_path's temporary name is per process: one write at a time (a double click)
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -94,49 +88,39 @@ def category(cell: ExportCell, complete: set[int]) -> str | None:
     return "uninfected" if accepted and cell.model_label == "Uninfected" else None
 
 
-def select(store, rule: summary.Rule, slides: list[dict]) -> tuple[list[ExportPhoto], list[ExportCell], set[int]]:
-    """The export's photos and cells (crops left to read when written) of these slides (store rows), and the
-    slides whose review is complete (summary.complete, as the pages say)."""
-    names = {r["id"]: r["name"] for r in slides}
-    photos = [ExportPhoto(p["id"], p["slide_id"], names[p["slide_id"]], p["name"], p["width"], p["height"])
-              for sid in names for p in store.photos(sid) if p["state"] == "done"]
-    rows = store.export_cells(list(names))
-    flagged = rule.flagged(rows)
-    cells = [ExportCell(c["id"], c["photo_id"], c["slide_id"], names[c["slide_id"]], c["n"],
-                        (c["x"], c["y"], c["w"], c["h"]), c["p"], c["label"], c["answer"], c["id"] in flagged, None,
-                        c["model"]) for c in rows]
-    by_slide: dict[int, list[str | None]] = {sid: [] for sid in names}
-    for c in cells:
-        if c.flagged:
-            by_slide[c.slide_id].append(c.answer)
-    return photos, cells, {sid for sid, answers in by_slide.items() if summary.complete(answers)}
+class Records:
+    """An export's photos and cells held in memory (a caller's few; the server's come from its store, a
+    few photos at a time: serve/export_store.py). A cell's crop is its crop_png, else `read_crop(cell id)`."""
+
+    def __init__(self, photos: list[ExportPhoto], cells: list[ExportCell],
+                 read_crop: Callable[[int], bytes] | None = None):
+        self.photos, self._read_crop = photos, read_crop
+        self._by_photo: dict[int, list[ExportCell]] = {}
+        for c in sorted(cells, key=lambda c: c.n):
+            self._by_photo.setdefault(c.photo_id, []).append(c)
+
+    def cells(self, photo_ids: list[int], models: bool = False) -> Iterator[list[ExportCell]]:
+        """Each of these photos' cells (by n), the photos in the order given (with their models: `models`
+        is for sources that read them only when asked)."""
+        for i in photo_ids:
+            yield self._by_photo.get(i, [])
+
+    def crop(self, cell: ExportCell) -> bytes | None:
+        return cell.crop_png if cell.crop_png is not None else self._read_crop(cell.id)
 
 
 def write(dest: Path, photos: list[ExportPhoto], cells: list[ExportCell], model_sha256: str, complete: set[int],
           exported_at: str, read_crop: Callable[[int], bytes] | None = None) -> dict:
-    """Write the corrections zip at `dest` in one step (an earlier file there stays whole until then); return
-    its counts. A cell's crop is its crop_png, or `read_crop(cell id)` read as it is written, so one crop at a
-    time is in memory. Raises ValueError for inconsistent records. Writes in this process take turns."""
-    by_id = _check(photos, cells)
-    kept = [(c, k) for c in cells if (k := category(c, complete))]
-    counts = _counts(photos, cells, kept)
-    coco = _coco(photos, kept, by_id, counts, model_sha256, exported_at)
-    crops = sorted(((crop_member(c, _CROP_FOLDER[k]), c) for c, k in kept if k in _CROP_FOLDER), key=lambda x: x[0])
-    members = [(README_NAME, _readme(counts, model_sha256, exported_at).encode("utf-8")),
-               (COCO_NAME, (json.dumps(coco, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))]
-    with _WRITING:
-        archive.write(dest, chain(members, ((name, _crop(c, read_crop)) for name, c in crops)))
-    return counts
+    """Write the corrections zip of these records at `dest` in one step (an earlier file there stays whole
+    until then); return its counts. Raises ValueError for inconsistent records (serve/export_zip.py)."""
+    from malaria_cnn.serve.export_zip import write_from
+
+    _check(photos, cells)
+    return write_from(dest, Records(photos, cells, read_crop), complete, model_sha256, exported_at)
 
 
-def _crop(cell: ExportCell, read_crop) -> bytes:
-    data = cell.crop_png if cell.crop_png is not None else read_crop(cell.id)
-    _require(data is not None and data.startswith(_PNG), f"cell {cell.id}: its crop is not a PNG")
-    return data
-
-
-def _check(photos: list[ExportPhoto], cells: list[ExportCell]) -> dict[int, ExportPhoto]:
-    """The photos by id, after checking that ids are unique and every cell fits its photo."""
+def _check(photos: list[ExportPhoto], cells: list[ExportCell]) -> None:
+    """Ids unique and every cell on an exported photo of its slide (check_cell checks the rest as written)."""
     by_id = {p.id: p for p in photos}
     _require(len(by_id) == len(photos), "two photos share an id")
     _require(len({(p.slide_id, p.slide) for p in photos}) == len({p.slide_id for p in photos}), "a slide has two names")
@@ -146,12 +130,16 @@ def _check(photos: list[ExportPhoto], cells: list[ExportCell]) -> dict[int, Expo
         photo = by_id.get(c.photo_id)
         _require(photo is not None, f"cell {c.id}: its photo {c.photo_id} is not exported")
         _require((photo.slide_id, photo.slide) == (c.slide_id, c.slide), f"cell {c.id}: not on its photo's slide")
-        _require(c.answer is None or c.answer in ANSWERS, f"cell {c.id}: unknown answer {c.answer!r}")
-        _require(c.model_label in MODEL_LABELS, f"cell {c.id}: unknown model label {c.model_label!r}")
-        _require(c.crop_png is None or c.crop_png.startswith(_PNG), f"cell {c.id}: its crop is not a PNG")
-        w, h = _bbox(c.box, photo)[2:]
-        _require(w > 0 and h > 0, f"cell {c.id}: box {c.box} is off its photo")
-    return by_id
+        check_cell(c, photo)
+
+
+def check_cell(c: ExportCell, photo: ExportPhoto) -> None:
+    """ValueError when a cell's answer, model label, crop or box cannot be exported."""
+    _require(c.answer is None or c.answer in ANSWERS, f"cell {c.id}: unknown answer {c.answer!r}")
+    _require(c.model_label in MODEL_LABELS, f"cell {c.id}: unknown model label {c.model_label!r}")
+    _require(c.crop_png is None or c.crop_png.startswith(PNG), f"cell {c.id}: its crop is not a PNG")
+    w, h = _bbox(c.box, photo)[2:]
+    _require(w > 0 and h > 0, f"cell {c.id}: box {c.box} is off its photo")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -167,28 +155,16 @@ def _bbox(box: tuple[int, int, int, int], photo: ExportPhoto) -> list[int]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def _counts(photos: list[ExportPhoto], cells: list[ExportCell], kept: list[tuple[ExportCell, str]]) -> dict:
-    """Cells per outcome (accepted: the Uninfected crops no one answered), slides and photos."""
-    per = Counter(k for _, k in kept)
-    return {"parasitized": per["parasitized"], "uninfected": per["uninfected"], "not_cell": per["not_cell"],
-            "accepted": sum(c.answer is None for c, _ in kept), "left_out": len(cells) - len(kept),
-            "slides": len({p.slide_id for p in photos}), "photos": len(photos)}
+def image(p: ExportPhoto) -> dict:
+    """A photo as a COCO image."""
+    return {"id": p.id, "file_name": p.name, "width": p.width, "height": p.height, "slide": p.slide,
+            "slide_id": p.slide_id, "slide_key": slide_key(p.slide_id, p.slide)}
 
 
-def _coco(photos: list[ExportPhoto], kept: list[tuple[ExportCell, str]], by_id: dict[int, ExportPhoto],
-          counts: dict, model_sha256: str, exported_at: str) -> dict:
-    """COCO: the photos as images, the kept cells as annotations (boxes in photo px) with their review."""
-    info = {"description": "malaria-cnn serve: red cells reviewed by a person", "version": "1",
-            "date_created": exported_at, "exported_at": exported_at, "model_sha256": model_sha256, "counts": counts}
-    images = [{"id": p.id, "file_name": p.name, "width": p.width, "height": p.height, "slide": p.slide,
-               "slide_id": p.slide_id, "slide_key": slide_key(p.slide_id, p.slide)} for p in photos]
-    return {"info": info, "licenses": [], "images": images, "categories": CATEGORIES,
-            "annotations": [_annotation(c, k, by_id[c.photo_id]) for c, k in kept]}
-
-
-def _annotation(cell: ExportCell, kind: str, photo: ExportPhoto) -> dict:
+def annotation(cell: ExportCell, kind: str, photo: ExportPhoto) -> dict:
+    """A kept cell (`kind`: its category) as a COCO annotation, with the review."""
     bbox = _bbox(cell.box, photo)
-    crop = crop_member(cell, _CROP_FOLDER[kind]) if kind in _CROP_FOLDER else None
+    crop = crop_member(cell, CROP_FOLDER[kind]) if kind in CROP_FOLDER else None
     return {"id": cell.id, "image_id": cell.photo_id, "category_id": _CATEGORY_ID[kind], "bbox": bbox,
             "area": bbox[2] * bbox[3], "iscrowd": 0,
             "attributes": {"reviewed": cell.answer is not None, "answer": cell.answer, "model_p": cell.p,
@@ -196,7 +172,7 @@ def _annotation(cell: ExportCell, kind: str, photo: ExportPhoto) -> dict:
                            "slide": cell.slide, "crop": crop}}
 
 
-def _readme(counts: dict, model_sha256: str, exported_at: str) -> str:
+def readme(counts: dict, model_sha256: str, exported_at: str) -> str:
     c, answered = counts, counts["uninfected"] - counts["accepted"]
     return f"""\
 Corrections from malaria-cnn serve, exported {exported_at}

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 def create(db: sqlite3.Connection) -> None:
     """The tables, and the columns added since a workspace was made: a photo screened alone, its figures;
-    whether a cell is flagged, the model that scored it (the workspace's, for cells scored before it was kept)."""
+    whether a cell is flagged (and an index of the flagged), the model that scored it (the workspace's, for
+    cells scored before it was kept)."""
     db.executescript(SCHEMA)
     columns = {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in ("photos", "cells")}
     if "alone" not in columns["photos"]:
@@ -47,3 +48,4 @@ def create(db: sqlite3.Connection) -> None:
         model = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         if model:
             db.execute("UPDATE cells SET model = ?", (json.loads(model[0])["sha256"],))
+    db.execute("CREATE INDEX IF NOT EXISTS cells_flagged ON cells(photo_id) WHERE flagged = 1")

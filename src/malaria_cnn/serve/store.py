@@ -14,7 +14,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from malaria_cnn.serve import schema
@@ -58,6 +59,19 @@ class Store:
             for db in self._readers:
                 db.close()
             self._db.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own that reads one snapshot of the workspace until the block ends: a long read
+        (an export) sees no write made meanwhile, and holds none up."""
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("BEGIN")
+            db.execute("SELECT COUNT(*) FROM meta").fetchone()  # the snapshot is taken at the first read
+            yield db
+        finally:
+            db.close()
 
     def _write(self, sql: str, args: Iterable = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -199,11 +213,14 @@ class Store:
 
     # -- cells --
     def cells(self, photo_id: int | None = None, slide_id: int | None = None, outlines: bool = False,
-              answered: bool = False) -> list[dict]:
+              answered: bool = False, flagged: bool = False) -> list[dict]:
         """Cells of a photo or of a slide (photos done or referred; with `answered`, only the cells with an
-        answer), with their current answer and whether they are flagged (stored when screened)."""
+        answer; with `flagged`, only those flagged on its photos done), with their current answer and whether
+        they are flagged (stored when screened)."""
         if photo_id is not None:
             where, args = "c.photo_id = ?", (photo_id,)
+        elif flagged:  # read through the index of the flagged cells: a row per cell shown, not per cell
+            where, args = "ph.slide_id = ? AND ph.state = 'done' AND c.flagged = 1", (slide_id,)
         elif answered:
             where, args = "c.id IN (SELECT cell_id FROM answers WHERE slide_id = ? AND undone = 0)", (slide_id,)
         else:
@@ -237,17 +254,6 @@ class Store:
             raise StoreError(f"a cell has no picture {column!r}: crop or input")
         rows = self._rows(f"SELECT {column} FROM cells WHERE id = ?", (cell_id,))
         return bytes(rows[0][column]) if rows else None
-
-    def export_cells(self, slide_ids: list[int]) -> list[dict]:
-        """Every cell of these slides' photos done, with its model and current answer (its crop: cell_image)."""
-        marks = ", ".join("?" * len(slide_ids))
-        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.model "
-                          f"FROM cells c JOIN photos ph ON ph.id = c.photo_id "
-                          f"WHERE ph.slide_id IN ({marks}) AND ph.state = 'done' ORDER BY c.photo_id, c.n", slide_ids)
-        current = {k: v for sid in slide_ids for k, v in self._current_answers(sid).items()}
-        for r in rows:
-            r["answer"] = current.get(r["id"])
-        return rows
 
     # -- answers --
     def answer(self, cell_id: int, slide_id: int, answer: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -43,9 +43,7 @@ def context_image(cell_id: int, ctx: Context = Depends(context)):
 
     cell = ctx.cell_or_404(cell_id)
     photo = ctx.store.photo(cell["photo_id"])
-    path = ctx.settings.workspace / "display" / f"{cell['photo_id']}.jpg"
-    if not path.is_file():
-        raise HTTPException(404, f"photo {cell['photo_id']} has no picture")
+    path = ctx.display_or_404(photo)
     return _png(context_png(path.read_bytes(), (cell["x"], cell["y"], cell["w"], cell["h"]),
                             photo["display_scale"] or 1.0))
 
@@ -54,7 +52,7 @@ def context_image(cell_id: int, ctx: Context = Depends(context)):
             response_class=Response)
 def input_image(cell_id: int, ctx: Context = Depends(context)):
     ctx.cell_or_404(cell_id)
-    return _png(ctx.store.cell_image(cell_id, "input"))
+    return _png(ctx.cell_input(cell_id))
 
 
 @router.get("/{cell_id}/gradcam", summary="Grad-CAM over the model's input for the cell (PNG)",
@@ -64,5 +62,5 @@ def gradcam_image(cell_id: int, ctx: Context = Depends(context)):
 
     cell = ctx.cell_or_404(cell_id)
     with ctx.model_lock:
-        png = gradcam_png(ctx.settings.scoring.model, ctx.store.cell_image(cell_id, "input"), cell["label"])
+        png = gradcam_png(ctx.settings.scoring.model, ctx.cell_input(cell_id), cell["label"])
     return _png(png)

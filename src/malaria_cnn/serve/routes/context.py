@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import HTTPException, Request
 from fastapi.templating import Jinja2Templates
 
 from malaria_cnn.serve import summary
+from malaria_cnn.serve.display import display_file
 from malaria_cnn.serve.store import Store
 from malaria_cnn.serve.worker import Worker
 
@@ -39,6 +41,23 @@ class Context:
         if row is None:
             raise HTTPException(404, f"no cell {cell_id}")
         return row
+
+    def display_or_404(self, photo: dict) -> Path:
+        """A photo's display copy (a store row), made the first time it is asked for (serve/display.py)."""
+        path = display_file(self.settings.workspace, photo, self.worker.max_pixels)
+        if path is None:
+            raise HTTPException(404, f"photo {photo['id']} has no picture yet (not screened, or failed)")
+        return path
+
+    def cell_input(self, cell_id: int) -> bytes:
+        """The model's input for a cell as PNG: stored by earlier versions, else made from its crop."""
+        from malaria_cnn.serve.explain import input_png
+
+        stored = self.store.cell_image(cell_id, "input")
+        if stored:
+            return stored
+        m = self.settings.scoring
+        return input_png(self.store.cell_image(cell_id, "crop"), m.size, m.stain_mode)
 
     def slide_record(self, row: dict, photos: list[dict] | None = None) -> dict:
         """The slide's summary: its photos' stored figures, and its answered cells."""

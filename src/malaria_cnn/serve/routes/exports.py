@@ -8,7 +8,7 @@ import time
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse
 
-from malaria_cnn.serve import export
+from malaria_cnn.serve import export_store
 from malaria_cnn.serve.routes.context import Context, context
 
 router = APIRouter(prefix="/api")
@@ -22,8 +22,7 @@ def export_zip(slide: list[int] = Query(default=[], description="slide ids; ever
     if not slides:
         raise HTTPException(404, "no slides to export")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    photos, cells, complete = export.select(ctx.store, ctx.rule, slides)
     dest = ctx.settings.workspace / "exports" / f"corrections-{stamp}-{secrets.token_hex(3)}.zip"  # kept: what was sent
-    export.write(dest, photos, cells, ctx.settings.model_sha256, complete,
-                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), lambda i: ctx.store.cell_image(i, "crop"))
+    export_store.write(ctx.store, ctx.rule, slides, dest, ctx.settings.model_sha256,
+                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     return FileResponse(dest, media_type="application/zip", filename=dest.name)

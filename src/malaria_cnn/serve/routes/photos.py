@@ -79,7 +79,7 @@ def get_photo(photo_id: int, ctx: Context = Depends(context)):
 
 @router.get("/photos/{photo_id}/image", summary="The photo as JPEG (its display copy)", response_class=FileResponse)
 def photo_image(photo_id: int, ctx: Context = Depends(context)):
-    path = ctx.settings.workspace / "display" / f"{photo_id}.jpg"
-    if not path.is_file():
-        raise HTTPException(404, f"photo {photo_id} has no picture yet (not screened, or failed)")
-    return FileResponse(path, media_type="image/jpeg")
+    row = ctx.store.photo(photo_id)
+    if row is None:
+        raise HTTPException(404, f"no photo {photo_id}")
+    return FileResponse(ctx.display_or_404(row), media_type="image/jpeg")

@@ -45,10 +45,9 @@ def get_slide(slide_id: int, ctx: Context = Depends(context)):
 @router.get("/{slide_id}/review", summary="The cells flagged for review, most likely parasite first")
 def review(slide_id: int, ctx: Context = Depends(context)):
     row, rule = ctx.slide_or_404(slide_id), ctx.rule
-    done = [c for c in ctx.store.cells(slide_id=slide_id) if c["photo_state"] == "done"]
-    flagged = rule.flagged(done)
-    cells = sorted((c for c in done if c["id"] in flagged), key=lambda c: (rule.review_order(c["p"]), c["id"]))
-    return {"cells": [ctx.cell_record(c, flagged) for c in cells], "summary": ctx.slide_record(row)}
+    flagged = ctx.store.cells(slide_id=slide_id, flagged=True)  # as flagged when screened: not every cell read
+    cells = sorted(flagged, key=lambda c: (rule.review_order(c["p"]), c["id"]))
+    return {"cells": [ctx.cell_record(c) for c in cells], "summary": ctx.slide_record(row)}
 
 
 @router.post("/{slide_id}/undo", summary="Take back the slide's latest answer")
