@@ -1,6 +1,6 @@
 """Benchmark: stain standardisation of model-sized crops, the numpy path (data/stain.py, as preprocess,
 predict, evaluate, screen and serve run it, a crop at a time) against the graph path
-(release/stain_graph.py) run by TensorFlow and by LiteRT in batches of 256, in one run.
+(training/stain_graph.py) run by TensorFlow and by LiteRT in batches of 256, in one run.
 
 Every dev crop, decoded and resized beforehand (decoding is not timed); one thread each (LiteRT
 num_threads=1, TensorFlow's intra- and inter-op pools of 1), crops per second; the paths take turns,
@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT / "src"))
 DEV_ZIP = ROOT.parent / "shared" / "data" / "nih_malaria_dev.zip"
 
 from malaria_cnn.data import images, stain  # noqa: E402
-from malaria_cnn.release import export, stain_graph  # noqa: E402
+from malaria_cnn.release import export  # noqa: E402
+from malaria_cnn.training import stain_graph  # noqa: E402
 from malaria_cnn.training.runtime import tf  # noqa: E402
 
 SIZE, BATCH = 64, 256

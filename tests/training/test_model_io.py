@@ -72,6 +72,41 @@ def test_a_saved_model_loads_and_predicts_with_plain_keras(tmp_path):
         assert (tmp_path / f"again_{name}").read_bytes() == (tmp_path / name).read_bytes()
 
 
+def test_a_model_of_standardised_crops_is_saved_to_take_raw_crops_with_plain_keras(tmp_path):
+    """Saved, a network trained on standardised crops carries the graph standardisation in front: Keras alone,
+    without this package, feeds it raw crops and gets the network's probabilities on numpy-standardised ones.
+    model_io.load gives the network back; op nodes made earlier in the process do not change the bytes."""
+    from malaria_cnn.data import stain
+    from malaria_cnn.training import ensemble, stain_graph
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)
+    x[:, :5] = 0
+    np.save(tmp_path / "x.npy", x)
+    params = ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16)))
+    members = [networks.build(params, image_size=24) for _ in range(2)]
+    for member in members:
+        member(x, training=True)
+    models = {"one.keras": members[0], "ensemble.keras": ensemble.average(members)}
+    for name, model in models.items():
+        model_io.save(model, tmp_path / name)
+    result = subprocess.run([sys.executable, "-I", "-c", PLAIN_KERAS_SCRIPT, *models], check=False,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [word for name in models for word in (name, stain.input_name("none"))]
+    standardised = np.stack([stain.standardised(crop)[0] for crop in x])
+    for name, model in models.items():
+        expected = model.predict(standardised, verbose=0)
+        assert np.abs(model.predict(x, verbose=0) - expected).max() > 1e-4  # raw crops differ to the network
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected, atol=1e-6)
+        loaded = model_io.load(tmp_path / name)
+        assert model_io.stain_mode(loaded) == "od" and loaded.name == model.name
+        np.testing.assert_allclose(loaded.predict(standardised, verbose=0), expected, atol=1e-6)
+        stain_graph.standardised(keras.Input((8, 8, 3), dtype="uint8"))  # more op nodes, named by count
+        model_io.save(loaded, tmp_path / f"again_{name}")
+        assert (tmp_path / f"again_{name}").read_bytes() == (tmp_path / name).read_bytes()
+
+
 def test_a_file_that_is_not_a_model_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="run the train stage first"):
         model_io.load(tmp_path / "missing.keras")

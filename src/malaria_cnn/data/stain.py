@@ -56,7 +56,12 @@ def density(rgb: np.ndarray, core: np.ndarray | None = None) -> np.ndarray:
         core = core if core.any() else inside
     if not core.any():
         return np.full(3, np.nan)
-    return -np.log(np.clip(_median(rgb, core), 1, 254) / 255)
+    return median_density(_median(rgb, core))
+
+
+def median_density(median: np.ndarray) -> np.ndarray:
+    """The optical density (3,) of a cell whose median pixel is `median` (3,)."""
+    return -np.log(np.clip(median, 1, 254) / 255)
 
 
 def _median(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -67,6 +72,24 @@ def _median(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     lower = np.argmax(cum >= (n + 1) // 2, axis=1)  # the middle value, or the lower of the middle two
     upper = np.argmax(cum >= n // 2 + 1, axis=1)
     return (lower + upper) / 2
+
+
+def level_table(od: np.ndarray) -> np.ndarray:
+    """(256, 3) uint8: each grey level of each channel with the channel's optical density `od` (3,) scaled to
+    the reference's, I' = 255 (I / 255) ** scale; 0 stays 0 and no other level drops to black."""
+    scale = np.clip(_REFERENCE_OD / np.maximum(od, 1e-6), 1 / MAX_SCALE, MAX_SCALE)
+    lut = np.maximum(np.rint(255 * _LEVELS[:, None] ** scale[None, :]), 1).astype(np.uint8)
+    lut[0] = 0
+    return lut
+
+
+def median_tables() -> np.ndarray:
+    """(3, 512, 256) uint8: row r of channel c is that channel's level table for a cell whose median there is
+    r / 2 (medians are whole or half levels), the very table `standardised` computes; row 511 is the identity,
+    for a crop without a cell."""
+    rows = [level_table(median_density(np.full(3, r / 2))) for r in range(2 * 255 + 1)]
+    rows.append(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
+    return np.stack(rows).transpose(2, 0, 1)
 
 
 def standardised(rgb: np.ndarray, mode: str = DEFAULT_MODE) -> tuple[np.ndarray, np.ndarray]:
@@ -80,11 +103,7 @@ def standardised(rgb: np.ndarray, mode: str = DEFAULT_MODE) -> tuple[np.ndarray,
     od = density(rgb, core)
     if mode == "none" or np.isnan(od).any():
         return rgb, od
-    scale = np.clip(_REFERENCE_OD / np.maximum(od, 1e-6), 1 / MAX_SCALE, MAX_SCALE)
-    # I' = 255 (I / 255) ** scale: OD times scale; 0 stays 0 and no other level drops to black
-    lut = np.maximum(np.rint(255 * _LEVELS[:, None] ** scale[None, :]), 1).astype(np.uint8)
-    lut[0] = 0
-    out = cv2.LUT(np.ascontiguousarray(rgb), lut[None])
+    out = cv2.LUT(np.ascontiguousarray(rgb), level_table(od)[None])
     out[~core] = _REFERENCE_PIXEL  # the background and the rim around the cell: no outline to read
     return out, od
 
