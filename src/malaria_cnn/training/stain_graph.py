@@ -59,7 +59,7 @@ def _kth_level(levels, k):
 
 def median_levels(levels, count):
     """(n, 3, 1) the median of each row of `levels` (n, 3, p) among its `count` (n, 1, 1) values below LEVELS
-    (the others are LEVELS), as stain._median: the middle value, or the mean of the middle two."""
+    (the others are LEVELS), as stain._median_halves halved: the middle value, or the mean of the middle two."""
     lower = _kth_level(levels, ops.floor((count + 1) / 2))
     at_most = ops.sum(ops.cast(ops.less_equal(levels, lower), "float32"), axis=-1, keepdims=True)
     above = ops.min(ops.where(ops.greater(levels, lower), levels, float(LEVELS)), axis=-1, keepdims=True)
