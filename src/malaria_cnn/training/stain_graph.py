@@ -29,10 +29,10 @@ ops = keras.ops
 LEVELS = 256
 WRAPPER = "raw_crops"  # the name of a model that standardises raw crops before its network
 _REFERENCE_RGB = stain.REFERENCE_RGB.astype(np.uint8).astype(np.float32)
-_TABLES = stain.median_tables()  # (3, 512, 256): channel, twice the median (511: no cell), level
-_IDENTITY_ROW = _TABLES.shape[1] - 1
-_CHANNEL_ROWS = np.arange(3, dtype=np.float32) * _TABLES.shape[1]
-_TABLES = _TABLES.reshape(-1)
+_ROWS = stain.median_tables().shape[1]  # per channel: twice the median 0...510, then 511 for no cell
+_IDENTITY_ROW = _ROWS - 1
+_CHANNEL_ROWS = np.arange(3, dtype=np.float32) * _ROWS
+_TABLES = stain.median_tables().reshape(-1)  # channel, row, level
 _BITS = (128, 64, 32, 16, 8, 4, 2, 1)
 
 
