@@ -11,7 +11,8 @@ weights (speed does not depend on the weights); the shipped model is the ensembl
 int8 (calibrated on 200 dev crops). `Keras xN cmd` is the ensemble as `malaria-cnn predict` and
 `evaluate` call it: a traced call per 64 crops, decoding in batches of 64 (its latency is the
 traced ensemble's, the row above). The exported copies take raw crops (decoded and resized, the stain
-standardised inside their graph: `raw` rows); `std` is a TFLite float32 copy of the network alone fed
+standardised inside their graph: `raw` rows; `model.keras` is the file model_io.save writes, loaded with
+plain Keras, which carries the standardisation too); `std` is a TFLite float32 copy of the network alone fed
 crops standardised in numpy, as the copies took them before. The throughput passes take turns (a pass of
 each model per round, --repeat rounds, the median kept). Ratios are against one Keras network, measured in
 the same run.
@@ -95,17 +96,20 @@ def main() -> None:
                     for name, net in (("Keras", single), (f"Keras x{m}", model))}
     network_alone = ensemble.average([networks.build(ModelParams(), SIZE, "none") for _ in range(m)])
     with tempfile.TemporaryDirectory() as tmp:
+        model_io.save(model, Path(tmp) / "model.keras")
         export.saved_model(network_alone, Path(tmp) / "alone")
         export.saved_model(model, Path(tmp) / "saved")
         copies = {f"TFLite x{m} f32 std": export.LiteModel(export.tflite(Path(tmp) / "alone")),
                   f"TFLite x{m} f32 raw": export.LiteModel(export.tflite(Path(tmp) / "saved")),
                   f"TFLite x{m} int8 raw": export.LiteModel(export.tflite(Path(tmp) / "saved", crops[:200])),
-                  f"SavedModel x{m} raw": export.SavedModelCopy(Path(tmp) / "saved")}
+                  f"SavedModel x{m} raw": export.SavedModelCopy(Path(tmp) / "saved"),
+                  f"model.keras x{m} raw": export.KerasFile(Path(tmp) / "model.keras")}
         for name, copy in copies.items():
             raw = name.endswith("raw")
             scorers[name] = (lambda x, copy=copy: copy.parasitized_probability(x, BATCH), BATCH, "none" if raw else "od")
             one = copy.probabilities if isinstance(copy, export.LiteModel) else \
-                lambda x, copy=copy: copy.parasitized_probability(x, 1)
+                tf.function(lambda x, copy=copy: copy.model(x, training=False), reduce_retracing=True) \
+                if isinstance(copy, export.KerasFile) else lambda x, copy=copy: copy.parasitized_probability(x, 1)
             single_calls[name] = (one, crops[: args.single] if raw else standardised)
         rates = throughputs(scorers, args.repeat)
         latencies = {name: latency(call, x) for name, (call, x) in single_calls.items()}

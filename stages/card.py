@@ -25,7 +25,8 @@ def main() -> None:
     exported = _json(paths.EXPORT_METRICS)
     files = exported["size_bytes"]  # not the SavedModel's: its bytes vary from export to export
     no_slide = sum(r.slide == r.file for r in manifest.read(paths.MANIFEST))  # ingest's own group for unnamed files
-    parity = {"SavedModel": exported["saved_model"],
+    parity = {**({"model.keras": exported["model_keras"]} if "model_keras" in exported else {}),
+              "SavedModel": exported["saved_model"],
               **{f"TFLite {name}": exported[f"tflite_{name}"] for name in ("float32", "int8")}}
     atomic.write_text(paths.MODEL_CARD, card.model_card(
         p, exported["parameters"], exported["image_size"], _json(paths.THRESHOLD), _json(paths.METRICS),

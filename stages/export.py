@@ -1,5 +1,6 @@
-"""Stage export: SavedModel, TFLite float32 and int8 taking raw crops, and their parity on the test split's raw
-crops against the Keras model fed them standardised, as `malaria-cnn predict` does."""
+"""Stage export: SavedModel, TFLite float32 and int8 taking raw crops, and their parity (and that of
+models/model.keras loaded with plain Keras) on the test split's raw crops against the network fed them
+standardised, as `malaria-cnn predict` does."""
 
 import sys
 from pathlib import Path
@@ -28,8 +29,8 @@ def main() -> None:
     with atomic.atomic_dir(paths.SAVED_MODEL) as saved:
         export.saved_model(model, saved)
         blobs = {"float32": export.tflite(saved), "int8": export.tflite(saved, calibration)}
-        copies = {"saved_model": export.SavedModelCopy(saved), **{f"tflite_{name}": export.LiteModel(blob)
-                                                                  for name, blob in blobs.items()}}
+        copies = {"model_keras": export.KerasFile(paths.MODEL), "saved_model": export.SavedModelCopy(saved),
+                  **{f"tflite_{name}": export.LiteModel(blob) for name, blob in blobs.items()}}
         agree = {name: export.parity(reference, copy.parasitized_probability(test_x, batch), threshold)
                  for name, copy in copies.items()}
     warning = export.check_int8(agree["tflite_int8"], p.export.min_int8_agreement)

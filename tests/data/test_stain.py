@@ -66,6 +66,31 @@ def test_mode_none_leaves_the_crop_as_it_is_and_an_empty_crop_is_left_alone(cell
         stain.standardised(x[0], "reinhard")
 
 
+def test_the_tables_per_median_are_the_level_tables_of_any_cell_with_that_median():
+    """standardised and the graph read a cell's levels from median_tables by each channel's median: the
+    table must be what level_table computes for a cell whose medians differ from channel to channel."""
+    tables = stain.median_tables()
+    rng = np.random.default_rng(5)
+    halves = np.concatenate([rng.integers(0, 511, (400, 3)), [[0, 255, 510], [2, 1, 509]]])  # clamps at both ends
+    for h in halves:
+        expected = stain.level_table(stain.median_density(h / 2))
+        assert np.array_equal(tables[np.arange(3), h].T, expected), h
+    assert np.array_equal(tables[:, 511], np.tile(np.arange(256), (3, 1)))  # no cell: the identity
+
+
+def test_standardised_gives_the_pixels_of_the_median_and_its_level_table(cells):
+    """The direct computation the tables stand for: the core's np.median per channel, its level table, the
+    reference outside the core."""
+    x, _ = cells
+    for cell in x[::4]:
+        inside, core = stain.cell_pixels(cell)
+        od = stain.median_density(np.median(cell[core], axis=0))
+        expected = stain.level_table(od)[cell, np.arange(3)]
+        expected[~core] = stain.REFERENCE_RGB
+        out, got_od = stain.standardised(cell)
+        assert np.array_equal(out, expected) and np.array_equal(got_od, od)
+
+
 def test_a_stain_shift_beyond_the_training_slides_is_referred_and_says_how(cells):
     x, slides = cells
     density = np.stack([stain.density(c) for c in x])

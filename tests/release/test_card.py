@@ -95,8 +95,8 @@ def test_card_says_what_each_file_takes_and_shows_each_client():
     from malaria_cnn.release import clients
 
     text = _card()
-    assert "Input of the exported copies (`saved_model/`, both `.tflite` files): raw crops" in text
-    assert "Input of `model.keras`: the same crops **after** stain standardisation" in text
+    assert "Input of every file (`model.keras`, `saved_model/`, both `.tflite` files): raw crops" in text
+    assert "standardises the cell's stain itself" in text
     assert all(f"```python\n{code}```" in text for code in clients.CLIENTS.values())
     plain = _card(preprocess={"stain": "none"})
-    assert "Input of every file: crops, RGB uint8, 64 x 64 pixels" in plain and "after** stain" not in plain
+    assert "Input of every file: crops, RGB uint8, 64 x 64 pixels" in plain and "standardises" not in plain

@@ -46,6 +46,13 @@ def test_float32_tflite_on_raw_crops_matches_keras_on_standardised_ones(exported
     assert np.allclose(lite.probabilities(x[:5]).sum(axis=1), 1, atol=1e-5)
 
 
+def test_the_saved_model_file_takes_raw_crops_with_plain_keras(exported, tmp_path):
+    model, x, _, _ = exported
+    model_io.save(model, tmp_path / "model.keras")
+    keras_p = model_io.parasitized_probability(model, standardised(x), 16)
+    assert np.abs(export.KerasFile(tmp_path / "model.keras").parasitized_probability(x, 16) - keras_p).max() < 1e-5
+
+
 def test_saved_model_takes_raw_crops(exported):
     model, x, saved, _ = exported
     copy = export.SavedModelCopy(saved)

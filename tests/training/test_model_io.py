@@ -43,16 +43,16 @@ for name in sys.argv[1:]:
 """
 
 
-def test_a_saved_model_loads_and_predicts_with_plain_keras(tmp_path):
-    """The shipped file names no class of this package: Keras alone, in a process that cannot import it,
-    loads a network and an ensemble and predicts as the trained models do; so does model_io.load."""
+def _saved_and_run_by_plain_keras(x: np.ndarray, stain_mode: str, tmp_path) -> dict:
+    """A network and an ensemble of two taking crops prepared by `stain_mode`, saved by model_io.save and
+    run on x by Keras alone in a process that cannot import this package (its outputs in NAME.npy):
+    {file name: model}. Each file's input is `rgb_uint8`, raw crops."""
     from malaria_cnn.data import stain
     from malaria_cnn.training import ensemble
 
-    x = np.random.default_rng(2).integers(0, 256, (5, 24, 24, 3), dtype=np.uint8)
     np.save(tmp_path / "x.npy", x)
     params = ModelParams(preset="compact", compact=CompactNetParams(widths=(8, 16)))
-    members = [networks.build(params, image_size=24, stain_mode="none") for _ in range(2)]
+    members = [networks.build(params, image_size=24, stain_mode=stain_mode) for _ in range(2)]
     for member in members:
         member(x, training=True)  # the fused kernel moves the moving statistics off their start
     models = {"one.keras": members[0], "ensemble.keras": ensemble.average(members)}
@@ -62,12 +62,43 @@ def test_a_saved_model_loads_and_predicts_with_plain_keras(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == [word for name in models for word in (name, stain.input_name("none"))]
+    return models
+
+
+def test_a_saved_model_loads_and_predicts_with_plain_keras(tmp_path):
+    """The shipped file names no class of this package: Keras alone, in a process that cannot import it,
+    loads a network and an ensemble and predicts as the trained models do; so does model_io.load."""
+    x = np.random.default_rng(2).integers(0, 256, (5, 24, 24, 3), dtype=np.uint8)
+    models = _saved_and_run_by_plain_keras(x, "none", tmp_path)
     for name, model in models.items():
         expected = model.predict(x, verbose=0)
         np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected, atol=1e-6)
         loaded = model_io.load(tmp_path / name)
         np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
         assert model_io.stain_mode(loaded) == "none" and model_io.image_size(loaded) == 24
+        model_io.save(loaded, tmp_path / f"again_{name}")
+        assert (tmp_path / f"again_{name}").read_bytes() == (tmp_path / name).read_bytes()
+
+
+def test_a_model_of_standardised_crops_is_saved_to_take_raw_crops_with_plain_keras(tmp_path):
+    """Saved, a network trained on standardised crops carries the graph standardisation in front: Keras alone,
+    without this package, feeds it raw crops and gets the network's probabilities on numpy-standardised ones.
+    model_io.load gives the network back; op nodes made earlier in the process do not change the bytes."""
+    from malaria_cnn.data import stain
+    from malaria_cnn.training import stain_graph
+
+    x = np.random.default_rng(4).integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)
+    x[:, :5] = 0
+    models = _saved_and_run_by_plain_keras(x, "od", tmp_path)
+    standardised = np.stack([stain.standardised(crop)[0] for crop in x])
+    for name, model in models.items():
+        expected = model.predict(standardised, verbose=0)
+        assert np.abs(model.predict(x, verbose=0) - expected).max() > 1e-4  # raw crops differ to the network
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected, atol=1e-6)
+        loaded = model_io.load(tmp_path / name)
+        assert model_io.stain_mode(loaded) == "od" and loaded.name == model.name
+        np.testing.assert_allclose(loaded.predict(standardised, verbose=0), expected, atol=1e-6)
+        stain_graph.standardised(keras.Input((8, 8, 3), dtype="uint8"))  # more op nodes, named by count
         model_io.save(loaded, tmp_path / f"again_{name}")
         assert (tmp_path / f"again_{name}").read_bytes() == (tmp_path / name).read_bytes()
 

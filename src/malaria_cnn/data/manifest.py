@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from malaria_cnn.core import atomic
@@ -29,7 +29,7 @@ def sha256(data: bytes) -> str:
 
 
 def write(dest: str | Path, records: list[ManifestRow]) -> None:
-    atomic.write_csv(dest, HEADER, (astuple(r) for r in records))
+    atomic.write_csv(dest, HEADER, ((r.file, r.label, r.slide, r.sha256, r.source) for r in records))  # HEADER's order
 
 
 def read(path: str | Path) -> list[ManifestRow]:

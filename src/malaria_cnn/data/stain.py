@@ -19,6 +19,7 @@ more than the mode's margin (MARGINS) is referred to a microscopist rather than 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,33 +41,71 @@ _REFERENCE_OD = -np.log(REFERENCE_RGB / 255)
 _REFERENCE_PIXEL = REFERENCE_RGB.astype(np.uint8)
 _LEVELS = np.arange(256, dtype=np.float64) / 255
 _KERNEL = np.ones((3, 3), np.uint8)
+_CHANNELS = np.arange(3)
 
 
 def cell_pixels(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(inside, core) masks of a crop (h, w, 3): its non-black pixels, and those a pixel clear of black
     (the rim, blended with the background by resizing, is left out of the statistics)."""
-    inside = 255 - cv2.inRange(rgb, (0, 0, 0), (BLACK - 1,) * 3)
-    return inside > 0, cv2.erode(inside, _KERNEL) > 0
+    inside, core = _masks(rgb)
+    return inside > 0, core > 0
+
+
+def _masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cell_pixels as OpenCV masks (uint8, 255 on)."""
+    inside = cv2.bitwise_not(cv2.inRange(rgb, (0, 0, 0), (BLACK - 1,) * 3))
+    return inside, cv2.erode(inside, _KERNEL)
+
+
+def _cell_mask(rgb: np.ndarray) -> np.ndarray:
+    """The pixels the cell's statistics come from (uint8 mask): its core, or all of it when no pixel is clear
+    of black."""
+    inside, core = _masks(rgb)
+    return core if cv2.countNonZero(core) else inside
 
 
 def density(rgb: np.ndarray, core: np.ndarray | None = None) -> np.ndarray:
     """The cell's median optical density per channel (3,), NaN for a crop with no cell pixels."""
-    if core is None:
-        inside, core = cell_pixels(rgb)
-        core = core if core.any() else inside
-    if not core.any():
+    core = _cell_mask(rgb) if core is None else core.view(np.uint8)
+    if not cv2.countNonZero(core):
         return np.full(3, np.nan)
-    return -np.log(np.clip(_median(rgb, core), 1, 254) / 255)
+    return median_density(_median_halves(rgb, core) / 2)
 
 
-def _median(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """np.median of each channel's masked uint8 pixels, from a histogram (several times faster)."""
-    counts = np.stack([cv2.calcHist([rgb], [c], mask.astype(np.uint8), [256], [0, 256]).ravel() for c in range(3)])
+def median_density(median: np.ndarray) -> np.ndarray:
+    """The optical density (3,) of a cell whose median pixel is `median` (3,)."""
+    return -np.log(np.clip(median, 1, 254) / 255)
+
+
+def _median_halves(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Twice np.median of each channel's masked uint8 pixels (3,): the sum of the lower and upper middle
+    values (equal for an odd count), from a histogram (several times faster)."""
+    counts = np.stack([cv2.calcHist([rgb], [c], mask, [256], [0, 256]).ravel() for c in range(3)])
     cum = np.cumsum(counts, axis=1)
     n = cum[0, -1]
-    lower = np.argmax(cum >= (n + 1) // 2, axis=1)  # the middle value, or the lower of the middle two
-    upper = np.argmax(cum >= n // 2 + 1, axis=1)
-    return (lower + upper) / 2
+    return (cum < (n + 1) // 2).sum(axis=1) + (cum < n // 2 + 1).sum(axis=1)  # levels below each middle value
+
+
+def level_table(od: np.ndarray) -> np.ndarray:
+    """(256, 3) uint8: each grey level of each channel with the channel's optical density `od` (3,) scaled to
+    the reference's, I' = 255 (I / 255) ** scale; 0 stays 0 and no other level drops to black."""
+    scale = np.clip(_REFERENCE_OD / np.maximum(od, 1e-6), 1 / MAX_SCALE, MAX_SCALE)
+    lut = np.maximum(np.rint(255 * _LEVELS[:, None] ** scale[None, :]), 1).astype(np.uint8)
+    lut[0] = 0
+    return lut
+
+
+@functools.cache
+def median_tables() -> np.ndarray:
+    """(3, 512, 256) uint8: row r of channel c is that channel's level_table for a cell whose median there is
+    r / 2 (medians are whole or half levels); row 511 is the identity, for a crop without a cell. Each
+    entry is computed as level_table computes it for any cell of that median (numpy's float64, once), so
+    `standardised` and the graph (training/stain_graph.py) read the same levels."""
+    rows = [level_table(median_density(np.full(3, r / 2))) for r in range(2 * 255 + 1)]
+    rows.append(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
+    tables = np.stack(rows).transpose(2, 0, 1).copy()
+    tables.flags.writeable = False
+    return tables
 
 
 def standardised(rgb: np.ndarray, mode: str = DEFAULT_MODE) -> tuple[np.ndarray, np.ndarray]:
@@ -74,19 +113,17 @@ def standardised(rgb: np.ndarray, mode: str = DEFAULT_MODE) -> tuple[np.ndarray,
     mode `none` leaves it as it is), and the cell's median optical density before (`density`)."""
     if mode not in MODES:
         raise ValueError(f"unknown stain mode {mode!r}")
-    inside, core = cell_pixels(rgb)
-    if not core.any():
-        core = inside
-    od = density(rgb, core)
-    if mode == "none" or np.isnan(od).any():
+    core = _cell_mask(rgb)
+    if not cv2.countNonZero(core):
+        return rgb, np.full(3, np.nan)
+    halves = _median_halves(rgb, core)
+    od = median_density(halves / 2)
+    if mode == "none":
         return rgb, od
-    scale = np.clip(_REFERENCE_OD / np.maximum(od, 1e-6), 1 / MAX_SCALE, MAX_SCALE)
-    # I' = 255 (I / 255) ** scale: OD times scale; 0 stays 0 and no other level drops to black
-    lut = np.maximum(np.rint(255 * _LEVELS[:, None] ** scale[None, :]), 1).astype(np.uint8)
-    lut[0] = 0
-    out = cv2.LUT(np.ascontiguousarray(rgb), lut[None])
-    out[~core] = _REFERENCE_PIXEL  # the background and the rim around the cell: no outline to read
-    return out, od
+    lut = np.ascontiguousarray(median_tables()[_CHANNELS, halves].T)[None]  # (1, 256, 3): level_table(od)
+    out = np.empty_like(rgb)
+    out[:] = _REFERENCE_PIXEL  # the background and the rim around the cell: no outline to read
+    return cv2.copyTo(cv2.LUT(np.ascontiguousarray(rgb), lut), core, out), od
 
 
 def input_name(mode: str) -> str:

@@ -42,12 +42,9 @@ def _preparation(mode: str, image_size: int) -> str:
     size = f"RGB uint8, {image_size} x {image_size} pixels, a cell on black, resized with area averaging"
     if mode == "none":
         return f"- Input of every file: crops, {size}, values 0-255 (scaling is inside the model)."
-    return (f"- Input of the exported copies (`saved_model/`, both `.tflite` files): raw crops, {size}\n"
-            "  (OpenCV's INTER_AREA when shrinking); they standardise each cell's stain themselves, in their graph.\n"
-            f"- Input of `model.keras`: the same crops **after** stain standardisation (each channel's optical density\n"
-            "  scaled so the cell's median pixel is a reference NIH cell's; its input layer is named\n"
-            "  `rgb_uint8_stain_od`). Fed raw crops it calls nearly every cell Parasitized: use its client code\n"
-            "  below, or the SavedModel.")
+    return (f"- Input of every file (`model.keras`, `saved_model/`, both `.tflite` files): raw crops, {size}\n"
+            "  (OpenCV's INTER_AREA when shrinking). Each standardises the cell's stain itself, in its graph, before\n"
+            "  the network: each channel's optical density scaled so the cell's median pixel is a reference NIH cell's.")
 
 
 def _clients() -> str:

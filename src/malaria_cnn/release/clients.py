@@ -3,9 +3,8 @@ show them, and tests/release/test_clients.py runs each one against `malaria-cnn 
 
 Each is a program run as `python client.py MODEL CROP...` that prints `file,P(Parasitized)` per crop. A crop
 is a cell on black, as NIH's crops and `screen`'s cuts are; the client only resizes it to the model's size,
-by area averaging when shrinking (OpenCV's INTER_AREA) and bilinear when growing, as `predict` does. The
-SavedModel and TFLite files standardise the stain themselves; `model.keras` takes standardised crops, so its
-client carries the standardisation (data/stain.py's, in a dozen lines of numpy and OpenCV).
+by area averaging when shrinking (OpenCV's INTER_AREA) and bilinear when growing, as `predict` does. Every
+file standardises the stain itself, in its graph.
 """
 
 from __future__ import annotations
@@ -62,31 +61,10 @@ import cv2
 import keras
 import numpy as np
 ''' + _CROP + '''
-REFERENCE_RGB = np.array([189.0, 155.0, 159.0])  # every cell's stain is moved to this median colour
-BLACK, MAX_SCALE = 10, 8.0  # background: darker in every channel; optical density scaled by at most 8x
-
-
-def standardised(rgb):
-    """The crop with its cell's optical density, per channel, scaled so that its median pixel is REFERENCE_RGB;
-    the background and the cell's outermost pixels take REFERENCE_RGB."""
-    inside = (rgb.max(axis=2) >= BLACK).astype(np.uint8)
-    core = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0
-    core = core if core.any() else inside > 0
-    if not core.any():
-        return rgb
-    od = -np.log(np.clip(np.median(rgb[core], axis=0), 1, 254) / 255)
-    scale = np.clip(-np.log(REFERENCE_RGB / 255) / np.maximum(od, 1e-6), 1 / MAX_SCALE, MAX_SCALE)
-    table = np.maximum(np.rint(255 * (np.arange(256)[:, None] / 255) ** scale), 1).astype(np.uint8)
-    table[0] = 0
-    out = np.stack([table[rgb[..., c], c] for c in range(3)], axis=-1)
-    out[~core] = REFERENCE_RGB.astype(np.uint8)
-    return out
-
-
 model, files = sys.argv[1], sys.argv[2:]
-network = keras.models.load_model(model)
-x = np.stack([standardised(crop(f, network.inputs[0].shape[1])) for f in files])
-for f, (p_uninfected, p_parasitized) in zip(files, network.predict(x, verbose=0)):
+classifier = keras.models.load_model(model)  # plain Keras, safe mode: the standardisation is made of Keras ops
+x = np.stack([crop(f, classifier.inputs[0].shape[1]) for f in files])  # raw crops: the stain is standardised inside
+for f, (p_uninfected, p_parasitized) in zip(files, classifier.predict(x, verbose=0)):
     print(f"{f},{p_parasitized:.6f}")
 '''
 

@@ -2,14 +2,15 @@
 
 Each copy takes raw crops: RGB uint8 cells on black, resized to the model's size by area averaging
 (images.resize), as NIH's crops and `screen`'s cuts are. The stain standardisation that `predict` runs
-in numpy (data/stain.py) runs inside the copy's graph (release/stain_graph.py), then the network.
+in numpy (data/stain.py) runs inside the copy's graph (training/stain_graph.py, the ops that
+`models/model.keras` carries too), then the network.
 - SavedModel, for TF Serving: `serving_default` takes `rgb_uint8` and returns `probabilities`.
 - TFLite float32, and TFLite int8 (post-training quantisation of the network, its value ranges
   calibrated on raw crops of the train split; the standardisation stays in float32). Both keep
   the uint8 input and the float32 output.
-The copies are fed the test split's raw crops and compared with the Keras model fed the same crops
-standardised as `predict` does: the share of cells each calls alike at the stored threshold, and the
-largest probability difference.
+The copies, and `models/model.keras` loaded with plain Keras, are fed the test split's raw crops and
+compared with the network fed the same crops standardised as `predict` does: the share of cells each
+calls alike at the stored threshold, and the largest probability difference.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import numpy as np
 from malaria_cnn.core.labels import POSITIVE
 from malaria_cnn.core.params import PreprocessParams
 from malaria_cnn.data import archive, images
-from malaria_cnn.release import stain_graph
-from malaria_cnn.training import model_io
+from malaria_cnn.training import model_io, stain_graph
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
 
 INPUT = "rgb_uint8"  # the copies' input: raw crops
@@ -61,6 +61,17 @@ def raw_crops(zip_path: str | Path, files, size: int, cfg: PreprocessParams = Pr
     with archive.open_zip(zip_path) as zf:
         return np.stack([images.read_cell(zf.read(str(f)), size, cfg.min_side, cfg.max_pixels, "none")[0]
                          for f in files]).reshape(-1, size, size, 3)
+
+
+class KerasFile:
+    """A saved model file itself, loaded with plain Keras (safe mode, nothing of this package), as a notebook
+    would: raw crops in."""
+
+    def __init__(self, path: str | Path):
+        self.model = keras.models.load_model(str(path))
+
+    def parasitized_probability(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        return model_io.parasitized_probability(self.model, x, batch_size)
 
 
 class SavedModelCopy:

@@ -1,4 +1,9 @@
-"""Saving a model so its bytes depend only on its contents, and loading one safely."""
+"""Saving a model so its bytes depend only on its contents, and loading one safely.
+
+A network trained on standardised crops is saved behind the graph standardisation (stain_graph.wrap), so
+that the file alone, loaded with plain `keras.models.load_model`, takes raw crops; loading returns the
+network, which the commands feed crops standardised in numpy (the same pixels: stain_graph's tests).
+"""
 
 from __future__ import annotations
 
@@ -14,19 +19,23 @@ from malaria_cnn.core.errors import UserError
 from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.data import stain
 from malaria_cnn.training import batch_norm  # also registers BatchNorm, which older saved models name
+from malaria_cnn.training import stain_graph
 from malaria_cnn.training.runtime import keras, native_stderr_filtered, tf
 
 
 def save(model: keras.Model, dest: str | Path) -> None:
-    """Save as a .keras archive whose bytes change only when the weights or the config do.
+    """Save as a .keras archive of raw crops (a network of standardised crops behind stain_graph.wrap) whose
+    bytes change only when the weights or the config do.
 
-    Keras stamps the save time into the archive (metadata.json and the entry dates) and memory
-    addresses into config.json: all are fixed here, so retraining to the same weights gives the
-    same file and the same DVC hash.
+    Keras stamps the save time into the archive (metadata.json and the entry dates), and memory
+    addresses and the process's count of earlier op nodes (their names) into config.json: all are
+    fixed here, so retraining to the same weights gives the same file and the same DVC hash.
     """
+    network = inference_copy(stain_graph.network_of(model))
+    shipped = stain_graph.wrap(network) if stain_mode(network) != "none" else network
     with tempfile.TemporaryDirectory() as scratch, atomic_path(dest) as tmp:
         raw = Path(scratch) / "model.keras"
-        inference_copy(model).save(raw)
+        shipped.save(raw)
         with zipfile.ZipFile(raw) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
             for item in src.infolist():
                 data = src.read(item)
@@ -35,7 +44,7 @@ def save(model: keras.Model, dest: str | Path) -> None:
                     meta.pop("date_saved", None)
                     data = json.dumps(meta, sort_keys=True).encode()
                 elif item.filename == "config.json":
-                    data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
+                    data = json.dumps(_renumber_shared_objects(_rename_op_nodes(json.loads(data)))).encode()
                 entry = zipfile.ZipInfo(item.filename, date_time=(1980, 1, 1, 0, 0, 0))
                 out.writestr(entry, data, compress_type=zipfile.ZIP_DEFLATED)
 
@@ -71,10 +80,33 @@ def _renumber_shared_objects(config):
     return walk(config)
 
 
+def _rename_op_nodes(config: dict) -> dict:
+    """Name the model's op nodes (keras.ops calls, named by Keras after how many came before them in the
+    process) op_1, op_2... in order, and the references to them."""
+    layers = config["config"]["layers"]
+    ops = [layer["name"] for layer in layers if layer.get("module", "").startswith("keras.src.ops")]
+    names = {name: f"op_{i}" for i, name in enumerate(ops, 1)}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "keras_history" in node:
+                history = node["keras_history"]
+                return {**node, "keras_history": [names.get(history[0], history[0]), *history[1:]]}
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    for layer in layers:
+        if layer["name"] in names:
+            layer["name"] = layer["config"]["name"] = names[layer["name"]]
+        layer["inbound_nodes"] = walk(layer["inbound_nodes"])
+    return config
+
+
 def load(path: str | Path, missing: str = "run the train stage first (dvc repro)") -> keras.Model:
     """Load a saved model in Keras's safe mode (no code from the file runs), with one clear error if
     it is missing (ending in `missing`, what to do), not a Keras model, or a Keras model of another kind
-    than this project's."""
+    than this project's. A model of raw crops gives its network, which takes crops as its input layer's
+    name says (`stain_mode`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found: {missing}")
@@ -83,8 +115,9 @@ def load(path: str | Path, missing: str = "run the train stage first (dvc repro)
     except Exception as exc:  # Keras raises many kinds for a file that is not one of its models
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path} is not a readable Keras model ({reason})") from None
-    check(model, path)
-    return model
+    network = stain_graph.network_of(model)
+    check(network, path)
+    return network
 
 
 def check(model: keras.Model, path: str | Path) -> None:

@@ -1,4 +1,5 @@
-"""The graph standardisation gives the numpy one's pixels and densities, on synthetic and real cells."""
+"""The graph standardisation (Keras ops) gives the numpy one's pixels and densities, on synthetic and real cells,
+and runs in TFLite alone."""
 
 import zipfile
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from malaria_cnn.data import images, stain
-from malaria_cnn.release import stain_graph
+from malaria_cnn.training import stain_graph
 
 
 def numpy_path(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +39,9 @@ def test_edge_cases_standardise_as_numpy_does():
     pale, dark = np.full((12, 12, 3), 254, np.uint8), np.full((12, 12, 3), 11, np.uint8)  # clamped scale
     even = black.copy()
     even[2:6, 2:8] = rng.integers(20, 250, (4, 6, 3))  # an even number of core pixels: two middle values
-    assert_same(np.stack([black, speck, line, noise, pale, dark, even]))
+    split = black.copy()
+    split[2:10, 2:6], split[2:10, 6:10] = (30, 60, 90), (200, 150, 20)  # two middle values far apart
+    assert_same(np.stack([black, speck, line, noise, pale, dark, even, split]))
     assert np.isnan(stain_graph.density(black[None]).numpy()).all()
 
 
@@ -55,6 +58,7 @@ def test_tflite_runs_it_alone(size):
     from malaria_cnn.release import export
     from malaria_cnn.training.runtime import tf
 
+    # the converter's default target is TFLite's builtin ops: it fails on any other op
     fn = tf.function(stain_graph.standardised, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)])
     blob = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert()
     lite = export.LiteModel(blob)
