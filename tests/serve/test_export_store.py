@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from malaria_cnn.serve import export, export_store, summary
+from malaria_cnn.serve import export_store, export_zip, summary
 from malaria_cnn.serve.export import ExportCell, ExportPhoto
 from malaria_cnn.serve.store import Store
 
@@ -76,7 +76,7 @@ def test_the_export_from_the_store_is_the_zip_of_its_records_in_memory(tmp_path,
     streamed = export_store.write(workspace, RULE, slides, tmp_path / "streamed.zip", SHA, WHEN)
     photos, cells, complete = in_memory(workspace, slides)
     assert complete == {slides[0]["id"]}
-    assert export.write(tmp_path / "memory.zip", photos, cells, SHA, complete, WHEN) == streamed
+    assert export_zip.write(tmp_path / "memory.zip", photos, cells, SHA, complete, WHEN) == streamed
     assert (tmp_path / "streamed.zip").read_bytes() == (tmp_path / "memory.zip").read_bytes()
     with zipfile.ZipFile(tmp_path / "streamed.zip") as zf:
         crops = [n for n in zf.namelist() if n.startswith("cell_images/")]

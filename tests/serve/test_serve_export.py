@@ -18,7 +18,7 @@ from malaria_cnn.core.params import DataParams
 from malaria_cnn.data import archive
 from malaria_cnn.data.slides import slide_of
 from malaria_cnn.data.sources import is_quietly_skipped, zipped
-from malaria_cnn.serve import export
+from malaria_cnn.serve import export, export_zip
 from malaria_cnn.serve.export import ExportCell, ExportPhoto
 
 SHA = "ab" * 32
@@ -43,7 +43,7 @@ def cell(cid: int, on: ExportPhoto, answer: str | None = None, flagged: bool = F
 
 
 def write(dest: Path, photos, cells, complete=frozenset()) -> dict:
-    return export.write(dest, photos, cells, SHA, set(complete), WHEN)
+    return export_zip.write(dest, photos, cells, SHA, set(complete), WHEN)
 
 
 def coco_of(path: Path) -> dict:

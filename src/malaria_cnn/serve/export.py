@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from malaria_cnn.data import archive
 
@@ -109,17 +108,7 @@ class Records:
         return cell.crop_png if cell.crop_png is not None else self._read_crop(cell.id)
 
 
-def write(dest: Path, photos: list[ExportPhoto], cells: list[ExportCell], model_sha256: str, complete: set[int],
-          exported_at: str, read_crop: Callable[[int], bytes] | None = None) -> dict:
-    """Write the corrections zip of these records at `dest` in one step (an earlier file there stays whole
-    until then); return its counts. Raises ValueError for inconsistent records (serve/export_zip.py)."""
-    from malaria_cnn.serve.export_zip import write_from
-
-    _check(photos, cells)
-    return write_from(dest, Records(photos, cells, read_crop), complete, model_sha256, exported_at)
-
-
-def _check(photos: list[ExportPhoto], cells: list[ExportCell]) -> None:
+def check_records(photos: list[ExportPhoto], cells: list[ExportCell]) -> None:
     """Ids unique and every cell on an exported photo of its slide (check_cell checks the rest as written)."""
     by_id = {p.id: p for p in photos}
     _require(len(by_id) == len(photos), "two photos share an id")

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from malaria_cnn.data import archive
-from malaria_cnn.serve.export import (CATEGORIES, COCO_NAME, CROP_FOLDER, PNG, README_NAME, ExportCell, annotation,
-                                      category, check_cell, crop_member, image, readme, slide_key)
+from malaria_cnn.serve.export import (CATEGORIES, COCO_NAME, CROP_FOLDER, PNG, README_NAME, ExportCell, ExportPhoto,
+                                      Records, annotation, category, check_cell, check_records, crop_member, image,
+                                      readme, slide_key)
 
 _WRITING = threading.Lock()  # atomic_path's temporary name is per process: one write at a time (a double click)
 
@@ -108,3 +109,11 @@ def _crops(source, complete: set[int]) -> Iterator[tuple[str, ExportCell]]:
             for c in sorted(cells, key=lambda c: f"{c.n}."):
                 if category(c, complete) == kind:
                     yield crop_member(c, folder), c
+
+
+def write(dest: Path, photos: list[ExportPhoto], cells: list[ExportCell], model_sha256: str, complete: set[int],
+          exported_at: str, read_crop: Callable[[int], bytes] | None = None) -> dict:
+    """Write the corrections zip of these records at `dest` in one step (an earlier file there stays whole
+    until then); return its counts. Raises ValueError for inconsistent records ."""
+    check_records(photos, cells)
+    return write_from(dest, Records(photos, cells, read_crop), complete, model_sha256, exported_at)
