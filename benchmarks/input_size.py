@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import photos as bench  # noqa: E402
 from measure import DEV_ZIP  # noqa: E402
+from malaria_cnn.core import params  # noqa: E402
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     if args.zip and not DEV_ZIP.is_file():
         sys.exit(f"input_size: {DEV_ZIP} is missing (the dev zip of NIH crops)")
     data = {"source": "zip", "path": str(DEV_ZIP)} if args.zip else {}
-    folds = bench.params.from_dict(bench.yaml.safe_load((ROOT / "params.yaml").read_text())).cv.folds
+    folds = params.load(ROOT / "params.yaml").cv.folds
     args.work.mkdir(parents=True, exist_ok=True)
     minutes = {}
     for size in args.sizes:
