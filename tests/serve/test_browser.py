@@ -29,6 +29,14 @@ BROWSER_SLIDE_SEEDS = (0, 1, 2)  # photos of the slide made in the browser
 API_SLIDE_SEEDS = (3, 4, 5)  # one photo each: the export needs a few slides to train on
 
 
+SLOW_SLIDE_CREATION = """{
+  const fetchNow = window.fetch;
+  window.fetch = (url, init) => init && init.method === "POST" && String(url).endsWith("/api/slides")
+    ? new Promise((wait) => setTimeout(wait, 1000)).then(() => fetchNow(url, init))
+    : fetchNow(url, init);
+}"""
+
+
 def _png(rgb) -> bytes:
     return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
@@ -52,6 +60,19 @@ def _json(url: str, method: str = "GET", body: dict | None = None) -> dict:
                                                                     "Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
+
+
+def _wait(page, server, condition: str, timeout: float = 60_000) -> None:
+    """page.wait_for_function, failing with what the page shows (its rows, its error line) and the server's log."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, timeout=timeout)
+    except PlaywrightTimeout:
+        shown = page.evaluate("[...document.querySelectorAll('tr, #error')].map((e) => e.innerText).join('\\n')")
+        page.screenshot(path=SHOTS / "serve-timeout.png", full_page=True)
+        raise AssertionError(f"{condition} not true in {timeout / 1000:.0f} s; the page shows:\n{shown}\n"
+                             f"{server.tail()}") from None
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +100,15 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "404" not in m.text else None)
 
         page.goto(server.address)  # the address `serve` prints, with its token: the browser keeps the cookie
-        # New slide: name it, drop photos and a broken file, watch each photo screened
+        # New slide: name it, drop photos and a broken file, watch each photo screened. The slide's creation
+        # is held back a second: files chosen before it exists wait for it, none is dropped.
+        page.add_init_script(SLOW_SLIDE_CREATION)
         page.goto(server.url + "slides/new")
         page.get_by_label(re.compile("name", re.IGNORECASE)).first.fill("Ward 3 P17")
         page.get_by_role("button", name=re.compile("create", re.IGNORECASE)).click()
         page.locator("input[type=file]").set_input_files(sorted(photos.iterdir()))
-        page.wait_for_function("document.querySelectorAll('[data-photo-id][data-state=done]').length === 3",
-                               timeout=60_000)
+        assert page.evaluate("document.getElementById('upload-section').hidden"), "the slide was created at once"
+        _wait(page, server, "document.querySelectorAll('[data-photo-id][data-state=done]').length === 3")
         page.wait_for_function("document.querySelectorAll('[data-photo-id][data-state=failed]').length === 1")
         failed = page.locator("[data-photo-id][data-state=failed]")
         assert "broken.jpg" in failed.inner_text()

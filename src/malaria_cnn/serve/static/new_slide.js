@@ -44,6 +44,7 @@
     document.getElementById("review-link").href = `/slides/${s.id}/review`;
     history.replaceState(null, "", `/slides/new?slide=${encodeURIComponent(s.id)}`);
     fileInput.focus();
+    pump();
   }
 
   form.addEventListener("submit", async (e) => {
@@ -122,7 +123,7 @@
 
   /* ---- uploads ---- */
   function addFiles(files) {
-    if (!slide) return;
+    // files chosen before the slide exists (its creation still on its way) wait in the queue for it
     for (const file of files) {
       const job = uploadRow(file);
       rowsBody.append(job.tr);
@@ -134,7 +135,7 @@
   }
 
   function pump() {
-    while (active < MAX_PARALLEL && queue.length) start(queue.shift());
+    while (slide && active < MAX_PARALLEL && queue.length) start(queue.shift());
   }
 
   async function start(job) {
