@@ -49,9 +49,11 @@ def test_referred_photos_are_counted_apart_never_in_a_parasitemia():
 
 def test_summary_line():
     rows = [_row("a.jpg", "A", 100, 2), _row("b.jpg", "b.jpg", 0, 0, error="not a readable image")]
-    assert report.summary(rows, 0.5, "out") == ("screen: 1 photos read, 100 red cells found, 2 called Parasitized "
+    assert report.summary(rows, 0.5, "out") == ("screen: 1 photo read, 100 red cells found, 2 called Parasitized "
                                                 "(2.00%) at threshold 0.500; 1 photo failed (reasons in "
                                                 "out/images.csv) -> out")
+    assert report.summary(rows, 0.5, "out", uncertain_objects=1).startswith(
+        "screen: 1 photo read, 100 cells found (99 red cells, 1 uncertain object), 2 called")
     rows.append(_row("c.jpg", "C", 50, 50, referred=STAIN))
     assert report.summary(rows, 0.5, "out") == ("screen: 2 photos read, 150 red cells found, 2 called Parasitized "
                                                 "(2.00%) at threshold 0.500; 1 photo referred to a microscopist, not "

@@ -162,7 +162,12 @@ def test_the_command_screens_with_a_trained_model_and_prints_the_detection_line(
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("screen: 2 photos read, ") and "at threshold 0.500 -> s" in lines[0]
     assert lines[1].startswith("detection: ") and "in 2 photos" in lines[1] and lines[1].endswith("s/detection.json")
-    assert len(_csv(tmp_path / "s" / "cells.csv")) > 60
+    kinds = [row[8] for row in _csv(tmp_path / "s" / "cells.csv")[1:]]
+    assert len(kinds) > 60
+    objects = kinds.count("uncertain object")  # the line tells them from red cells
+    found = (f"{len(kinds)} cells found ({len(kinds) - objects} red cells, {objects} uncertain object"
+             if objects else f"{len(kinds)} red cells found, ")
+    assert found in lines[0], (found, lines[0])
 
 
 @pytest.mark.parametrize("args, message", [

@@ -14,6 +14,7 @@ from malaria_cnn.core.labels import CLASS_NAMES, POSITIVE
 from malaria_cnn.evaluation import patients
 from malaria_cnn.evaluation.gallery import TILE, contact_sheet
 from malaria_cnn.evaluation.intervals import PHOTO_DESIGN_EFFECT, effective_size
+from malaria_cnn.screening.regions import UNCERTAIN
 from malaria_cnn.screening.screen import Photo
 
 CELLS = ["image", "cell", "x", "y", "w", "h", "p_parasitized", "label", "kind"]  # kind: red cell | uncertain object
@@ -166,10 +167,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: patients.SlideRule | None = None,
-            slides: list[tuple] | None = None) -> str:
-    """One line: photos read, cells found and called Parasitized in the photos counted, with the slide rule
-    their corrected parasitemia pooled and the slides' answers; photos referred (stain unlike training:
-    counted apart), photos that failed."""
+            slides: list[tuple] | None = None, uncertain_objects: int = 0) -> str:
+    """One line: photos read, cells found (`uncertain_objects` of them kept though segmentation cannot tell
+    what they are) and called Parasitized in the photos counted, with the slide rule their corrected
+    parasitemia pooled and the slides' answers; photos referred (stain unlike training: counted apart),
+    photos that failed."""
     referred_at, error_at = IMAGES.index("referred"), IMAGES.index("error")
     read = [r for r in image_rows if not r[error_at]]
     counted = [r for r in read if not r[referred_at]]
@@ -188,6 +190,7 @@ def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: pa
     answers = ""
     if rule is not None and slides:
         answers = "; slides: " + patients.tally(rule, [row[SLIDES.index("answer")] for row in slides])
-    return (f"screen: {len(read):,} photos read, {cells:,} red cells found, {k:,} called Parasitized{share} "
-            f"at threshold {threshold:.3f}{corrected}{answers}{referred}{fails} -> {out}")
+    found = (f"{cells:,} cells found ({cells - uncertain_objects:,} red cells, {_plural(uncertain_objects, UNCERTAIN)})"
+             if uncertain_objects else f"{cells:,} red cells found")
+    return (f"screen: {_plural(len(read), 'photo')} read, {found}, {k:,} called Parasitized{share} at threshold {threshold:.3f}{corrected}{answers}{referred}{fails} -> {out}")
 

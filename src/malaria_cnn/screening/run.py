@@ -14,6 +14,7 @@ from malaria_cnn.data import stain
 from malaria_cnn.evaluation import patients
 from malaria_cnn.evaluation import reviewed
 from malaria_cnn.screening import missed, report, truth
+from malaria_cnn.screening.regions import UNCERTAIN
 from malaria_cnn.screening.report import PARASITIZED
 from malaria_cnn.screening.reviewed_photos import COLUMNS as REVIEW_COLUMNS
 from malaria_cnn.screening.reviewed_photos import ReviewedPhotos
@@ -34,7 +35,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
     infected / refer) with its corrected parasitemia. Photos of more than `max_pixels` pixels are refused
     before decoding."""
     out = Path(out)
-    image_rows, taken, sheet = [], set(), report.Sheet()
+    image_rows, taken, sheet, uncertain_objects = [], set(), report.Sheet(), 0
     scoring = truth.Scoring(boxes) if boxes is not None else None
     review = ReviewedPhotos(boxes, rule) if boxes is not None and rule is not None else None
     with atomic.interrupted_note(out / "cells.csv", out / "images.csv"), \
@@ -43,6 +44,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
         for photo in screen(score, paths, size, threshold, cell_diameter, slide_pattern, stain_mode, stain_range,
                             progress, max_pixels):
             if not photo.error:
+                uncertain_objects += photo.kinds.count(UNCERTAIN)
                 for row in report.cell_rows(photo):
                     cells_csv.writerow(row)
                 stem = report.unique_name(Path(photo.file_name).stem, taken)
@@ -61,7 +63,7 @@ def run(score: Callable[[np.ndarray], np.ndarray], paths: list[str | Path], out:
     slide_rows = report.slide_rows(image_rows, rule)
     atomic.write_csv(out / "slides.csv", report.SLIDES, slide_rows)
     report.write_image(out / "parasitized.png", sheet.image(threshold))
-    print(report.summary(image_rows, threshold, out, rule, slide_rows))
+    print(report.summary(image_rows, threshold, out, rule, slide_rows, uncertain_objects))
     if scoring is not None:
         result = scoring.summary()
         result["photos_referred"] = [r[0] for r in image_rows if r[report.IMAGES.index("referred")]]
