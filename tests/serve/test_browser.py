@@ -125,6 +125,8 @@ def test_a_person_screens_reviews_and_exports_a_slide_that_the_pipeline_trains_o
         assert page.locator("svg polygon").count() == api["cells_total"]
         page.locator("svg polygon").first.click()
         page.wait_for_selector("img[src*='/crop']")
+        details = page.locator("[data-shown-cell-id]").inner_text()
+        assert re.search(r"Found as\s*(red cell|uncertain object)", details) and "null" not in details, details
         page.screenshot(path=SHOTS / "serve-slide.png", full_page=True)
 
         # Review: answer every cell in doubt by keyboard, from the labelled truth of the synthetic fields

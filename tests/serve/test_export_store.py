@@ -4,6 +4,7 @@ with the slide."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 import zipfile
 
@@ -11,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from malaria_cnn.serve import export_store, export_zip, summary
+from malaria_cnn.serve import export, export_store, export_zip, summary
 from malaria_cnn.serve.export import ExportCell, ExportPhoto
 from malaria_cnn.serve.store import Store
 
@@ -34,7 +35,7 @@ def fill(store: Store, name: str, photos: int, cells: int = 12) -> int:
         store.claim(1)
         rows = [{"n": n, "x": 3 * n % 150, "y": 2 * n % 70, "w": 20, "h": 20, "p": 0.9 if n % 4 == 1 else 0.1,
                  "label": "Parasitized" if n % 4 == 1 else "Uninfected", "outline": [[0, 0]], "crop": crop(n),
-                 "input": b""} for n in range(1, cells + 1)]
+                 "input": b"", "kind": "uncertain object" if n % 5 == 0 else "red cell"} for n in range(1, cells + 1)]
         store.save_result(photo, "done", "", "", (200, 100), 1.0, rows, SHA)
     return slide
 
@@ -54,7 +55,7 @@ def in_memory(store: Store, slides: list[dict]) -> tuple[list[ExportPhoto], list
     rows = [c for sid in names for c in store.cells(slide_id=sid)]
     cells = [ExportCell(c["id"], c["photo_id"], c["slide_id"], names[c["slide_id"]], c["n"],
                         (c["x"], c["y"], c["w"], c["h"]), c["p"], c["label"], c["answer"], c["label"] == "Parasitized",
-                        store.cell_image(c["id"], "crop"), SHA) for c in rows]
+                        store.cell_image(c["id"], "crop"), SHA, c["kind"]) for c in rows]
     complete = {sid for sid in names if summary.complete([c.answer for c in cells if c.slide_id == sid and c.flagged])}
     return photos, cells, complete
 
@@ -83,6 +84,9 @@ def test_the_export_from_the_store_is_the_zip_of_its_records_in_memory(tmp_path,
         assert crops == sorted(crops) and len(crops) == streamed["parasitized"] + streamed["uninfected"]
         assert any("_IMG_10_" in n for n in crops) and any("_cell_10.png" in n for n in crops)  # "10" before "1_"
         assert zf.testzip() is None
+        coco = json.loads(zf.read(export.COCO_NAME))
+    kinds = {a["attributes"]["cell"]: a["attributes"]["kind"] for a in coco["annotations"]}
+    assert kinds and all(k == ("uncertain object" if n % 5 == 0 else "red cell") for n, k in kinds.items())
 
 
 def test_the_export_reads_one_snapshot_while_answers_go_on(tmp_path, workspace, monkeypatch):

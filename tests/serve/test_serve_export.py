@@ -39,7 +39,8 @@ def cell(cid: int, on: ExportPhoto, answer: str | None = None, flagged: bool = F
          box: tuple[int, int, int, int] = (10, 10, 30, 30), crop: bytes | None = None) -> ExportCell:
     return ExportCell(id=cid, photo_id=on.id, slide_id=on.slide_id, slide=on.slide, n=cid, box=box,
                       p=0.9 if label == "Parasitized" else 0.1, model_label=label, answer=answer, flagged=flagged,
-                      crop_png=png(cid) if crop is None else crop, model_sha256=SHA)
+                      crop_png=png(cid) if crop is None else crop, model_sha256=SHA,
+                      kind="uncertain object" if cid == 2 else "red cell")
 
 
 def write(dest: Path, photos, cells, complete=frozenset()) -> dict:
@@ -102,7 +103,7 @@ def test_each_answer_goes_where_the_rules_say(tmp_path, reviewed):
     assert annotations[4]["attributes"]["reviewed"] is False and annotations[4]["attributes"]["answer"] is None
     assert annotations[2]["attributes"] | {"crop": None} == {
         "reviewed": True, "answer": "uninfected", "model_p": 0.9, "model_label": "Parasitized", "model_sha256": SHA,
-        "cell": 2, "slide": "Ward 3", "crop": None}
+        "cell": 2, "slide": "Ward 3", "crop": None, "kind": "uncertain object"}
     for a in annotations.values():  # every crop has its annotation, and back
         if a["attributes"]["crop"]:
             assert crops_in(tmp_path / "c.zip")[a["attributes"]["crop"].split("/")[-1]]

@@ -49,7 +49,7 @@ def test_the_status_says_when_the_worker_is_not_running(tmp_path, scoring, monke
         assert c.get("/api/status").json()["worker"]["running"] is False
 
 
-def test_a_cells_model_input_made_on_request_is_the_one_it_was_scored_on(tmp_path, scoring, fields):
+def test_a_cells_model_input_made_on_request_is_the_one_it_was_scored_on_and_its_kind_is_kept(tmp_path, scoring, fields):
     import cv2
     import numpy as np
 
@@ -65,6 +65,7 @@ def test_a_cells_model_input_made_on_request_is_the_one_it_was_scored_on(tmp_pat
         photo_id = c.get(f"/api/slides/{sid}").json()["photos"][0]["id"]
         cells = c.get(f"/api/photos/{photo_id}").json()["cells"]
         assert len(cells) == len(scored.inputs) > 0
+        assert [c["kind"] for c in cells] == scored.kinds  # red cell or uncertain object, as screen's cells.csv
         for cell in cells[:8]:
             got = cv2.imdecode(np.frombuffer(c.get(f"/api/cells/{cell['id']}/input").content, np.uint8), cv2.IMREAD_COLOR)
             assert np.array_equal(cv2.cvtColor(got, cv2.COLOR_BGR2RGB), scored.inputs[cell["n"] - 1])

@@ -66,6 +66,7 @@ class ExportCell:
     flagged: bool
     crop_png: bytes | None  # the cut cell on black; None: read when written (write's read_crop)
     model_sha256: str = ""  # the model that scored the cell
+    kind: str = ""  # what segmentation found it to be: red cell or uncertain object ('' if not stored)
 
 
 def slide_key(slide_id: int, name: str) -> str:
@@ -150,15 +151,15 @@ def image(p: ExportPhoto) -> dict:
             "slide_id": p.slide_id, "slide_key": slide_key(p.slide_id, p.slide)}
 
 
-def annotation(cell: ExportCell, kind: str, photo: ExportPhoto) -> dict:
-    """A kept cell (`kind`: its category) as a COCO annotation, with the review."""
+def annotation(cell: ExportCell, outcome: str, photo: ExportPhoto) -> dict:
+    """A kept cell (`outcome`: its category) as a COCO annotation, with the review."""
     bbox = _bbox(cell.box, photo)
-    crop = crop_member(cell, CROP_FOLDER[kind]) if kind in CROP_FOLDER else None
-    return {"id": cell.id, "image_id": cell.photo_id, "category_id": _CATEGORY_ID[kind], "bbox": bbox,
+    crop = crop_member(cell, CROP_FOLDER[outcome]) if outcome in CROP_FOLDER else None
+    return {"id": cell.id, "image_id": cell.photo_id, "category_id": _CATEGORY_ID[outcome], "bbox": bbox,
             "area": bbox[2] * bbox[3], "iscrowd": 0,
             "attributes": {"reviewed": cell.answer is not None, "answer": cell.answer, "model_p": cell.p,
                            "model_label": cell.model_label, "model_sha256": cell.model_sha256, "cell": cell.n,
-                           "slide": cell.slide, "crop": crop}}
+                           "slide": cell.slide, "crop": crop, "kind": cell.kind}}
 
 
 def readme(counts: dict, model_sha256: str, exported_at: str) -> str:

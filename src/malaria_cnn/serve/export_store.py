@@ -41,7 +41,7 @@ class StoreSource:
         model = "c.model" if models else "''"
         for start in range(0, len(photo_ids), CHUNK):
             chunk = photo_ids[start:start + CHUNK]
-            rows = self.db.execute(f"SELECT c.id, c.photo_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, {model} AS model, "
+            rows = self.db.execute(f"SELECT c.id, c.photo_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.kind, {model} AS model, "
                                    f"{CURRENT_ANSWER} AS answer FROM cells c WHERE c.photo_id IN "
                                    f"({', '.join('?' * len(chunk))}) ORDER BY c.photo_id, c.n", chunk).fetchall()
             flagged = self.rule.flagged(rows)
@@ -50,7 +50,7 @@ class StoreSource:
                 slide_id = self._slide_of[r["photo_id"]]
                 by_photo.setdefault(r["photo_id"], []).append(ExportCell(
                     r["id"], r["photo_id"], slide_id, self.names[slide_id], r["n"], (r["x"], r["y"], r["w"], r["h"]),
-                    r["p"], r["label"], r["answer"], r["id"] in flagged, None, r["model"]))
+                    r["p"], r["label"], r["answer"], r["id"] in flagged, None, r["model"], r["kind"]))
             for i in chunk:
                 yield by_photo.get(i, [])
 

@@ -58,9 +58,9 @@ def _classified(source, complete: set[int], models: bool = False) -> Iterator[tu
 def _counts(source, complete: set[int]) -> dict:
     """Cells per outcome (accepted: the Uninfected crops no one answered), slides and photos."""
     per, accepted = Counter(), 0
-    for c, kind in _classified(source, complete):
-        per[kind] += 1
-        accepted += kind is not None and c.answer is None
+    for c, outcome in _classified(source, complete):
+        per[outcome] += 1
+        accepted += outcome is not None and c.answer is None
     return {"parasitized": per["parasitized"], "uninfected": per["uninfected"], "not_cell": per["not_cell"],
             "accepted": accepted, "left_out": per[None], "slides": len({p.slide_id for p in source.photos}),
             "photos": len(source.photos)}
@@ -78,7 +78,7 @@ def _write_coco(out: BinaryIO, source, complete: set[int], counts: dict, model_s
     put(f'{{\n "info": {_json(info, 1)},\n "licenses": [],\n "images": ')
     _array(put, (image(p) for p in source.photos))
     put(f',\n "categories": {_json(CATEGORIES, 1)},\n "annotations": ')
-    _array(put, (annotation(c, kind, photos[c.photo_id]) for c, kind in _classified(source, complete, True) if kind))
+    _array(put, (annotation(c, outcome, photos[c.photo_id]) for c, outcome in _classified(source, complete, True) if outcome))
     put("\n}\n")
     return out.tell()
 
@@ -104,10 +104,10 @@ def _crops(source, complete: set[int]) -> Iterator[tuple[str, ExportCell]]:
     for p in source.photos:
         by_slide.setdefault(slide_key(p.slide_id, p.slide), []).append(p.id)
     order = [i for key in sorted(by_slide, key=lambda k: f"{k}_") for i in sorted(by_slide[key], key=lambda i: f"{i}_")]
-    for kind, folder in sorted(CROP_FOLDER.items(), key=lambda kv: kv[1]):
+    for outcome, folder in sorted(CROP_FOLDER.items(), key=lambda kv: kv[1]):
         for cells in source.cells(order):
             for c in sorted(cells, key=lambda c: f"{c.n}."):
-                if category(c, complete) == kind:
+                if category(c, complete) == outcome:
                     yield crop_member(c, folder), c
 
 

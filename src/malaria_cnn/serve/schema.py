@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS cells (
     id INTEGER PRIMARY KEY, photo_id INTEGER NOT NULL REFERENCES photos(id), n INTEGER NOT NULL,
     x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL, p REAL NOT NULL,
     label TEXT NOT NULL, outline TEXT NOT NULL, crop BLOB NOT NULL, input BLOB NOT NULL, model TEXT NOT NULL DEFAULT '',
-    flagged INTEGER, UNIQUE (photo_id, n));
+    flagged INTEGER, kind TEXT NOT NULL DEFAULT '', UNIQUE (photo_id, n));
 CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY AUTOINCREMENT, cell_id INTEGER NOT NULL REFERENCES cells(id),
     slide_id INTEGER NOT NULL REFERENCES slides(id), answer TEXT NOT NULL, at REAL NOT NULL,
@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 def create(db: sqlite3.Connection) -> None:
     """The tables, and the columns added since a workspace was made: a photo screened alone, its figures;
     whether a cell is flagged (and an index of the flagged), the model that scored it (the workspace's, for
-    cells scored before it was kept)."""
+    cells scored before it was kept), what segmentation found it to be (red cell or uncertain object; '' for
+    cells found before it was kept)."""
     db.executescript(SCHEMA)
     columns = {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in ("photos", "cells")}
     if "alone" not in columns["photos"]:
@@ -43,6 +44,8 @@ def create(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE photos ADD COLUMN counts TEXT")
     if "flagged" not in columns["cells"]:
         db.execute("ALTER TABLE cells ADD COLUMN flagged INTEGER")
+    if "kind" not in columns["cells"]:
+        db.execute("ALTER TABLE cells ADD COLUMN kind TEXT NOT NULL DEFAULT ''")
     if "model" not in columns["cells"]:
         db.execute("ALTER TABLE cells ADD COLUMN model TEXT NOT NULL DEFAULT ''")
         model = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()

@@ -202,9 +202,9 @@ class Store:
                 return
             self._db.execute("DELETE FROM cells WHERE photo_id = ?", (photo_id,))
             self._db.executemany(
-                "INSERT INTO cells(photo_id, n, x, y, w, h, p, label, outline, crop, input, model, flagged) "
-                "VALUES (:photo_id, :n, :x, :y, :w, :h, :p, :label, :outline, :crop, :input, :model, :flagged)",
-                [{"flagged": None, **c, "photo_id": photo_id, "outline": json.dumps(c["outline"]), "model": model}
+                "INSERT INTO cells(photo_id, n, x, y, w, h, p, label, outline, crop, input, model, flagged, kind) "
+                "VALUES (:photo_id, :n, :x, :y, :w, :h, :p, :label, :outline, :crop, :input, :model, :flagged, :kind)",
+                [{"flagged": None, "kind": "", **c, "photo_id": photo_id, "outline": json.dumps(c["outline"]), "model": model}
                  for c in cells])
             self._db.execute("UPDATE photos SET state = ?, error = ?, referred = ?, width = ?, height = ?, "
                              "display_scale = ?, done = ?, counts = ? WHERE id = ?",
@@ -225,7 +225,7 @@ class Store:
             where, args = "c.id IN (SELECT cell_id FROM answers WHERE slide_id = ? AND undone = 0)", (slide_id,)
         else:
             where, args = "ph.slide_id = ?", (slide_id,)
-        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.flagged, "
+        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.flagged, c.kind, "
                           f"ph.state AS photo_state{', c.outline' if outlines else ''} "
                           f"FROM cells c JOIN photos ph ON ph.id = c.photo_id WHERE {where} ORDER BY c.photo_id, c.n",
                           args)
@@ -244,7 +244,7 @@ class Store:
         return {cell_id: answer for cell_id, answer in rows}
 
     def cell(self, cell_id: int) -> dict | None:
-        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.flagged, "
+        rows = self._rows(f"SELECT c.id, c.photo_id, ph.slide_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.flagged, c.kind, "
                           f"ph.state AS photo_state, {CURRENT_ANSWER} AS answer "
                           "FROM cells c JOIN photos ph ON ph.id = c.photo_id WHERE c.id = ?", (cell_id,))
         return rows[0] if rows else None

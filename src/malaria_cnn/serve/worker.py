@@ -35,15 +35,16 @@ log = logging.getLogger("malaria_cnn.serve")
 
 
 def cell_records(photo: Photo) -> list[dict]:
-    """The rows of a screened photo's cells for the store: each cell's crop, lossless; not its model input,
-    which a page that asks for it gets made from the crop (serve/explain.py input_png)."""
+    """The rows of a screened photo's cells for the store: each cell's crop, lossless, and its kind (red cell or
+    uncertain object); not its model input, which a page that asks for it gets made from the crop
+    (serve/explain.py input_png)."""
     out = []
     for i, (box, p, label) in enumerate(zip(photo.boxes, photo.p, photo.labels)):
         outline = cv2.approxPolyDP(photo.outlines[i].reshape(-1, 1, 2), OUTLINE_TOLERANCE, True).reshape(-1, 2)
         x, y, w, h = (int(v) for v in box)
         out.append({"n": i + 1, "x": x, "y": y, "w": w, "h": h, "p": float(p), "label": label,
                     "outline": outline.tolist(), "crop": crops.to_png(photo.cut[i], crops.FASTEST_PNG),
-                    "input": b""})
+                    "input": b"", "kind": photo.kinds[i] if i < len(photo.kinds) else ""})
     return out
 
 

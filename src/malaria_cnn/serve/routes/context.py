@@ -69,7 +69,7 @@ class Context:
         shown = row["id"] in flagged if flagged is not None else bool(row["flagged"])
         out = {"id": row["id"], "photo_id": row["photo_id"], "n": row["n"],
                "box": [row["x"], row["y"], row["w"], row["h"]], "p": row["p"], "label": row["label"],
-               "flagged": row["photo_state"] == "done" and shown, "answer": row["answer"]}
+               "flagged": row["photo_state"] == "done" and shown, "answer": row["answer"], "kind": row["kind"]}
         if "outline" in row:
             out["outline"] = row["outline"]
         return out

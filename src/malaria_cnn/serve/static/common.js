@@ -234,12 +234,20 @@ const MC = (() => {
       : `${review.answered}/${review.flagged} answered, ${remain} to go`;
   }
 
+  /** [term, value] rows as a definition list; a null row is left out. */
   function dl(rows) {
     const list = el("dl", { class: "facts" });
-    for (const [term, value] of rows) {
+    for (const [term, value] of rows.filter(Boolean)) {
       list.append(el("dt", { text: term }), append(el("dd"), [value]));
     }
     return list;
+  }
+
+  /** What segmentation found a cell to be: an uncertain object may not be a red cell at all. */
+  function kindText(kind) {
+    return kind === "uncertain object"
+      ? "uncertain object: segmentation cannot tell it from a white cell, a platelet or debris"
+      : kind;
   }
 
   /** The slide summary: its answer after the review so far, the model's alone beside it. */
@@ -316,6 +324,6 @@ const MC = (() => {
   return {
     el, append, slideId, oneLine, showError, clearError, api, upload, download,
     pct, interval, p3, count, date, answerLabel, answerBadge, photoCounts, reviewProgress, summary, dl,
-    ANSWER_LABEL,
+    kindText, ANSWER_LABEL,
   };
 })();

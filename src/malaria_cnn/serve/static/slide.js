@@ -169,10 +169,11 @@
         MC.dl([
           ["p (parasitized)", MC.p3(cell.p)],
           ["Model's call", cell.label],
+          cell.kind ? ["Found as", MC.kindText(cell.kind)] : null,
           ["Flagged for review", cell.flagged ? "yes" : "no"],
           ["Person's answer", cell.answer ? MC.answerLabel(cell.answer) : "none"],
         ]),
-        cell.flagged ? el("p", {}, el("a", { href: `/slides/${id}/review`, text: "Answer it on the review page" })) : null);
+        ...(cell.flagged ? [el("p", {}, el("a", { href: `/slides/${id}/review`, text: "Answer it on the review page" }))] : []));
     }
 
     /* ---- zoom and pan: one CSS transform on the stage ---- */
