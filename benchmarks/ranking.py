@@ -18,7 +18,9 @@ Arms (`--arms`), each at 64 px unless it says 96: `baseline` (the defaults befor
 the found cells of the photos trained on that no box matches, platelets and debris among them, as negatives;
 only with --with-photos). Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only
 where it moves a figure beyond the spread between seeds. `--ensembles` ranks by the mean score of runs already
-made (an ensemble of different networks or seeds), over the same found cells.
+made (an ensemble of different networks or seeds), over the same found cells. `--tta` scores the same found
+cells again with runs already made, each cell by the mean over its 8 flips and quarter turns (test-time
+augmentation: the views training's augmentation shows), against the same runs' single view.
 
 With `--with-photos`, leave one stain out: each arm trains twice, on the dev zip's training slides and one
 shared batch (data.sources), and is scored on the other batch, a stain it never saw.
@@ -26,6 +28,7 @@ shared batch (data.sources), and is scored on the other batch, a stain it never 
     python benchmarks/ranking.py --work /tmp/photos-bench --seeds 42 1
     python benchmarks/ranking.py --work /tmp/photos-bench --with-photos --arms baseline size96 unboxed
     python benchmarks/ranking.py --work /tmp/photos-bench --arms baseline size96 --ensembles baseline:42+size96:42
+    python benchmarks/ranking.py --work /tmp/photos-bench --arms size96 --with-photos --tta
 """
 
 from __future__ import annotations
@@ -75,8 +78,21 @@ def ranking(records: list[dict]) -> dict:
     return out
 
 
-def nih(model_path: Path, cells: dict, threshold: float) -> dict:
-    prob = model_io.parasitized_probability(model_io.load(model_path), cells["x"], 256)
+def dihedral_scorer(model, batch_size: int):
+    """model_io.scorer's function, each crop scored as the mean over its 8 flips and quarter turns."""
+    score = model_io.scorer(model, batch_size)
+
+    def mean_of_views(x: np.ndarray) -> np.ndarray:
+        views = [x, x[:, ::-1], x[:, :, ::-1], x[:, ::-1, ::-1]]
+        views += [np.swapaxes(v, 1, 2) for v in views]
+        return np.mean([score(np.ascontiguousarray(v)) for v in views], axis=0)
+
+    return mean_of_views
+
+
+def nih(model_path: Path, cells: dict, threshold: float, scorer=None) -> dict:
+    model = model_io.load(model_path)
+    prob = (scorer(model, 256)(cells["x"]) if scorer else model_io.parasitized_probability(model, cells["x"], 256))
     positive = cells["y"] == POSITIVE
     s = false_calls.summary(cells["y"], prob, cells["slide"], threshold)
     return {"accuracy": float(np.mean((prob >= 0.5) == positive)), "auc": float(roc_auc_score(positive, prob)),
@@ -106,6 +122,24 @@ def run_arm(work: Path, arm: str, seed: int, folds: int, train_zip: Path, held_z
     return out
 
 
+def test_time_augmented(work: Path, arm: str, seed: int, held_zip: Path, photos: dict,
+                        with_batch: str | None = None) -> dict:
+    """A run already made (run_arm) scored again, each cell by the mean over its 8 views (dihedral_scorer), on
+    NIH's held-out slides and on every batch it did not train on."""
+    name = f"ranking_{arm}_{seed}" + (f"_with_{with_batch}" if with_batch else "")
+    model = work / name / "models" / "model.keras"
+    if not model.is_file():
+        sys.exit(f"ranking: --tta scores runs already made, and {model} is not there: run without --tta first")
+    threshold = operating_point.load(work / name / "models" / "threshold.json", model)
+    size = ARMS[arm].get("preprocess", {}).get("image_size")
+    out = {"minutes": 0.0, "nih": nih(model, bench.holdout_cells(work, held_zip, size), threshold, dihedral_scorer)}
+    for b in bench.BATCHES:
+        if b != with_batch:
+            out[b] = ranking(review_bench.screened(work / f"{name}_{b}_tta.pkl", str(model), list(photos[b].values()),
+                                                   b, threshold, None, dihedral_scorer))
+    return out
+
+
 def ensemble(work: Path, members: list[tuple[str, int]], batch: str) -> dict:
     """The ranking by the mean P(Parasitized) of several runs' final models (arm, seed) over the same found
     cells: an ensemble of different networks, from the runs' cached scores."""
@@ -130,6 +164,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--with-photos", nargs="*", choices=bench.BATCHES, metavar="BATCH",
                     help="leave one stain out: train with one shared batch (each, or those named), score the other")
+    ap.add_argument("--tta", action="store_true",
+                    help="score runs already made again, each cell by the mean over its 8 flips and quarter turns")
     ap.add_argument("--ensembles", nargs="+", default=[], metavar="ARM:SEED+ARM:SEED",
                     help="also rank by the mean score of these runs (already run, without --with-photos)")
     args = ap.parse_args()
@@ -137,10 +173,17 @@ def main() -> None:
         ap.error("the unboxed arm needs --with-photos (its negatives come from the photos trained on)")
     prepared = bench.prepared(args.work)
     withs = (None,) if args.with_photos is None else (args.with_photos or bench.BATCHES)
-    report = {f"{arm}" + (f" + {w}" if w else ""): {seed: run_arm(args.work, arm, seed, args.folds, *prepared, w)
-                                                     for seed in args.seeds}
-              for arm in args.arms for w in withs}
-    out = args.work / ("ranking.json" if args.with_photos is None else "ranking_with_photos.json")
+    train_zip, held_zip, photos = prepared
+
+    def run(arm: str, seed: int, w: str | None) -> dict:
+        if args.tta:
+            return test_time_augmented(args.work, arm, seed, held_zip, photos, w)
+        return run_arm(args.work, arm, seed, args.folds, train_zip, held_zip, photos, w)
+
+    report = {f"{arm}" + (" (8 views)" if args.tta else "") + (f" + {w}" if w else ""):
+              {seed: run(arm, seed, w) for seed in args.seeds} for arm in args.arms for w in withs}
+    out = args.work / (("ranking" if args.with_photos is None else "ranking_with_photos")
+                       + ("_tta" if args.tta else "") + ".json")
     out.write_text(json.dumps(report, indent=1))
     print("| arm | seed | minutes | " + " | ".join(f"{b}: AUC, top 1/2/5%" for b in bench.BATCHES)
           + " | NIH held out: accuracy, AUC, false calls p90 / max |")

@@ -63,15 +63,17 @@ def fitted(y, prob, slides, smears: bool, rule_name: str | None = None):
     return t, rule
 
 
-def screened(cache: Path, model_path: str, names: list[Path], batch: str, threshold: float, span) -> list[dict]:
-    """Each photo screened by the model: its cells' P(Parasitized), their labels from the boxes they match,
-    its labelled parasites, and why it was referred ("" when counted). Cached in `cache`."""
+def screened(cache: Path, model_path: str, names: list[Path], batch: str, threshold: float, span,
+             scorer=model_io.scorer) -> list[dict]:
+    """Each photo screened by the model (scored by `scorer(model, batch_size)`): its cells' P(Parasitized), their
+    labels from the boxes they match, its labelled parasites, and why it was referred ("" when counted). Cached
+    in `cache`."""
     if cache.is_file():
         return pickle.loads(cache.read_bytes())
     labelled = truth.load(bench.FIELDS / batch / "annotations.json")
     model = model_io.load(model_path)
     out = []
-    for photo in screen(model_io.scorer(model, 256), names, model_io.image_size(model), threshold,
+    for photo in screen(scorer(model, 256), names, model_io.image_size(model), threshold,
                         stain_mode=model_io.stain_mode(model), stain_range=span, progress=False):
         boxes = labelled[photo.file_name]
         pairs, _ = match(photo.boxes, boxes)
