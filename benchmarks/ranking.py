@@ -137,6 +137,8 @@ def test_time_augmented(work: Path, arm: str, seed: int, held_zip: Path, photos:
         if b != with_batch:
             out[b] = ranking(review_bench.screened(work / f"{name}_{b}_tta.pkl", str(model), list(photos[b].values()),
                                                    b, threshold, None, dihedral_scorer))
+            one_view = pickle.loads((work / f"{name}_{b}.pkl").read_bytes())  # the run's own, same found cells
+            out[f"{b} (1 view)"] = ranking(one_view)
     return out
 
 
@@ -193,6 +195,13 @@ def main() -> None:
             n = r["nih"]
             print(f"| {arm} | {seed} | {r['minutes']:.1f} | " + " | ".join(_cell(r, b) for b in bench.BATCHES) +
                   f" | {n['accuracy']:.3f}, {n['auc']:.3f}, {n['false_calls_p90']:.1%} / {n['false_calls_max']:.1%} |")
+    if args.tta:
+        print("\n| run | seed | scored on | 1 view: AUC, top 1/2/5% | 8 views: AUC, top 1/2/5% |\n|---|---|---|---|---|")
+        for arm, seeds in report.items():
+            for seed, r in seeds.items():
+                for b in bench.BATCHES:
+                    if b in r:
+                        print(f"| {arm} | {seed} | {b} | {_cell({b: r[f'{b} (1 view)']}, b)} | {_cell(r, b)} |")
     for spec in args.ensembles:
         members = [(m.split(":")[0], int(m.split(":")[1])) for m in spec.split("+")]
         print(f"| mean of {spec} | - | - | " + " | ".join(_cell({b: ensemble(args.work, members, b)}, b)
