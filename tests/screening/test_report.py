@@ -60,9 +60,10 @@ def test_summary_line():
                                                 "counted (stain unlike the training data: reasons in out/images.csv); "
                                                 "1 photo failed (reasons in out/images.csv) -> out")
     line = report.summary(rows, 0.5, "out", RULE, report.slide_rows(rows, RULE))
-    e = report.pooled([rows[0]], RULE).estimate
+    a = report.pooled([rows[0]], RULE)
+    e = a.estimate
     assert (f"2 called Parasitized (2.00%) at threshold 0.500, corrected parasitemia {e.corrected:.2%} "
-            f"({e.lower:.2%}-{e.upper:.2%}); slides: 0 infected, 1 not infected, 1 refer; "
+            f"({e.lower:.2%}-{e.upper:.2%}): {a.answer}; slides: 0 infected, 1 not infected, 1 refer; "
             f"1 photo referred") in line
 
 

@@ -170,7 +170,7 @@ def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: pa
             slides: list[tuple] | None = None, uncertain_objects: int = 0) -> str:
     """One line: photos read, cells found (`uncertain_objects` of them kept though segmentation cannot tell
     what they are) and called Parasitized in the photos counted, with the slide rule their corrected
-    parasitemia pooled and the slides' answers; photos referred (stain unlike training: counted apart),
+    parasitemia pooled with its answer, and the slides' answers; photos referred (stain unlike training: counted apart),
     photos that failed."""
     referred_at, error_at = IMAGES.index("referred"), IMAGES.index("error")
     read = [r for r in image_rows if not r[error_at]]
@@ -185,8 +185,10 @@ def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: pa
     fails = f"; {_plural(failed, 'photo')} failed (reasons in {where})" if failed else ""
     corrected = ""
     if rule is not None and counted_cells:
-        e = pooled(counted, rule).estimate
-        corrected = f", corrected parasitemia {e.corrected:.2%} ({e.lower:.2%}-{e.upper:.2%})"
+        # with the answer for the photos taken together: "refer" says the number is not to be read alone
+        a = pooled(counted, rule)
+        e = a.estimate
+        corrected = f", corrected parasitemia {e.corrected:.2%} ({e.lower:.2%}-{e.upper:.2%}): {a.answer}"
     answers = ""
     if rule is not None and slides:
         answers = "; slides: " + patients.tally(rule, [row[SLIDES.index("answer")] for row in slides])
