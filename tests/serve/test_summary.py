@@ -92,3 +92,15 @@ def test_a_slide_with_every_photo_referred_is_referred_with_the_reason_and_befor
     rule = summary.Rule(0.5, slide_rule())
     assert summary.slide(SLIDE, PHOTOS[2:3], [], rule)["model"]["answer"] == "refer"
     assert summary.slide(SLIDE, [], [], rule)["model"] is None
+
+
+def test_the_uncertain_objects_found_are_counted_apart_and_photos_stored_before_kinds_count_none():
+    rule = summary.Rule(0.5, slide_rule())
+    kinds = ["red cell", "uncertain object", "red cell", "uncertain object", "red cell"]
+    cells = [{**cell(1, p), "kind": k} for p, k in zip((0.1, 0.9, 0.2, 0.3, 0.7), kinds)]
+    assert summary.photo_counts(rule, cells)["objects"] == 2
+    s = summary.slide(SLIDE, PHOTOS[:1], cells, rule)
+    assert (s["cells_total"], s["objects_total"]) == (5, 2)
+    older = {**PHOTOS[1], "counts": {k: v for k, v in summary.photo_counts(rule, cells).items() if k != "objects"}}
+    s = summary.slide(SLIDE, [{**PHOTOS[0], "counts": summary.photo_counts(rule, cells)}, older], [], rule)
+    assert (s["cells_total"], s["objects_total"]) == (10, 2)

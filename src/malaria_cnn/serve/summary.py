@@ -18,6 +18,7 @@ import numpy as np
 from malaria_cnn.evaluation import patients
 from malaria_cnn.evaluation.intervals import korn_graubard
 from malaria_cnn.screening import report
+from malaria_cnn.screening.regions import UNCERTAIN
 from malaria_cnn.screening.report import PARASITIZED
 
 CONFIDENCE = 0.95
@@ -67,19 +68,18 @@ def _fraction(value) -> float | None:
     return None if value is None or value == "" or (isinstance(value, float) and np.isnan(value)) else float(value)
 
 
-COUNTS = ("cells", "called", "counted", "uncertain", "flagged", "flagged_counted")
-
-
 def photo_counts(rule: Rule, cells: list[dict], flagged: set[int] | None = None) -> dict:
     """A photo's figures from its cells (all of one photo): found, called parasitized, counted by the slide
-    rule, uncertain, flagged for review, and flagged and counted (what the review counts until answered).
+    rule, uncertain, flagged for review, flagged and counted (what the review counts until answered), and
+    `objects`: the cells found that segmentation kept as uncertain objects (counted among those found).
     Kept with the photo when it is screened, so a slide's summary reads a row per photo, not every cell."""
     flagged = rule.flagged(cells) if flagged is None else flagged
     counted = [rule.counted(c["p"], c["label"]) for c in cells]
     shown = [c["id"] in flagged for c in cells]
     return {"cells": len(cells), "called": sum(c["label"] == PARASITIZED for c in cells), "counted": sum(counted),
             "uncertain": sum(rule.uncertain(c["p"]) for c in cells), "flagged": sum(shown),
-            "flagged_counted": sum(f and k for f, k in zip(shown, counted))}
+            "flagged_counted": sum(f and k for f, k in zip(shown, counted)),
+            "objects": sum(c.get("kind") == UNCERTAIN for c in cells)}
 
 
 def _image_rows(done: list[dict], tallies: dict[int, dict]) -> list[tuple]:
@@ -155,8 +155,9 @@ def review(rule: Rule, photos: list[dict], answered: dict[int, list[tuple[dict, 
 def slide(slide: dict, photos: list[dict], cells: list[dict], rule: Rule) -> dict:
     """The Slide record of the pages' JSON (the workspace's store rows in, see serve/routes/context.py): `answer`
     is the slide's answer after the review so far, `model` the model's alone; `provisional` while photos are
-    queued. A photo with stored `counts` (photo_counts) needs only its answered cells among `cells`, each with
-    its stored `flagged`; a photo without needs all its cells."""
+    queued; `objects_total` of the `cells_total` found are uncertain objects (none counted for photos stored
+    before kinds were). A photo with stored `counts` (photo_counts) needs only its answered cells among `cells`,
+    each with its stored `flagged`; a photo without needs all its cells."""
     by_photo: dict[int, list[dict]] = {}
     for c in cells:
         by_photo.setdefault(c["photo_id"], []).append(c)
@@ -174,6 +175,7 @@ def slide(slide: dict, photos: list[dict], cells: list[dict], rule: Rule) -> dic
     queued = sum(s in ("queued", "screening") for s in states)
     return {"id": slide["id"], "name": slide["name"], "created": slide["created"], "photos_total": len(photos),
             "photos_queued": queued, "photos_done": states.count("done"), "photos_failed": states.count("failed"),
-            "photos_referred": states.count("referred"), "cells_total": n, "called": k,
+            "photos_referred": states.count("referred"), "cells_total": n,
+            "objects_total": sum(t.get("objects", 0) for t in tallies.values()), "called": k,
             "called_share": k / n if n else None, "answer": after, "model": model, "review": reviewed,
             "provisional": queued > 0}

@@ -95,6 +95,13 @@ Object.assign(MC, (() => {
       : kind;
   }
 
+  /** The cells found, the uncertain objects among them told apart from the red cells (as `screen` says). */
+  function cellsFound(slide) {
+    const n = slide.cells_total, objects = slide.objects_total || 0;
+    if (!objects) return ["Red cells found", String(n)];
+    return ["Cells found", `${n} (${n - objects} red cells, ${count(objects, "uncertain object")})`];
+  }
+
   /** The slide summary: its answer after the review so far, the model's alone beside it. */
   function summary(slide, options = {}) {
     const model = slide.model;
@@ -111,7 +118,7 @@ Object.assign(MC, (() => {
       el("p", {}, answerBadge(model, slide.provisional)),
       dl([
         ["Corrected parasitemia", model ? interval(model.parasitemia, model.lower, model.upper) : "—"],
-        ["Red cells found", String(slide.cells_total)],
+        cellsFound(slide),
         ["Called parasitized", `${slide.called} (${pct(slide.called_share)})`],
         ["Photos", photoCounts(slide)],
       ]));
