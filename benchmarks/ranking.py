@@ -196,7 +196,8 @@ def main() -> None:
             print(f"| {arm} | {seed} | {r['minutes']:.1f} | " + " | ".join(_cell(r, b) for b in bench.BATCHES) +
                   f" | {n['accuracy']:.3f}, {n['auc']:.3f}, {n['false_calls_p90']:.1%} / {n['false_calls_max']:.1%} |")
     if args.tta:
-        print("\n| run | seed | scored on | 1 view: AUC, top 1/2/5% | 8 views: AUC, top 1/2/5% |\n|---|---|---|---|---|")
+        print("\n| run | seed | scored on | 1 view: AUC, top 1/2/5% | 8 views: AUC, top 1/2/5% |")
+        print("|---|---|---|---|---|")
         for arm, seeds in report.items():
             for seed, r in seeds.items():
                 for b in bench.BATCHES:

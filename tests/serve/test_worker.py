@@ -49,7 +49,8 @@ def test_the_status_says_when_the_worker_is_not_running(tmp_path, scoring, monke
         assert c.get("/api/status").json()["worker"]["running"] is False
 
 
-def test_a_cells_model_input_made_on_request_is_the_one_it_was_scored_on_and_its_kind_is_kept(tmp_path, scoring, fields):
+def test_a_cells_model_input_made_on_request_is_the_one_it_was_scored_on_and_its_kind_is_kept(tmp_path, scoring,
+                                                                                              fields):
     import cv2
     import numpy as np
 

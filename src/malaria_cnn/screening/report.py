@@ -170,8 +170,8 @@ def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: pa
             slides: list[tuple] | None = None, uncertain_objects: int = 0) -> str:
     """One line: photos read, cells found (`uncertain_objects` of them kept though segmentation cannot tell
     what they are) and called Parasitized in the photos counted, with the slide rule their corrected
-    parasitemia pooled with its answer, and the slides' answers; photos referred (stain unlike training: counted apart),
-    photos that failed."""
+    parasitemia pooled with its answer, and the slides' answers; photos referred (stain unlike training:
+    counted apart), photos that failed."""
     referred_at, error_at = IMAGES.index("referred"), IMAGES.index("error")
     read = [r for r in image_rows if not r[error_at]]
     counted = [r for r in read if not r[referred_at]]
@@ -194,5 +194,6 @@ def summary(image_rows: list[tuple], threshold: float, out: str | Path, rule: pa
         answers = "; slides: " + patients.tally(rule, [row[SLIDES.index("answer")] for row in slides])
     found = (f"{cells:,} cells found ({cells - uncertain_objects:,} red cells, {_plural(uncertain_objects, UNCERTAIN)})"
              if uncertain_objects else f"{cells:,} red cells found")
-    return (f"screen: {_plural(len(read), 'photo')} read, {found}, {k:,} called Parasitized{share} at threshold {threshold:.3f}{corrected}{answers}{referred}{fails} -> {out}")
+    return (f"screen: {_plural(len(read), 'photo')} read, {found}, {k:,} called Parasitized{share} "
+            f"at threshold {threshold:.3f}{corrected}{answers}{referred}{fails} -> {out}")
 

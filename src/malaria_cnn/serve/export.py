@@ -100,8 +100,8 @@ class Records:
             self._by_photo.setdefault(c.photo_id, []).append(c)
 
     def cells(self, photo_ids: list[int], models: bool = False) -> Iterator[list[ExportCell]]:
-        """Each of these photos' cells (by n), the photos in the order given (with their models: `models`
-        is for sources that read them only when asked)."""
+        """Each of these photos' cells (by n), the photos in the order given (with their models and kinds:
+        `models` is for sources that read them only when asked)."""
         for i in photo_ids:
             yield self._by_photo.get(i, [])
 

@@ -37,11 +37,12 @@ class StoreSource:
 
     def cells(self, photo_ids: list[int], models: bool = False) -> Iterator[list[ExportCell]]:
         """Each of these photos' cells (by n), the photos in the order given, CHUNK photos read at once; with
-        `models`, each with the sha256 of the model that scored it (stored after the crop: slower to read)."""
-        model = "c.model" if models else "''"
+        `models`, each with the sha256 of the model that scored it and its kind (both stored after the crop:
+        slower to read, so only the COCO file's pass reads them)."""
+        model = "c.model, c.kind" if models else "'' AS model, '' AS kind"
         for start in range(0, len(photo_ids), CHUNK):
             chunk = photo_ids[start:start + CHUNK]
-            rows = self.db.execute(f"SELECT c.id, c.photo_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, c.kind, {model} AS model, "
+            rows = self.db.execute(f"SELECT c.id, c.photo_id, c.n, c.x, c.y, c.w, c.h, c.p, c.label, {model}, "
                                    f"{CURRENT_ANSWER} AS answer FROM cells c WHERE c.photo_id IN "
                                    f"({', '.join('?' * len(chunk))}) ORDER BY c.photo_id, c.n", chunk).fetchall()
             flagged = self.rule.flagged(rows)

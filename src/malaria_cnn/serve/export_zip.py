@@ -5,7 +5,7 @@ it always was, written an image and an annotation at a time to a temporary file 
 bytes, and the zip's, are the same as when the export was built in memory.
 
 A source has `photos` (every photo exported, in the COCO file's order), `cells(photo ids, models)` (each
-photo's cells, by n, the photos in the order given; their model_sha256 asked for by the COCO file alone)
+photo's cells, by n, the photos in the order given; their model_sha256 and kind asked for by the COCO file alone)
 and `crop(cell)` (its PNG bytes): export.Records holds them in
 memory, export_store.StoreSource reads them from the workspace's store.
 """
@@ -78,7 +78,8 @@ def _write_coco(out: BinaryIO, source, complete: set[int], counts: dict, model_s
     put(f'{{\n "info": {_json(info, 1)},\n "licenses": [],\n "images": ')
     _array(put, (image(p) for p in source.photos))
     put(f',\n "categories": {_json(CATEGORIES, 1)},\n "annotations": ')
-    _array(put, (annotation(c, outcome, photos[c.photo_id]) for c, outcome in _classified(source, complete, True) if outcome))
+    _array(put, (annotation(c, outcome, photos[c.photo_id])
+                 for c, outcome in _classified(source, complete, True) if outcome))
     put("\n}\n")
     return out.tell()
 
