@@ -16,7 +16,7 @@ and seed:
 Arms (`--arms`), each at 64 px unless it says 96: `baseline` (the defaults before 96 px became one), `hed` (train.stain_jitter hed: jitter in stain optical density),
 `size96` (preprocess.image_size 96: a ring is more pixels), `size96_hed`, `unboxed` (data.unboxed uninfected:
 the found cells of the photos trained on that no box matches, platelets and debris among them, as negatives;
-only with --with-photos). Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only
+only with --with-photos), `size96_unboxed` (both). Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only
 where it moves a figure beyond the spread between seeds. `--ensembles` ranks by the mean score of runs already
 made (an ensemble of different networks or seeds), over the same found cells. `--tta` scores the same found
 cells again with runs already made, each cell by the mean over its 8 flips and quarter turns (test-time
@@ -56,7 +56,8 @@ from malaria_cnn.training import model_io  # noqa: E402
 SIZE64, SIZE96 = {"preprocess": {"image_size": 64}}, {"preprocess": {"image_size": 96}}
 ARMS = {"baseline": SIZE64, "hed": {"train": {"stain_jitter": "hed"}, **SIZE64}, "size96": SIZE96,
         "size96_hed": {"train": {"stain_jitter": "hed"}, **SIZE96},
-        "unboxed": {"data": {"unboxed": "uninfected"}, **SIZE64}}
+        "unboxed": {"data": {"unboxed": "uninfected"}, **SIZE64},
+        "size96_unboxed": {"data": {"unboxed": "uninfected"}, **SIZE96}}
 TOPS = (0.01, 0.02, 0.05)
 GROUP = 10  # photos a slide
 
@@ -171,7 +172,7 @@ def main() -> None:
     ap.add_argument("--ensembles", nargs="+", default=[], metavar="ARM:SEED+ARM:SEED",
                     help="also rank by the mean score of these runs (already run, without --with-photos)")
     args = ap.parse_args()
-    if "unboxed" in args.arms and args.with_photos is None:
+    if any("unboxed" in arm for arm in args.arms) and args.with_photos is None:
         ap.error("the unboxed arm needs --with-photos (its negatives come from the photos trained on)")
     prepared = bench.prepared(args.work)
     withs = (None,) if args.with_photos is None else (args.with_photos or bench.BATCHES)
