@@ -13,11 +13,12 @@ and seed:
   parasitized at the run's threshold (90th percentile and largest);
 - the minutes `dvc repro` took.
 
-Arms (`--arms`), each at 64 px unless it says 96: `baseline` (the defaults before 96 px became one), `hed` (train.stain_jitter hed: jitter in stain optical density),
-`size96` (preprocess.image_size 96: a ring is more pixels), `size96_hed`, `unboxed` (data.unboxed uninfected:
-the found cells of the photos trained on that no box matches, platelets and debris among them, as negatives;
-only with --with-photos), `size96_unboxed` (both). Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only
-where it moves a figure beyond the spread between seeds. `--ensembles` ranks by the mean score of runs already
+Arms (`--arms`), each at 64 px unless it says 96: `baseline` (the defaults before 96 px became one), `hed`
+(train.stain_jitter hed: jitter in stain optical density), `size96` (preprocess.image_size 96: a ring is more
+pixels), `size96_hed`, `unboxed` (data.unboxed uninfected: the found cells of the photos trained on that no box
+matches, platelets and debris among them, as negatives; only with --with-photos), `size96_unboxed` (both).
+Cross-validation uses 3 folds to keep each run short (`--folds`); a lever counts only where it moves a figure
+beyond the spread between seeds. `--ensembles` ranks by the mean score of runs already
 made (an ensemble of different networks or seeds), over the same found cells. `--tta` scores the same found
 cells again with runs already made, each cell by the mean over its 8 flips and quarter turns (test-time
 augmentation: the views training's augmentation shows), against the same runs' single view.
