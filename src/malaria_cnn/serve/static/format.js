@@ -88,11 +88,12 @@ Object.assign(MC, (() => {
     return list;
   }
 
-  /** What segmentation found a cell to be: an uncertain object may not be a red cell at all. */
-  function kindText(kind) {
-    return kind === "uncertain object"
-      ? "uncertain object: segmentation cannot tell it from a white cell, a platelet or debris"
-      : kind;
+  /** A cell's facts row saying what segmentation found it to be (an uncertain object may not be a red cell at
+      all); null for a cell found before kinds were kept. */
+  function foundAs(cell) {
+    if (!cell.kind) return null;
+    return ["Found as", cell.kind === "uncertain object"
+      ? "uncertain object: segmentation cannot tell it from a white cell, a platelet or debris" : cell.kind];
   }
 
   /** The cells found, the uncertain objects among them told apart from the red cells (as `screen` says). */
@@ -149,6 +150,6 @@ Object.assign(MC, (() => {
 
   return {
     pct, interval, p3, count, date, answerLabel, answerBadge, photoCounts, reviewProgress, summary, dl,
-    kindText, ANSWER_LABEL,
+    foundAs, ANSWER_LABEL,
   };
 })());

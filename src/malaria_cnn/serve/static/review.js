@@ -118,7 +118,7 @@
       MC.dl([
         ["p (parasitized)", MC.p3(cell.p)],
         ["Model's call", cell.label],
-        cell.kind ? ["Found as", MC.kindText(cell.kind)] : null,
+        MC.foundAs(cell),
         ["Photo, cell", `photo ${cell.photo_id}, cell ${cell.n}`],
         ["Answer", cell.answer ? MC.answerLabel(cell.answer) : "none yet"],
       ]));

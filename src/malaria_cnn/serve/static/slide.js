@@ -169,7 +169,7 @@
         MC.dl([
           ["p (parasitized)", MC.p3(cell.p)],
           ["Model's call", cell.label],
-          cell.kind ? ["Found as", MC.kindText(cell.kind)] : null,
+          MC.foundAs(cell),
           ["Flagged for review", cell.flagged ? "yes" : "no"],
           ["Person's answer", cell.answer ? MC.answerLabel(cell.answer) : "none"],
         ]),
